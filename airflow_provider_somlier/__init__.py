@@ -1,0 +1,32 @@
+"""SoMLier: batch-first ML model serving on Apache Airflow."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+
+def get_provider_info() -> dict:
+    """What ``airflow providers list`` and the connection form learn about this package."""
+    return {
+        "package-name": "airflow-provider-somlier",
+        "name": "SoMLier",
+        "description": "Batch-first ML model serving: MLflow registry models over BigQuery date windows.",
+        "versions": [__version__],
+        "integrations": [
+            {"integration-name": "SoMLier", "external-doc-url": "https://pypi.org/project/airflow-provider-somlier/"},
+            {"integration-name": "MLflow", "external-doc-url": "https://mlflow.org/docs/latest/model-registry.html"},
+        ],
+        "operators": [
+            {"integration-name": "SoMLier", "python-modules": ["airflow_provider_somlier.operators.offline"]},
+        ],
+        "hooks": [
+            {"integration-name": "MLflow", "python-modules": ["airflow_provider_somlier.hooks.mlflow"]},
+            {"integration-name": "SoMLier", "python-modules": ["airflow_provider_somlier.hooks.bigquery"]},
+        ],
+        "connection-types": [
+            {
+                "connection-type": "mlflow",
+                "hook-class-name": "airflow_provider_somlier.hooks.mlflow.MLflowHook",
+            },
+        ],
+    }

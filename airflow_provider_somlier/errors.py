@@ -1,0 +1,80 @@
+"""The exceptions SoMLier users see.
+
+Every error names the offending value and says what was expected, so that a
+failed task's log tells the DAG author what to change without reading code.
+All of them derive from :class:`SomlierError`. Errors in the user's input derive
+from :class:`SomlierInputError`, an ``AirflowFailException``: retrying cannot fix
+them, so Airflow fails the task at once. Unreachable services stay retryable.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+
+class SomlierError(AirflowException):
+    """Base class of every error SoMLier raises on purpose."""
+
+
+class SomlierInputError(SomlierError, AirflowFailException):
+    """Bad input: a retry would fail the same way."""
+
+
+class InvalidRefError(SomlierInputError, ValueError):
+    """A model or table reference is malformed or contains unsafe characters."""
+
+
+class ModelNotFoundError(SomlierInputError):
+    """The registry has no such model, version or alias."""
+
+
+class RegistryUnavailableError(SomlierError):
+    """The MLflow tracking/registry endpoint could not be reached."""
+
+
+class WarehouseUnavailableError(SomlierError):
+    """The BigQuery (or emulator) endpoint could not be reached."""
+
+
+class TableNotFoundError(SomlierInputError):
+    """A source or destination table does not exist."""
+
+
+class ColumnNotFoundError(SomlierInputError):
+    """A column the run needs is missing from the source table."""
+
+
+class UnsupportedColumnTypeError(SomlierInputError):
+    """The load column is not DATE, DATETIME or TIMESTAMP."""
+
+
+class InvalidWindowError(SomlierInputError, ValueError):
+    """``dataset_load_window`` is not a non-negative integer."""
+
+
+class FeatureMismatchError(SomlierInputError):
+    """Feature columns are missing or of a type the model signature does not accept."""
+
+
+class NullFeatureError(SomlierInputError):
+    """A feature column holds NULLs on the target day; the model cannot score them."""
+
+
+class DestinationSchemaError(SomlierInputError):
+    """The destination table exists with a schema incompatible with this run's output."""
+
+
+class ColumnCollisionError(SomlierInputError, ValueError):
+    """A passthrough column would overwrite a prediction or lineage column."""
+
+
+class ModelPredictionError(SomlierInputError):
+    """The model raised, or returned a different number of rows than it was given."""
+
+
+class EmptyWindowError(SomlierInputError):
+    """The target day holds no rows and ``on_empty='fail'`` was asked for."""
+
+
+class InvalidArgumentError(SomlierInputError, ValueError):
+    """An operator argument has a value outside what it accepts."""

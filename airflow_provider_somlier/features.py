@@ -1,0 +1,149 @@
+"""Which source columns feed the model, and whether their types fit its signature.
+
+Checked once per run against the source table's schema, before any row is read,
+so a mismatch fails in seconds with the column named rather than deep inside
+``model.predict``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_somlier.errors import ColumnNotFoundError, FeatureMismatchError, NullFeatureError
+from airflow_provider_somlier.refs import validate_column_name
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+# BigQuery column types each MLflow signature type accepts; values are cast to the
+# signature's type before predicting, so INT64 feeds a `double` input losslessly.
+_ACCEPTED_BQ_TYPES: dict[str, frozenset[str]] = {
+    "double": frozenset({"FLOAT64", "INT64", "NUMERIC", "BIGNUMERIC"}),
+    "float": frozenset({"FLOAT64", "INT64"}),
+    "long": frozenset({"INT64"}),
+    "integer": frozenset({"INT64"}),
+    "boolean": frozenset({"BOOL"}),
+    "string": frozenset({"STRING"}),
+    "binary": frozenset({"BYTES"}),
+    "datetime": frozenset({"TIMESTAMP", "DATETIME", "DATE"}),
+}
+_BQ_TYPE_ALIASES = {"INTEGER": "INT64", "FLOAT": "FLOAT64", "BOOLEAN": "BOOL"}
+
+
+def normalize_bq_type(field_type: str) -> str:
+    return _BQ_TYPE_ALIASES.get(field_type.upper(), field_type.upper())
+
+
+@dataclass(frozen=True)
+class FeaturePlan:
+    """The columns to read and how to hand them to the model."""
+
+    features: tuple[str, ...]
+    passthrough: tuple[str, ...]
+    # signature type per feature ("double", "long", ...) or None when the model has no schema
+    feature_types: Mapping[str, str | None]
+
+    @property
+    def read_columns(self) -> tuple[str, ...]:
+        return tuple(dict.fromkeys(self.features + self.passthrough))
+
+
+def signature_inputs(model: Any) -> list[tuple[str, str]] | None:
+    """``[(name, mlflow_type), ...]`` of a pyfunc model's named column inputs, or None."""
+    schema = model.metadata.get_input_schema()
+    if schema is None or not schema.has_input_names() or schema.is_tensor_spec():
+        return None
+    return [(spec.name, str(spec.type.name) if hasattr(spec.type, "name") else str(spec.type)) for spec in schema.inputs]
+
+
+def plan_features(
+    source_types: Mapping[str, str],
+    signature: list[tuple[str, str]] | None,
+    feature_columns: Sequence[str] | None,
+    passthrough_columns: Sequence[str],
+    *,
+    source: str,
+) -> FeaturePlan:
+    """Decide the features and check them against the source table and the signature.
+
+    ``source_types`` maps column name → BigQuery type for the source table.
+    """
+    sig_types = dict(signature or [])
+    if feature_columns:
+        features = tuple(validate_column_name(c, field="feature column") for c in feature_columns)
+    elif signature:
+        features = tuple(name for name, _ in signature)
+    else:
+        raise FeatureMismatchError(
+            "the model has no named input signature, so feature_columns must be given "
+            "(log the model with a signature, or pass feature_columns=[...])"
+        )
+    passthrough = tuple(validate_column_name(c, field="passthrough column") for c in passthrough_columns)
+
+    missing = [c for c in features + passthrough if c not in source_types]
+    if missing:
+        raise ColumnNotFoundError(
+            f"column(s) {', '.join(map(repr, missing))} not found in {source}; "
+            f"it has {', '.join(sorted(source_types))}"
+        )
+    if signature:
+        unknown = [c for c in features if c not in sig_types]
+        if unknown:
+            raise FeatureMismatchError(
+                f"feature column(s) {', '.join(map(repr, unknown))} are not inputs of the model signature "
+                f"({', '.join(sig_types)})"
+            )
+        absent = [c for c in sig_types if c not in features]
+        if absent:
+            raise FeatureMismatchError(
+                f"model signature input(s) {', '.join(map(repr, absent))} are not among the feature columns "
+                f"{list(features)}"
+            )
+    for column in features:
+        mlflow_type = sig_types.get(column)
+        if mlflow_type is None:
+            continue
+        bq_type = normalize_bq_type(source_types[column])
+        accepted = _ACCEPTED_BQ_TYPES.get(mlflow_type)
+        if accepted is not None and bq_type not in accepted:
+            raise FeatureMismatchError(
+                f"feature {column!r} is {bq_type} in {source}, but the model signature expects "
+                f"{mlflow_type} (accepted BigQuery types: {', '.join(sorted(accepted))})"
+            )
+    return FeaturePlan(features=features, passthrough=passthrough, feature_types={c: sig_types.get(c) for c in features})
+
+
+_ARROW_CASTS = {
+    "double": "float64",
+    "float": "float32",
+    "long": "int64",
+    "integer": "int32",
+    "boolean": "bool_",
+    "string": "string",
+    "binary": "binary",
+}
+
+
+def model_input(batch: pa.RecordBatch, plan: FeaturePlan, *, target: str) -> Any:
+    """The feature columns of ``batch`` as the DataFrame the model expects.
+
+    Raises :class:`NullFeatureError` when a feature holds NULLs: the model would
+    otherwise score them as NaN, or fail with a message that hides the column.
+    """
+    import pyarrow as pa
+
+    columns = []
+    for name in plan.features:
+        column = batch.column(name)
+        if column.null_count:
+            raise NullFeatureError(
+                f"feature {name!r} has {column.null_count} NULL value(s) on {target}; "
+                "fill them upstream or leave the column out of feature_columns"
+            )
+        cast = _ARROW_CASTS.get(plan.feature_types.get(name) or "")
+        if cast is not None:
+            column = column.cast(getattr(pa, cast)())
+        columns.append(column)
+    return pa.RecordBatch.from_arrays(columns, names=list(plan.features)).to_pandas()

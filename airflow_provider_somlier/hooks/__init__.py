@@ -1,0 +1,1 @@
+"""SoMLier hooks: they own every connection and all I/O."""

@@ -1,0 +1,228 @@
+"""MLOpsOfflineOperator: one registry model over one day of BigQuery feature rows."""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+from airflow_provider_somlier.errors import ColumnNotFoundError, EmptyWindowError, InvalidArgumentError
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+ON_EMPTY_CHOICES = ("skip", "fail", "write_empty")
+
+
+class MLOpsOfflineOperator(BaseOperator):
+    """Score one day of feature rows with an MLflow registry model and replace that day's predictions.
+
+    The day is the run's logical date (in KST when ``dataset_load_by_kst``, else UTC)
+    minus ``dataset_load_window`` days; the rows read are those whose
+    ``dataset_load_column`` (DATE, DATETIME or TIMESTAMP) falls on it. The
+    destination's partition for that day is replaced in one transaction, so reruns
+    and backfills (also in parallel) leave exactly one copy of each day.
+
+    :param model_ref: ``name/version``, ``name@alias`` or their ``models:/`` forms.
+    :param dataset_ref: source table, ``[project.]dataset.table``.
+    :param dataset_load_column: the source column that says which day a row belongs to.
+    :param destination_table_ref: where predictions go; created on first write,
+        partitioned by day on ``target_date``.
+    :param dataset_load_window: days back from the run's date (>= 0).
+    :param dataset_load_by_kst: take the run's date in Asia/Seoul instead of UTC.
+    :param feature_columns: columns fed to the model; default: the signature's inputs.
+    :param passthrough_columns: columns copied to the output unchanged (row ids).
+    :param on_empty: when the day has no rows: ``skip`` the task, ``fail`` it, or
+        ``write_empty`` (the day's old predictions are removed).
+    :param gcp_conn_id: Google Cloud connection (the emulator is one too; see README).
+    :param mlflow_conn_id: MLflow connection naming the tracking/registry URI.
+    :param location: BigQuery location for jobs.
+    :param chunk_rows: rows per ``predict`` call.
+    :return: a summary dict (XCom): rows read and written, target date, model version, seconds.
+    """
+
+    template_fields: Sequence[str] = (
+        "model_ref",
+        "dataset_ref",
+        "dataset_load_column",
+        "destination_table_ref",
+        "dataset_load_window",
+        "dataset_load_by_kst",
+        "feature_columns",
+        "passthrough_columns",
+    )
+    ui_color = "#d8ecf3"
+
+    def __init__(
+        self,
+        *,
+        model_ref: str,
+        dataset_ref: str,
+        dataset_load_column: str,
+        destination_table_ref: str,
+        dataset_load_window: int | str = 1,
+        dataset_load_by_kst: bool | str = True,
+        feature_columns: Sequence[str] | None = None,
+        passthrough_columns: Sequence[str] = (),
+        on_empty: str = "skip",
+        gcp_conn_id: str = "google_cloud_default",
+        mlflow_conn_id: str = "mlflow_default",
+        location: str | None = None,
+        chunk_rows: int = 100_000,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        if on_empty not in ON_EMPTY_CHOICES:
+            raise InvalidArgumentError(f"on_empty must be one of {', '.join(ON_EMPTY_CHOICES)}, got {on_empty!r}")
+        if not isinstance(chunk_rows, int) or isinstance(chunk_rows, bool) or chunk_rows < 1:
+            raise InvalidArgumentError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
+        self.model_ref = model_ref
+        self.dataset_ref = dataset_ref
+        self.dataset_load_column = dataset_load_column
+        self.destination_table_ref = destination_table_ref
+        self.dataset_load_window = dataset_load_window
+        self.dataset_load_by_kst = dataset_load_by_kst
+        self.feature_columns = list(feature_columns) if feature_columns else None
+        self.passthrough_columns = list(passthrough_columns)
+        self.on_empty = on_empty
+        self.gcp_conn_id = gcp_conn_id
+        self.mlflow_conn_id = mlflow_conn_id
+        self.location = location
+        self.chunk_rows = chunk_rows
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        import tempfile
+        import time
+
+        from airflow_provider_somlier.features import plan_features, signature_inputs
+        from airflow_provider_somlier.hooks.bigquery import SomlierBigQueryHook
+        from airflow_provider_somlier.hooks.mlflow import MLflowHook
+        from airflow_provider_somlier.output import (
+            TARGET_DATE_COLUMN,
+            Lineage,
+            check_destination,
+            check_passthrough,
+        )
+        from airflow_provider_somlier.refs import parse_model_ref, parse_table_ref, validate_column_name
+        from airflow_provider_somlier.scoring import score_to_parquet
+        from airflow_provider_somlier.window import day_filter, parse_bool, parse_window, target_date
+
+        started = time.monotonic()
+        # 1. Everything that can be checked without a network call.
+        window_days = parse_window(self.dataset_load_window)
+        by_kst = parse_bool(self.dataset_load_by_kst, field="dataset_load_by_kst")
+        model_ref = parse_model_ref(self.model_ref)
+        load_column = validate_column_name(self.dataset_load_column, field="dataset_load_column")
+        check_passthrough(self.passthrough_columns)
+        day = target_date(_run_date(context), window_days, by_kst)
+
+        # 2. Resolve the model and the tables; fail before reading a row.
+        bigquery = SomlierBigQueryHook(gcp_conn_id=self.gcp_conn_id, location=self.location)
+        source = parse_table_ref(self.dataset_ref, bigquery.project_id, field="dataset_ref")
+        destination = parse_table_ref(self.destination_table_ref, bigquery.project_id, field="destination_table_ref")
+        mlflow = MLflowHook(mlflow_conn_id=self.mlflow_conn_id)
+        resolved = mlflow.resolve(model_ref)
+        source_types = {f.name: f.field_type for f in bigquery.get_existing_table(source, role="source").schema}
+        if load_column not in source_types:
+            raise ColumnNotFoundError(
+                f"dataset_load_column {load_column!r} not found in {source}; it has {', '.join(sorted(source_types))}"
+            )
+        rows_of_day = day_filter(load_column, source_types[load_column], day, by_kst)
+        model = mlflow.load_pyfunc(resolved)
+        plan = plan_features(
+            source_types, signature_inputs(model), self.feature_columns, self.passthrough_columns, source=str(source)
+        )
+        existing = bigquery.get_table_or_none(destination)
+        self.log.info(
+            "Scoring %s (version %s) on %s rows where %s -> %s",
+            resolved.requested, resolved.version, source, rows_of_day.sql, destination,
+        )
+
+        lineage = Lineage(
+            model_name=resolved.name,
+            model_version=int(resolved.version),
+            model_run_id=resolved.run_id,
+            target_date=day,
+            predicted_at=dt.datetime.now(dt.timezone.utc),
+            airflow_dag_id=context["ti"].dag_id,
+            airflow_run_id=context["run_id"],
+        )
+        passthrough_types = {c: source_types[c] for c in plan.passthrough}
+
+        def check_against_destination(schema: list) -> None:
+            if existing is not None:
+                check_destination(existing.schema, schema, str(destination))
+
+        # 3. Read → predict → stage on local disk → replace the day in one transaction.
+        with tempfile.TemporaryDirectory(prefix="somlier-") as workdir:
+            staged = score_to_parquet(
+                bigquery.read_batches(source, plan.read_columns, rows_of_day.sql),
+                model,
+                plan,
+                lineage,
+                passthrough_types,
+                f"{workdir}/predictions.parquet",
+                on_schema=check_against_destination,
+                chunk_rows=self.chunk_rows,
+            )
+            schema = staged.schema
+            if staged.rows_read == 0:
+                schema = self._empty_day_schema(day, source, existing, passthrough_types, staged.path)
+            if existing is None:
+                bigquery.create_day_partitioned_table(destination, schema, TARGET_DATE_COLUMN)
+            result = bigquery.replace_partition(
+                destination,
+                schema,
+                TARGET_DATE_COLUMN,
+                day,
+                staged.path,
+                job_id_seed="|".join(
+                    map(str, (lineage.airflow_dag_id, self.task_id, lineage.airflow_run_id, destination, day))
+                ),
+            )
+
+        summary = {
+            "target_date": day.isoformat(),
+            "rows_read": staged.rows_read,
+            "rows_written": result.rows_written,
+            "model_name": resolved.name,
+            "model_version": resolved.version,
+            "model_run_id": resolved.run_id,
+            "source": str(source),
+            "destination": str(destination),
+            "job_id": result.job_id,
+            "seconds": round(time.monotonic() - started, 3),
+        }
+        self.log.info("SoMLier summary: %s", summary)
+        return summary
+
+    def _empty_day_schema(self, day, source, existing, passthrough_types, path) -> list:
+        """Apply ``on_empty`` to a day with no rows; return the schema for an empty replace."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from airflow_provider_somlier.output import output_schema
+        from airflow_provider_somlier.scoring import write_empty_parquet
+
+        if self.on_empty == "skip":
+            raise AirflowSkipException(f"no rows in {source} for {day}; destination left as it was (on_empty='skip')")
+        if self.on_empty == "fail":
+            raise EmptyWindowError(
+                f"no rows in {source} where {self.dataset_load_column} falls on {day} "
+                "(on_empty='fail'); check the upstream load or the window"
+            )
+        import pyarrow as pa
+
+        schema = list(existing.schema) if existing is not None else output_schema(passthrough_types, {"prediction": pa.float64()})
+        write_empty_parquet(schema, path)
+        self.log.info("No rows for %s: emptying the day in the destination (on_empty='write_empty')", day)
+        return schema
+
+
+def _run_date(context: Context) -> dt.datetime:
+    """The run's logical date; runs triggered without one use their ``run_after``."""
+    logical_date = context.get("logical_date")
+    if logical_date is None:
+        logical_date = context["dag_run"].run_after
+    return logical_date

@@ -1,0 +1,188 @@
+"""The shape of what a run writes: passthrough ids, predictions, lineage.
+
+Every destination row records which model version made it, for which target day,
+when, and from which Airflow run, so a prediction can be traced back and a bad
+model version's rows found and replaced.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_somlier.errors import ColumnCollisionError, DestinationSchemaError, ModelPredictionError
+from airflow_provider_somlier.features import normalize_bq_type
+
+if TYPE_CHECKING:
+    import datetime as dt
+
+    import pyarrow as pa
+    from google.cloud import bigquery
+
+TARGET_DATE_COLUMN = "target_date"
+PREDICTION_COLUMN = "prediction"
+# name → BigQuery type, in the order they are written.
+LINEAGE_COLUMNS: dict[str, str] = {
+    "model_name": "STRING",
+    "model_version": "INT64",
+    "model_run_id": "STRING",
+    TARGET_DATE_COLUMN: "DATE",
+    "predicted_at": "TIMESTAMP",
+    "airflow_dag_id": "STRING",
+    "airflow_run_id": "STRING",
+}
+RESERVED_PREFIX = PREDICTION_COLUMN
+
+
+@dataclass(frozen=True)
+class Lineage:
+    model_name: str
+    model_version: int
+    model_run_id: str
+    target_date: dt.date
+    predicted_at: dt.datetime
+    airflow_dag_id: str
+    airflow_run_id: str
+
+
+def check_passthrough(passthrough: Sequence[str]) -> None:
+    """Passthrough ids may not shadow prediction or lineage columns."""
+    clashes = [
+        c for c in passthrough if c in LINEAGE_COLUMNS or c == PREDICTION_COLUMN or c.startswith(f"{PREDICTION_COLUMN}_")
+    ]
+    if clashes:
+        raise ColumnCollisionError(
+            f"passthrough column(s) {', '.join(map(repr, clashes))} collide with output columns "
+            f"({PREDICTION_COLUMN}, {PREDICTION_COLUMN}_*, {', '.join(LINEAGE_COLUMNS)}); "
+            "rename them in the source or leave them out"
+        )
+
+
+def prediction_columns(raw: Any, expected_rows: int) -> dict[str, pa.Array]:
+    """Turn whatever ``pyfunc.predict`` returned into named Arrow columns.
+
+    1-D output → ``prediction``; 2-D output of k columns → ``prediction_0..k-1``;
+    a DataFrame → ``prediction`` for one column, else ``prediction_<column>``.
+    """
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+
+    if isinstance(raw, pd.Series):
+        columns = {PREDICTION_COLUMN: raw.to_numpy()}
+    elif isinstance(raw, pd.DataFrame):
+        if raw.shape[1] == 1:
+            columns = {PREDICTION_COLUMN: raw.iloc[:, 0].to_numpy()}
+        else:
+            columns = {f"{PREDICTION_COLUMN}_{name}": raw[name].to_numpy() for name in raw.columns}
+    else:
+        array = np.asarray(raw)
+        if array.ndim == 2 and array.shape[1] == 1:
+            array = array[:, 0]
+        if array.ndim == 1:
+            columns = {PREDICTION_COLUMN: array}
+        elif array.ndim == 2:
+            columns = {f"{PREDICTION_COLUMN}_{i}": array[:, i] for i in range(array.shape[1])}
+        else:
+            raise ModelPredictionError(f"model returned an array of shape {array.shape}; expected 1 or 2 dimensions")
+    for name, values in columns.items():
+        if len(values) != expected_rows:
+            raise ModelPredictionError(
+                f"model returned {len(values)} prediction(s) for {expected_rows} input row(s); "
+                "expected exactly one per row (nothing was written)"
+            )
+    return {name: pa.array(values) for name, values in columns.items()}
+
+
+_ARROW_TO_BQ = (
+    ("is_boolean", "BOOL"),
+    ("is_integer", "INT64"),
+    ("is_floating", "FLOAT64"),
+    ("is_string", "STRING"),
+    ("is_large_string", "STRING"),
+    ("is_date", "DATE"),
+    ("is_decimal", "NUMERIC"),
+    ("is_binary", "BYTES"),
+)
+
+
+def bq_type_of(arrow_type: pa.DataType) -> str:
+    import pyarrow.types as pat
+
+    if pat.is_timestamp(arrow_type):
+        return "TIMESTAMP" if arrow_type.tz else "DATETIME"
+    for predicate, bq_type in _ARROW_TO_BQ:
+        if getattr(pat, predicate)(arrow_type):
+            return bq_type
+    raise ModelPredictionError(f"model output type {arrow_type} has no BigQuery column type")
+
+
+def output_schema(
+    passthrough_types: Mapping[str, str], predictions: Mapping[str, pa.DataType]
+) -> list[bigquery.SchemaField]:
+    """Destination schema: passthrough ids, predictions, then lineage (lineage always REQUIRED-like)."""
+    from google.cloud import bigquery
+
+    fields = [bigquery.SchemaField(name, normalize_bq_type(t)) for name, t in passthrough_types.items()]
+    fields += [bigquery.SchemaField(name, bq_type_of(t)) for name, t in predictions.items()]
+    fields += [bigquery.SchemaField(name, t) for name, t in LINEAGE_COLUMNS.items()]
+    return fields
+
+
+def arrow_schema(schema: Sequence[bigquery.SchemaField]) -> pa.Schema:
+    """The Parquet staging schema matching a BigQuery schema."""
+    import pyarrow as pa
+
+    mapping = {
+        "STRING": pa.string(),
+        "INT64": pa.int64(),
+        "FLOAT64": pa.float64(),
+        "BOOL": pa.bool_(),
+        "DATE": pa.date32(),
+        "TIMESTAMP": pa.timestamp("us", tz="UTC"),
+        "DATETIME": pa.timestamp("us"),
+        "NUMERIC": pa.decimal128(38, 9),
+        "BYTES": pa.binary(),
+    }
+    return pa.schema([pa.field(f.name, mapping[normalize_bq_type(f.field_type)]) for f in schema])
+
+
+def check_destination(existing: Sequence[bigquery.SchemaField], expected: Sequence[bigquery.SchemaField], table: str) -> None:
+    """An existing destination must hold every output column with the same type.
+
+    Extra NULLABLE columns are allowed (they stay NULL); REQUIRED extras would make
+    every insert fail, so they are refused here instead.
+    """
+    have = {f.name: f for f in existing}
+    problems = []
+    for field in expected:
+        current = have.get(field.name)
+        if current is None:
+            problems.append(f"missing column {field.name} {field.field_type}")
+        elif normalize_bq_type(current.field_type) != normalize_bq_type(field.field_type):
+            problems.append(f"column {field.name} is {current.field_type}, expected {field.field_type}")
+        elif current.mode == "REPEATED":
+            problems.append(f"column {field.name} is REPEATED, expected a single value")
+    wanted = {f.name for f in expected}
+    problems += [f"extra REQUIRED column {f.name}" for f in existing if f.name not in wanted and f.mode == "REQUIRED"]
+    if problems:
+        raise DestinationSchemaError(
+            f"destination {table} has an incompatible schema: {'; '.join(problems)}. "
+            "Write to a new table, or migrate this one to the expected columns"
+        )
+
+
+def lineage_columns(lineage: Lineage, rows: int) -> dict[str, pa.Array]:
+    import pyarrow as pa
+
+    values = {
+        "model_name": (lineage.model_name, pa.string()),
+        "model_version": (lineage.model_version, pa.int64()),
+        "model_run_id": (lineage.model_run_id, pa.string()),
+        TARGET_DATE_COLUMN: (lineage.target_date, pa.date32()),
+        "predicted_at": (lineage.predicted_at, pa.timestamp("us", tz="UTC")),
+        "airflow_dag_id": (lineage.airflow_dag_id, pa.string()),
+        "airflow_run_id": (lineage.airflow_run_id, pa.string()),
+    }
+    return {name: pa.repeat(pa.scalar(value, type=type_), rows) for name, (value, type_) in values.items()}

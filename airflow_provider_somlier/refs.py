@@ -1,0 +1,137 @@
+"""Parse and validate model and table references: one place for every ref rule.
+
+Refs arrive from DAG authors and CLI users as strings and end up inside SQL
+(table refs) or registry calls (model refs). They are validated against strict
+patterns instead of being escaped: a ref that passes can be back-quoted into SQL
+safely, and a ref that fails names the offending part.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from airflow_provider_somlier.errors import InvalidRefError
+
+# MLflow allows a broad set of characters in registered model names; we accept the
+# ones people use (letters, digits, '-', '_', '.', ' ') and refuse '/', '@' and quotes.
+_MODEL_NAME = r"[A-Za-z0-9][A-Za-z0-9_.\- ]{0,255}"
+_MODEL_REF = re.compile(
+    rf"^(?:models:/)?(?P<name>{_MODEL_NAME})(?:/(?P<version>[^/@]+)|@(?P<alias>[^/@]+))$"
+)
+_VERSION = re.compile(r"^[1-9][0-9]{0,9}$")
+_ALIAS = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,254}$")
+
+# https://cloud.google.com/resource-manager/docs/creating-managing-projects (plus legacy
+# domain-scoped "example.com:project"), dataset and table naming rules, kept conservative.
+_PROJECT = r"(?:[a-z][a-z0-9.\-]{0,62}:)?[a-z][a-z0-9\-]{4,29}"
+_DATASET = r"[A-Za-z_][A-Za-z0-9_]{0,1023}"
+_TABLE = r"[A-Za-z_][A-Za-z0-9_\-]{0,1023}"
+_TABLE_REF = re.compile(rf"^(?:(?P<project>{_PROJECT})\.)?(?P<dataset>{_DATASET})\.(?P<table>{_TABLE})$")
+_COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,299}$")
+
+
+@dataclass(frozen=True)
+class ModelRef:
+    """A registered model and either a version number or an alias."""
+
+    name: str
+    version: str | None = None
+    alias: str | None = None
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}" if self.version else f"models:/{self.name}@{self.alias}"
+
+    def __str__(self) -> str:
+        return f"{self.name}/{self.version}" if self.version else f"{self.name}@{self.alias}"
+
+
+@dataclass(frozen=True)
+class TableRef:
+    """A fully qualified BigQuery table, safe to back-quote into SQL."""
+
+    project: str
+    dataset: str
+    table: str
+
+    @property
+    def table_id(self) -> str:
+        """``project.dataset.table``, the form the BigQuery client takes."""
+        return f"{self.project}.{self.dataset}.{self.table}"
+
+    @property
+    def sql(self) -> str:
+        """The back-quoted identifier for SQL text."""
+        return f"`{self.table_id}`"
+
+    @property
+    def storage_path(self) -> str:
+        """The resource name the BigQuery Storage Read API takes."""
+        return f"projects/{self.project}/datasets/{self.dataset}/tables/{self.table}"
+
+    def sibling(self, table: str) -> TableRef:
+        """A table in the same dataset (used for staging tables)."""
+        return TableRef(self.project, self.dataset, validate_table_name(table))
+
+    def __str__(self) -> str:
+        return self.table_id
+
+
+def parse_model_ref(ref: str) -> ModelRef:
+    """Parse ``name/version``, ``name@alias``, ``models:/name/version`` or ``models:/name@alias``."""
+    if not isinstance(ref, str):
+        raise InvalidRefError(f"model_ref must be a string like 'name/3' or 'name@champion', got {ref!r}")
+    match = _MODEL_REF.match(ref.strip())
+    if not match:
+        raise InvalidRefError(
+            f"model_ref {ref!r} is malformed: expected 'name/VERSION', 'name@ALIAS', "
+            "'models:/name/VERSION' or 'models:/name@ALIAS'"
+        )
+    name, version, alias = match["name"].strip(), match["version"], match["alias"]
+    if version is not None and not _VERSION.match(version):
+        raise InvalidRefError(f"model version {version!r} in model_ref {ref!r} is not a positive integer")
+    if alias is not None and not _ALIAS.match(alias):
+        raise InvalidRefError(
+            f"model alias {alias!r} in model_ref {ref!r} is invalid: "
+            "expected letters, digits, '_' or '-', starting with a letter or '_'"
+        )
+    return ModelRef(name=name, version=version, alias=alias)
+
+
+def parse_table_ref(ref: str, default_project: str | None = None, *, field: str = "table ref") -> TableRef:
+    """Parse ``dataset.table`` or ``project.dataset.table``.
+
+    ``default_project`` fills in a missing project (the seed's refs, such as
+    ``temp_serena.boston_house_pricing_feature_set``, omit it).
+    """
+    if not isinstance(ref, str):
+        raise InvalidRefError(f"{field} must be a string like 'dataset.table', got {ref!r}")
+    match = _TABLE_REF.match(ref.strip().strip("`"))
+    if not match:
+        raise InvalidRefError(
+            f"{field} {ref!r} is malformed: expected 'dataset.table' or 'project.dataset.table' "
+            "made of letters, digits, '_' (and '-' in project and table names)"
+        )
+    project = match["project"] or default_project
+    if not project:
+        raise InvalidRefError(f"{field} {ref!r} has no project and the connection names none")
+    if match["project"] is None and not re.match(rf"^{_PROJECT}$", project):
+        raise InvalidRefError(f"project {project!r} for {field} {ref!r} is not a valid project id")
+    return TableRef(project=project, dataset=match["dataset"], table=match["table"])
+
+
+def validate_table_name(name: str) -> str:
+    if not re.match(rf"^{_TABLE}$", name):
+        raise InvalidRefError(f"table name {name!r} is not a valid BigQuery table name")
+    return name
+
+
+def validate_column_name(name: str, *, field: str = "column") -> str:
+    """Column names go into SQL and row restrictions, so they must be plain identifiers."""
+    if not isinstance(name, str) or not _COLUMN.match(name):
+        raise InvalidRefError(
+            f"{field} {name!r} is not a valid column name: expected letters, digits and '_', "
+            "not starting with a digit"
+        )
+    return name

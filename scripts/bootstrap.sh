@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Install everything SoMLier needs on a fresh machine, from the committed locks only:
+#   .venv             the provider, Airflow, MLflow, the BigQuery client, tests and tools
+#   .venv-bqemulator  the local BigQuery emulator (kept apart: it pins its own sqlglot/starlette)
+# Safe to run again: an up-to-date environment is left as it is.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+UV_VERSION=0.13.9
+
+log() { printf '\033[1m[bootstrap]\033[0m %s\n' "$*" >&2; }
+
+if ! command -v uv >/dev/null 2>&1 || [ "$(uv --version | cut -d' ' -f2)" != "$UV_VERSION" ]; then
+  log "installing uv $UV_VERSION"
+  python3 -m pip install --quiet --disable-pip-version-check "uv==$UV_VERSION"
+fi
+
+sync_env() {  # sync_env DIR LOCK
+  local dir=$1 lock=$2 stamp="$1/.somlier-lock.sha256"
+  local want; want=$(sha256sum "$lock" setup.cfg | sha256sum | cut -d' ' -f1)
+  if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+    return 0
+  fi
+  log "installing $lock into $dir"
+  [ -x "$dir/bin/python" ] || uv venv --quiet --python 3.11 "$dir"
+  uv pip sync --quiet --python "$dir/bin/python" --require-hashes "$lock"
+  echo "$want" > "$stamp"
+}
+
+sync_env .venv requirements/main.lock
+sync_env .venv-bqemulator requirements/bqemulator.lock
+# The provider itself, editable, without touching the locked dependencies.
+if ! uv pip show --quiet --python .venv/bin/python airflow-provider-somlier >/dev/null 2>&1; then
+  log "installing airflow-provider-somlier (editable)"
+  uv pip install --quiet --python .venv/bin/python --no-deps -e .
+fi
+log "ready: .venv ($(.venv/bin/python -c 'import airflow; print("airflow", airflow.__version__)'))"

@@ -1,0 +1,97 @@
+"""Real local servers for the whole test session.
+
+* a local BigQuery emulator (bqemulator, its own venv) that the real
+  google-cloud-bigquery and Storage Read clients talk to over HTTP/gRPC;
+* an MLflow registry on SQLite with a Ridge model trained here (versions 1 and 2,
+  alias ``champion`` on version 1);
+* an Airflow home with a migrated metadata database, for ``dag.test()``.
+
+Airflow reads its configuration at import time, so the environment is set up here,
+before anything imports ``airflow``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import pytest
+
+_SESSION_DIR = Path(tempfile.mkdtemp(prefix="somlier-tests-"))
+os.environ["AIRFLOW_HOME"] = str(_SESSION_DIR / "airflow")
+os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
+os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_SESSION_DIR / 'airflow' / 'airflow.db'}"
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+from airflow_provider_somlier.devtools.emulator import running_emulator  # noqa: E402
+from airflow_provider_somlier.devtools.sample_data import load_features  # noqa: E402
+from airflow_provider_somlier.devtools.sample_model import train_and_register  # noqa: E402
+
+MODEL_NAME = "diabetes-ridge"
+FEATURE_DAYS = [dt.date(2026, 11, 14) + dt.timedelta(days=i) for i in range(8)]  # 11-14 .. 11-21
+ROWS_PER_DAY = 50
+
+
+@pytest.fixture(scope="session")
+def session_dir() -> Path:
+    return _SESSION_DIR
+
+
+@pytest.fixture(scope="session")
+def emulator(session_dir):
+    with running_emulator(session_dir / "bqemulator.log") as running:
+        os.environ["AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT"] = running.connection_uri_json()
+        yield running
+
+
+@pytest.fixture(scope="session")
+def bq_client(emulator):
+    from airflow_provider_somlier.hooks.bigquery import SomlierBigQueryHook
+
+    return SomlierBigQueryHook().client()
+
+
+@pytest.fixture(scope="session")
+def registry(session_dir):
+    """A SQLite MLflow registry with two versions of the model; ``champion`` → version 1."""
+    uri = f"sqlite:///{session_dir / 'mlflow.db'}"
+    artifacts = (session_dir / "mlartifacts").as_uri()
+    first = train_and_register(uri, MODEL_NAME, alpha=1.0, alias="champion", artifact_root=artifacts)
+    second = train_and_register(uri, MODEL_NAME, alpha=0.1, artifact_root=artifacts)
+    os.environ["AIRFLOW_CONN_MLFLOW_DEFAULT"] = json.dumps({"conn_type": "mlflow", "host": uri})
+    return {"uri": uri, "v1": first, "v2": second}
+
+
+@pytest.fixture(scope="session")
+def features_table(emulator, bq_client) -> str:
+    table_id = f"{emulator.project}.features.diabetes"
+    load_features(bq_client, table_id, FEATURE_DAYS, ROWS_PER_DAY)
+    return table_id
+
+
+@pytest.fixture(scope="session")
+def airflow_db(session_dir):
+    """A migrated Airflow metadata database (needed by ``dag.test()``)."""
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        check=True,
+        capture_output=True,
+        env=os.environ.copy(),
+    )
+    return session_dir / "airflow"
+
+
+_counter = iter(range(1_000_000))
+
+
+@pytest.fixture
+def destination(emulator, bq_client) -> str:
+    """A fresh destination table id (not created) in the ``predictions`` dataset."""
+    bq_client.create_dataset(f"{emulator.project}.predictions", exists_ok=True)
+    return f"{emulator.project}.predictions.t{next(_counter)}_{os.getpid()}"

@@ -1,0 +1,22 @@
+"""Small helpers shared by the tests."""
+
+from __future__ import annotations
+
+import datetime as dt
+from types import SimpleNamespace
+
+
+def run_context(logical_date: dt.datetime, dag_id: str = "test_dag", run_id: str | None = None) -> dict:
+    """The parts of an Airflow task context the operator reads."""
+    run_id = run_id or f"manual__{logical_date.isoformat()}"
+    return {
+        "ti": SimpleNamespace(dag_id=dag_id, task_id="predict", try_number=1),
+        "run_id": run_id,
+        "logical_date": logical_date,
+        "dag_run": SimpleNamespace(run_after=logical_date, run_id=run_id),
+    }
+
+
+def rows_per_day(client, table_id: str) -> dict[str, int]:
+    query = f"SELECT CAST(target_date AS STRING) AS d, COUNT(*) AS n FROM `{table_id}` GROUP BY d ORDER BY d"
+    return {row.d: row.n for row in client.query(query).result()}
