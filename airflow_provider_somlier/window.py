@@ -36,18 +36,15 @@ def parse_window(value: object) -> int:
     Accepts ints and integer strings (the value is a template field, so it is often
     rendered from Jinja as text); refuses bools, floats, negatives and anything else.
     """
-    if isinstance(value, bool):
-        raise InvalidWindowError(f"dataset_load_window must be a whole number of days >= 0, got {value!r}")
-    if isinstance(value, int):
+    text = value.strip() if isinstance(value, str) else None
+    if isinstance(value, int) and not isinstance(value, bool):
         days = value
-    elif isinstance(value, str) and value.strip().lstrip("+").isdigit():
-        days = int(value.strip())
-    elif isinstance(value, str) and value.strip().startswith("-") and value.strip()[1:].isdigit():
-        days = int(value.strip())
+    elif text and text.lstrip("+-").isdigit():
+        days = int(text)
     else:
+        days = None
+    if days is None or days < 0:
         raise InvalidWindowError(f"dataset_load_window must be a whole number of days >= 0, got {value!r}")
-    if days < 0:
-        raise InvalidWindowError(f"dataset_load_window must be >= 0 days, got {days}")
     return days
 
 

@@ -20,3 +20,19 @@ def run_context(logical_date: dt.datetime, dag_id: str = "test_dag", run_id: str
 def rows_per_day(client, table_id: str) -> dict[str, int]:
     query = f"SELECT CAST(target_date AS STRING) AS d, COUNT(*) AS n FROM `{table_id}` GROUP BY d ORDER BY d"
     return {row.d: row.n for row in client.query(query).result()}
+
+
+def load_dag_file(source: str, dag_id: str):
+    """Write ``source`` as ``<dag_id>.py`` into the configured dags folder and return its DAG."""
+    import importlib.util
+    import os
+    from pathlib import Path
+
+    folder = Path(os.environ["AIRFLOW__CORE__DAGS_FOLDER"])
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{dag_id}.py"
+    path.write_text(source)
+    spec = importlib.util.spec_from_file_location(f"somlier_test_dag_{dag_id}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.dag
