@@ -25,8 +25,8 @@ _ALIAS = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,254}$")
 # https://cloud.google.com/resource-manager/docs/creating-managing-projects (plus legacy
 # domain-scoped "example.com:project"), dataset and table naming rules, kept conservative.
 _PROJECT = r"(?:[a-z][a-z0-9.\-]{0,62}:)?[a-z][a-z0-9\-]{4,29}"
-_DATASET = r"[A-Za-z_][A-Za-z0-9_]{0,1023}"
-_TABLE = r"[A-Za-z_][A-Za-z0-9_\-]{0,1023}"
+_DATASET = r"[A-Za-z0-9_]{1,1024}"
+_TABLE = r"[A-Za-z0-9_][A-Za-z0-9_\-]{0,1023}"
 _TABLE_REF = re.compile(rf"^(?:(?P<project>{_PROJECT})\.)?(?P<dataset>{_DATASET})\.(?P<table>{_TABLE})$")
 _COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,299}$")
 

@@ -120,6 +120,18 @@ class SomlierBigQueryHook(BigQueryHook):
             raise TableNotFoundError(f"{role} table {ref} does not exist (project {ref.project})")
         return table
 
+    def ensure_dataset_exists(self, ref: TableRef, *, role: str) -> None:
+        """Fail early, and by name, when the dataset a table should live in is missing."""
+        from google.api_core.exceptions import NotFound
+
+        try:
+            self._call(self.client().get_dataset, f"{ref.project}.{ref.dataset}", retry=self.retry)
+        except NotFound:
+            raise TableNotFoundError(
+                f"dataset {ref.project}.{ref.dataset} of the {role} table {ref.table} does not exist: "
+                "create it (with the location you want) before the first run"
+            ) from None
+
     def create_day_partitioned_table(
         self, ref: TableRef, schema: Sequence[bigquery.SchemaField], partition_column: str
     ) -> bigquery.Table:

@@ -135,6 +135,8 @@ class MLOpsOfflineOperator(BaseOperator):
             source_types, signature_inputs(model), self.feature_columns, self.passthrough_columns, source=str(source)
         )
         existing = bigquery.get_table_or_none(destination)
+        if existing is None:
+            bigquery.ensure_dataset_exists(destination, role="destination")
         self.log.info(
             "Scoring %s (version %s) on %s rows where %s -> %s",
             resolved.requested, resolved.version, source, rows_of_day.sql, destination,

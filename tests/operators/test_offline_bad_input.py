@@ -165,6 +165,10 @@ def test_a_missing_source_table_is_named(scored):
     _fails(scored, errors.TableNotFoundError, "features.no_such_table", dataset_ref="features.no_such_table")
 
 
+def test_a_missing_destination_dataset_is_named(scored):
+    _fails(scored, errors.TableNotFoundError, "dataset somlier-local.no_such_dataset", destination_table_ref="no_such_dataset.preds")
+
+
 def test_a_missing_load_column_is_named(scored):
     _fails(scored, errors.ColumnNotFoundError, "'loaded_on'", dataset_load_column="loaded_on")
 

@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# README command 1: install from the locks, then run the demo on the embedded default.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/bootstrap.sh
+exec .venv/bin/python scripts/demo.py "$@"
