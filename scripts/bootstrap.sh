@@ -22,7 +22,9 @@ sync_env() {  # sync_env DIR LOCK
   fi
   log "installing $lock into $dir"
   [ -x "$dir/bin/python" ] || uv venv --quiet --python 3.11 "$dir"
-  uv pip sync --quiet --python "$dir/bin/python" --require-hashes "$lock"
+  # Bytecode is compiled at install: with PYTHONDONTWRITEBYTECODE set (as on CI) every
+  # import would otherwise recompile Airflow, MLflow and pandas from source.
+  uv pip sync --quiet --compile-bytecode --python "$dir/bin/python" --require-hashes "$lock"
   echo "$want" > "$stamp"
 }
 
