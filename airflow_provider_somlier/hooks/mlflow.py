@@ -9,6 +9,7 @@ can talk to two registries.
 from __future__ import annotations
 
 import threading
+import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -184,7 +185,14 @@ class MLflowHook(BaseHook):
                 tracking_uri=self.tracking_uri,
                 registry_uri=self.registry_uri,
             )
-            loaded = mlflow.pyfunc.load_model(path)
+            with warnings.catch_warnings():
+                # skops (MLflow's default sklearn format) looks up ufuncs by probing every
+                # loaded module's attributes; in a worker that includes Airflow's deprecated
+                # import shims, each of which would emit (and log) a warning.
+                warnings.simplefilter("ignore")
+                # MLflow's requirement-mismatch check walks every installed distribution
+                # (seconds in an Airflow image); the resolved version is logged instead.
+                loaded = mlflow.pyfunc.load_model(path, suppress_warnings=True)
         except OSError as exc:
             raise RegistryUnavailableError(
                 f"could not download {model.uri} from {download_uri}: {exc}"

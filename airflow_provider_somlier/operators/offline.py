@@ -130,7 +130,9 @@ class MLOpsOfflineOperator(BaseOperator):
                 f"dataset_load_column {load_column!r} not found in {source}; it has {', '.join(sorted(source_types))}"
             )
         rows_of_day = day_filter(load_column, source_types[load_column], day, by_kst)
+        loading_started = time.monotonic()
         model = mlflow.load_pyfunc(resolved)
+        model_load_seconds = time.monotonic() - loading_started
         plan = plan_features(
             source_types, signature_inputs(model), self.feature_columns, self.passthrough_columns, source=str(source)
         )
@@ -196,6 +198,7 @@ class MLOpsOfflineOperator(BaseOperator):
             "destination": str(destination),
             "job_id": result.job_id,
             "seconds": round(time.monotonic() - started, 3),
+            "model_load_seconds": round(model_load_seconds, 3),
         }
         self.log.info("SoMLier summary: %s", summary)
         return summary

@@ -1,0 +1,258 @@
+"""The ``somlier`` command: argument parsing only; the work happens in ``generate/``.
+
+Exit codes: 0 done, 1 a step failed (publishing, Airflow check), 2 bad input.
+Errors go to stderr. The GitHub token is read, used and never printed.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+from collections.abc import Callable
+
+import click
+
+TOKEN_ENV = "GITHUB_PERSONAL_ACCESS_TOKEN"
+KST = dt.timezone(dt.timedelta(hours=9))
+
+
+def _run(action: Callable[[], None]) -> None:
+    """Turn SoMLier's named errors into a message on stderr and the right exit code."""
+    from airflow_provider_somlier.errors import SomlierError, SomlierInputError
+
+    try:
+        action()
+    except SomlierInputError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except SomlierError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
+def _deliver(
+    *,
+    dag_id: str,
+    source: str,
+    description: str,
+    dry_run: bool,
+    check_airflow: bool,
+    local_repo: str | None,
+    token: str | None,
+    lint: Callable[[], object],
+) -> None:
+    from pathlib import Path
+
+    from airflow_provider_somlier.errors import InvalidArgumentError
+    from airflow_provider_somlier.generate.airflow_check import wait_for_dag
+    from airflow_provider_somlier.generate.publish import GitHubPublisher, LocalGitPublisher
+    from airflow_provider_somlier.generate.settings import Settings
+
+    settings = Settings.load()
+    local_repo = local_repo or settings.local_dags_repo
+    if local_repo:
+        publisher = LocalGitPublisher(Path(local_repo), folder=settings.dags_folder)
+    else:
+        if not settings.dags_repo:
+            raise InvalidArgumentError("no dags repository: set SOMLIER_DAGS_REPO=owner/name, or use --local_repo PATH")
+        publisher = GitHubPublisher(
+            token=token or "",
+            repository=settings.dags_repo,
+            base_branch=settings.dags_base_branch,
+            folder=settings.dags_folder,
+            base_url=settings.github_base_url,
+        )
+    if dry_run:
+        click.echo(source, nl=False)
+        click.echo(f"# dry run: would lint the file, then {publisher.describe(dag_id)}", err=True)
+        return
+    if isinstance(publisher, GitHubPublisher) and not token:
+        raise InvalidArgumentError(f"a GitHub token is needed: pass it as the last argument or set {TOKEN_ENV}")
+    click.echo(f"linting {dag_id}.py with Airflow's DagBag ...", err=True)
+    lint()
+    published = publisher.publish(dag_id, source, description)
+    click.echo(f"{published.action}: {published.location}")
+    if check_airflow:
+        click.echo(f"waiting for Airflow at {settings.airflow_api_url} to list {dag_id} ...", err=True)
+        record = wait_for_dag(dag_id, f"{dag_id}.py", settings)
+        click.echo(f"Airflow lists {dag_id} (paused: {record.get('is_paused')})")
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """SoMLier: batch-first ML model serving on Airflow and MLflow."""
+
+
+@main.group()
+def offline() -> None:
+    """DAGs that score a registry model over BigQuery with MLOpsOfflineOperator."""
+
+
+@offline.command("create_v2")
+@click.argument("model_ref")
+@click.argument("dag_id")
+@click.argument("schedule_interval")
+@click.argument("dataset_ref")
+@click.argument("dataset_load_column")
+@click.argument("destination_table_ref")
+@click.argument("github_personal_access_token", required=False, default="-", metavar="[GITHUB_PERSONAL_ACCESS_TOKEN]")
+@click.option("--start_date", help="First day of the schedule, YYYY-MM-DD. Default: yesterday (KST).")
+@click.option("--dataset_load_window", default="1", show_default=True, help="Days back from the run's date.")
+@click.option("--dataset_load_by_kst", default="True", show_default=True, help="Take the run's date in KST (else UTC).")
+@click.option("--dry_run", is_flag=True, help="Print the DAG and what would be published; touch nothing.")
+@click.option("--check_airflow", is_flag=True, help="After publishing, wait until Airflow lists the DAG.")
+@click.option("--local_repo", type=click.Path(file_okay=False), help="Commit into this local git repo instead of GitHub.")
+def create_v2(
+    model_ref: str,
+    dag_id: str,
+    schedule_interval: str,
+    dataset_ref: str,
+    dataset_load_column: str,
+    destination_table_ref: str,
+    github_personal_access_token: str,
+    start_date: str | None,
+    dataset_load_window: str,
+    dataset_load_by_kst: str,
+    dry_run: bool,
+    check_airflow: bool,
+    local_repo: str | None,
+) -> None:
+    """Generate a DAG running MLOpsOfflineOperator daily and open a pull request on the dags repo.
+
+    The token may be given as '-' (or left out) and read from $GITHUB_PERSONAL_ACCESS_TOKEN.
+    """
+    token = github_personal_access_token
+    if token in ("-", ""):
+        token = os.environ.get(TOKEN_ENV, "")
+
+    def action() -> None:
+        from airflow_provider_somlier.generate.lint import lint_dag_source
+        from airflow_provider_somlier.generate.render import render_offline
+        from airflow_provider_somlier.generate.spec import OfflineDagSpec
+
+        spec = OfflineDagSpec.validated(
+            model_ref=model_ref,
+            dag_id=dag_id,
+            schedule=schedule_interval,
+            dataset_ref=dataset_ref,
+            dataset_load_column=dataset_load_column,
+            destination_table_ref=destination_table_ref,
+            start_date=start_date or (dt.datetime.now(KST).date() - dt.timedelta(days=1)),
+            dataset_load_window=dataset_load_window,
+            dataset_load_by_kst=dataset_load_by_kst,
+        )
+        # The header shows the canonical command for these inputs (token as '-'), not argv.
+        command = [
+            "somlier", "offline", "create_v2", spec.model_ref, spec.dag_id, spec.schedule, spec.dataset_ref,
+            spec.dataset_load_column, spec.destination_table_ref, "-",
+            "--start_date", spec.start_date.isoformat(),
+            "--dataset_load_window", str(spec.dataset_load_window),
+            "--dataset_load_by_kst", str(spec.dataset_load_by_kst),
+        ]
+        source = render_offline(spec, command)
+        description = "\n".join(
+            f"- `{name}`: `{value}`"
+            for name, value in (
+                ("model_ref", spec.model_ref), ("dag_id", spec.dag_id), ("schedule", spec.schedule),
+                ("dataset_ref", spec.dataset_ref), ("dataset_load_column", spec.dataset_load_column),
+                ("destination_table_ref", spec.destination_table_ref), ("start_date", spec.start_date),
+                ("dataset_load_window", spec.dataset_load_window), ("dataset_load_by_kst", spec.dataset_load_by_kst),
+            )
+        )
+        _deliver(
+            dag_id=spec.dag_id, source=source, description=description, dry_run=dry_run,
+            check_airflow=check_airflow, local_repo=local_repo, token=token,
+            lint=lambda: lint_dag_source(source, spec.dag_id, "predict", "MLOpsOfflineOperator"),
+        )
+
+    _run(action)
+
+
+@main.group()
+def batch() -> None:
+    """DAGs that run a docker image's entrypoint with KubernetesPodOperator."""
+
+
+@batch.command("create")
+@click.argument("docker_image")
+@click.argument("schedule")
+@click.argument("entrypoint")
+@click.argument("dag_id")
+@click.option("--start_date", help="First day of the schedule, YYYY-MM-DD. Default: yesterday (KST).")
+@click.option("--namespace", default="default", show_default=True, help="Kubernetes namespace of the pod.")
+@click.option("--service_account", help="Kubernetes service account of the pod.")
+@click.option("--cpu", help="CPU request and limit, e.g. 500m.")
+@click.option("--memory", help="Memory request and limit, e.g. 2Gi.")
+@click.option("--env", "env", multiple=True, metavar="NAME=VALUE", help="Environment variable of the container (repeatable).")
+@click.option("--dry_run", is_flag=True, help="Print the DAG and what would be published; touch nothing.")
+@click.option("--check_airflow", is_flag=True, help="After publishing, wait until Airflow lists the DAG.")
+@click.option("--local_repo", type=click.Path(file_okay=False), help="Commit into this local git repo instead of GitHub.")
+def batch_create(
+    docker_image: str,
+    schedule: str,
+    entrypoint: str,
+    dag_id: str,
+    start_date: str | None,
+    namespace: str,
+    service_account: str | None,
+    cpu: str | None,
+    memory: str | None,
+    env: tuple[str, ...],
+    dry_run: bool,
+    check_airflow: bool,
+    local_repo: str | None,
+) -> None:
+    """Generate a DAG running DOCKER_IMAGE with ENTRYPOINT (e.g. 'sh -c predict.sh') on SCHEDULE.
+
+    Publishing to GitHub reads the token from $GITHUB_PERSONAL_ACCESS_TOKEN.
+    """
+
+    def action() -> None:
+        from airflow_provider_somlier.errors import InvalidArgumentError
+        from airflow_provider_somlier.generate.lint import lint_dag_source
+        from airflow_provider_somlier.generate.render import render_batch
+        from airflow_provider_somlier.generate.spec import BatchDagSpec
+
+        pairs = {}
+        for item in env:
+            if "=" not in item:
+                raise InvalidArgumentError(f"--env {item!r} is not NAME=VALUE")
+            name, value = item.split("=", 1)
+            pairs[name] = value
+        spec = BatchDagSpec.validated(
+            docker_image=docker_image,
+            schedule=schedule,
+            entrypoint=entrypoint,
+            dag_id=dag_id,
+            start_date=start_date or (dt.datetime.now(KST).date() - dt.timedelta(days=1)),
+            namespace=namespace,
+            service_account=service_account,
+            cpu=cpu,
+            memory=memory,
+            env=pairs,
+        )
+        command = [
+            "somlier", "batch", "create", spec.docker_image, spec.schedule, " ".join(spec.entrypoint), spec.dag_id,
+            "--start_date", spec.start_date.isoformat(), "--namespace", spec.namespace,
+            *(["--service_account", spec.service_account] if spec.service_account else []),
+            *(["--cpu", spec.cpu] if spec.cpu else []),
+            *(["--memory", spec.memory] if spec.memory else []),
+            *[arg for name, value in spec.env for arg in ("--env", f"{name}={value}")],
+        ]
+        source = render_batch(spec, command)
+        description = (
+            f"- image: `{spec.docker_image}`\n- schedule: `{spec.schedule}`\n"
+            f"- entrypoint: `{list(spec.entrypoint)}`\n- namespace: `{spec.namespace}`"
+        )
+        _deliver(
+            dag_id=spec.dag_id, source=source, description=description, dry_run=dry_run,
+            check_airflow=check_airflow, local_repo=local_repo, token=os.environ.get(TOKEN_ENV, ""),
+            lint=lambda: lint_dag_source(source, spec.dag_id, "run", "KubernetesPodOperator", build_pod=True),
+        )
+
+    _run(action)
+
+
+if __name__ == "__main__":
+    main()

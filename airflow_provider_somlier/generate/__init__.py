@@ -1,0 +1,1 @@
+"""DAG generators: validate inputs, render a template, lint with Airflow, publish."""
