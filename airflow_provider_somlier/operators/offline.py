@@ -123,16 +123,18 @@ class MLOpsOfflineOperator(BaseOperator):
         source = parse_table_ref(self.dataset_ref, bigquery.project_id, field="dataset_ref")
         destination = parse_table_ref(self.destination_table_ref, bigquery.project_id, field="destination_table_ref")
         mlflow = MLflowHook(mlflow_conn_id=self.mlflow_conn_id)
+        registry_started = time.monotonic()
         resolved = mlflow.resolve(model_ref)
+        model_seconds = time.monotonic() - registry_started
         source_types = {f.name: f.field_type for f in bigquery.get_existing_table(source, role="source").schema}
         if load_column not in source_types:
             raise ColumnNotFoundError(
                 f"dataset_load_column {load_column!r} not found in {source}; it has {', '.join(sorted(source_types))}"
             )
         rows_of_day = day_filter(load_column, source_types[load_column], day, by_kst)
-        loading_started = time.monotonic()
+        registry_started = time.monotonic()
         model = mlflow.load_pyfunc(resolved)
-        model_load_seconds = time.monotonic() - loading_started
+        model_seconds += time.monotonic() - registry_started
         plan = plan_features(
             source_types, signature_inputs(model), self.feature_columns, self.passthrough_columns, source=str(source)
         )
@@ -198,7 +200,7 @@ class MLOpsOfflineOperator(BaseOperator):
             "destination": str(destination),
             "job_id": result.job_id,
             "seconds": round(time.monotonic() - started, 3),
-            "model_load_seconds": round(model_load_seconds, 3),
+            "model_seconds": round(model_seconds, 3),  # registry lookup + model load
         }
         self.log.info("SoMLier summary: %s", summary)
         return summary
