@@ -1,104 +1,179 @@
 """The SoMLier demo on the embedded default: no cloud account, everything on loopback.
 
-1. starts the local BigQuery emulator (data kept in .somlier/bigquery),
-2. trains a Ridge model on sklearn's diabetes data into a SQLite MLflow registry
-   (.somlier/mlflow.db) and points the alias ``champion`` at it,
-3. loads 14 days of feature rows into ``features.diabetes``,
-4. runs the example DAG (dags/example_offline_inference.py) with Airflow's
-   ``airflow dags test`` for the last 3 days, one of them twice,
-5. prints the predictions per target day: rows, distinct ids, model version.
+1. starts the local BigQuery emulator and an MLflow UI over a SQLite registry,
+2. trains a Ridge model on sklearn's diabetes data, registers it, points ``champion`` at it,
+   and loads 14 days of feature rows into ``features.diabetes``,
+3. generates the DAG with ``somlier offline create_v2`` into a local git repository that
+   is Airflow's dags folder,
+4. starts a real Airflow (API server, scheduler, DAG processor; LocalExecutor, SQLite),
+   waits for the DAG (``--check_airflow``), triggers a run through the REST API v2, then a
+   7-day backfill, then reruns one finished day by clearing it,
+5. prints a table per target day and where to open the Airflow and MLflow UIs.
 
-Run it through ``scripts/demo.sh`` (which installs the locked environment first).
+Everything it started is stopped on exit or Ctrl-C (``--serve`` keeps the UIs up until
+Ctrl-C). Run it through ``scripts/demo.sh``, which installs the locked environment first.
 """
 
 from __future__ import annotations
 
+import argparse
+import contextlib
 import datetime as dt
 import json
 import os
+import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 STATE = REPO / ".somlier"
 KST = dt.timezone(dt.timedelta(hours=9))
+DAG_ID = "inference_diabetes_ridge"
 
 
 def step(message: str) -> None:
     print(f"\033[1m==> {message}\033[0m", flush=True)
 
 
+@contextlib.contextmanager
+def mlflow_ui(tracking_uri: str, artifacts: Path, port: int):
+    from airflow_provider_somlier.devtools.emulator import stop_pid
+
+    log = open(STATE / "mlflow-ui.log", "ab")  # noqa: SIM115
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri,
+         "--default-artifact-root", artifacts.as_uri(), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    )
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_pid(process.pid)
+
+
+def wait_runs(session, url: str, count: int, timeout: float = 600) -> list[dict]:
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = session.get(f"{url}/api/v2/dags/{DAG_ID}/dagRuns", params={"limit": 100}).json()["dag_runs"]
+        finished = [r for r in runs if r["state"] in ("success", "failed")]
+        print(f"\r    {len(finished)}/{max(count, len(runs))} runs finished", end="", flush=True)
+        if len(runs) >= count and len(finished) == len(runs):
+            print()
+            return runs
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"runs did not finish within {timeout:.0f}s")
+        time.sleep(2)
+
+
 def main() -> int:
-    from airflow_provider_somlier.devtools import emulator as emulator_cli
-    from airflow_provider_somlier.devtools.emulator import STATE_FILE, Emulator
+    parser = argparse.ArgumentParser(description="SoMLier demo on a local BigQuery emulator, MLflow and Airflow.")
+    parser.add_argument("--serve", action="store_true", help="keep Airflow and the MLflow UI up until Ctrl-C")
+    parser.add_argument("--rows-per-day", type=int, default=1_000)
+    args = parser.parse_args()
+
+    from airflow_provider_somlier.devtools.airflow_local import running_airflow
+    from airflow_provider_somlier.devtools.emulator import free_port, running_emulator
     from airflow_provider_somlier.devtools.sample_data import load_features
     from airflow_provider_somlier.devtools.sample_model import train_and_register
 
-    step("Starting the local BigQuery emulator")
-    emulator_cli.main(["start"])
-    emulator = Emulator(**json.loads(STATE_FILE.read_text()))
-
+    STATE.mkdir(exist_ok=True)
+    for stale in ("airflow", "dags-repo", "bigquery"):  # a demo run starts from scratch, so it can run twice
+        shutil.rmtree(STATE / stale, ignore_errors=True)
     tracking_uri = f"sqlite:///{STATE / 'mlflow.db'}"
-    env = os.environ | {
-        "AIRFLOW_HOME": str(STATE / "airflow"),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(REPO / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT": emulator.connection_uri_json(),
-        "AIRFLOW_CONN_MLFLOW_DEFAULT": json.dumps({"conn_type": "mlflow", "host": tracking_uri}),
-    }
-    os.environ.update(env)  # the demo process is the "deployment": it configures Airflow for its children
+    today = dt.datetime.now(KST).date()
 
-    step(f"Training and registering diabetes-ridge in {tracking_uri}")
-    model = train_and_register(
-        tracking_uri, "diabetes-ridge", alias="champion", artifact_root=(STATE / "mlartifacts").as_uri()
-    )
-    print(f"    registered diabetes-ridge version {model.version} (run {model.run_id}), alias champion")
+    with contextlib.ExitStack() as stack:
+        step("Starting the local BigQuery emulator")
+        emulator = stack.enter_context(running_emulator(STATE / "bqemulator.log", data_dir=STATE / "bigquery"))
+        os.environ["AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT"] = emulator.connection_uri_json()
+        os.environ["AIRFLOW_CONN_MLFLOW_DEFAULT"] = json.dumps({"conn_type": "mlflow", "host": tracking_uri})
+        print(f"    REST {emulator.api_endpoint}, Storage Read {emulator.storage_read_endpoint}")
 
-    today_kst = dt.datetime.now(KST).date()
-    days = [today_kst - dt.timedelta(days=i) for i in range(14, 0, -1)]
-    step(f"Loading 14 days of features ({days[0]} .. {days[-1]}) into features.diabetes")
-    from airflow_provider_somlier.hooks.bigquery import SomlierBigQueryHook
+        step(f"Training diabetes-ridge into the registry at {tracking_uri}")
+        model = train_and_register(tracking_uri, "diabetes-ridge", alias="champion", artifact_root=(STATE / "mlartifacts").as_uri())
+        print(f"    version {model.version} (run {model.run_id}), alias champion → {model.version}")
+        mlflow_url = stack.enter_context(mlflow_ui(tracking_uri, STATE / "mlartifacts", free_port()))
 
-    client = SomlierBigQueryHook().client()
-    rows = load_features(client, f"{emulator.project}.features.diabetes", days, rows_per_day=1_000)
-    client.create_dataset(f"{emulator.project}.predictions", exists_ok=True)
-    print(f"    {rows} rows; predictions go to predictions.diabetes_ridge")
+        days = [today - dt.timedelta(days=i) for i in range(14, 0, -1)]
+        step(f"Loading {args.rows_per_day} feature rows a day for {days[0]} .. {days[-1]}")
+        from airflow_provider_somlier.hooks.bigquery import SomlierBigQueryHook
 
-    step("Migrating the Airflow metadata database")
-    subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, env=env, stdout=subprocess.DEVNULL)
+        client = SomlierBigQueryHook().client()
+        load_features(client, f"{emulator.project}.features.diabetes", days, args.rows_per_day)
+        client.create_dataset(f"{emulator.project}.predictions", exists_ok=True)
 
-    run_dates = [today_kst - dt.timedelta(days=i) for i in (2, 1, 0, 0)]
-    for run_date in run_dates:
-        logical = dt.datetime.combine(run_date, dt.time(9), KST).astimezone(dt.timezone.utc)
-        step(f"airflow dags test example_offline_inference {logical.isoformat()}")
-        result = subprocess.run(
-            [sys.executable, "-m", "airflow", "dags", "test", "example_offline_inference", logical.isoformat()],
-            env=env, capture_output=True, text=True,
+        repo = STATE / "dags-repo"
+        (repo / "dags").mkdir(parents=True)
+        subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
+        step("Starting Airflow (API server, scheduler, DAG processor)")
+        airflow = stack.enter_context(running_airflow(STATE / "airflow", repo / "dags"))
+        print(f"    Airflow at {airflow.url}")
+
+        step(f"somlier offline create_v2 … {DAG_ID} … --local_repo {repo} --check_airflow")
+        generated = subprocess.run(
+            [sys.executable, "-m", "airflow_provider_somlier.cli", "offline", "create_v2", "diabetes-ridge@champion",
+             DAG_ID, "0 0 * * *", "features.diabetes", "load_date", "predictions.diabetes_ridge", "-",
+             "--start_date", str(days[0]), "--local_repo", str(repo), "--check_airflow"],
+            env=os.environ | {"SOMLIER_AIRFLOW_API_URL": airflow.url, "SOMLIER_CONFIG": "/nonexistent"},
+            capture_output=True, text=True,
         )
-        summary = [line for line in result.stdout.splitlines() + result.stderr.splitlines() if "SoMLier summary" in line]
-        print("    " + (summary[-1].split("SoMLier summary: ", 1)[1].split(" [airflow", 1)[0] if summary else "(no summary)"))
-        if result.returncode != 0:
-            print(result.stdout[-4000:], result.stderr[-4000:], sep="\n")
-            return result.returncode
+        print("    " + (generated.stdout + generated.stderr).strip().replace("\n", "\n    "))
+        if generated.returncode:
+            return generated.returncode
 
-    step("Predictions in predictions.diabetes_ridge (the last day was run twice)")
-    table = f"{emulator.project}.predictions.diabetes_ridge"
-    query = f"""
-        SELECT CAST(target_date AS STRING) AS target_date, COUNT(*) AS n_rows, COUNT(DISTINCT row_id) AS n_ids,
-               COUNT(*) - COUNT(DISTINCT row_id) AS duplicates, MAX(model_version) AS model_version,
-               ROUND(AVG(prediction), 2) AS mean_prediction
-        FROM `{table}` GROUP BY target_date ORDER BY target_date"""
-    print(f"    {'target_date':<12} {'rows':>6} {'ids':>6} {'duplicates':>10} {'version':>8} {'mean prediction':>16}")
-    for row in client.query(query).result():
-        print(f"    {row.target_date:<12} {row.n_rows:>6} {row.n_ids:>6} {row.duplicates:>10} {row.model_version:>8} {row.mean_prediction:>16}")
-    sample = f"SELECT row_id, ROUND(prediction, 1) AS prediction, model_name, model_version, airflow_run_id FROM `{table}` ORDER BY target_date DESC, row_id LIMIT 3"
-    for row in client.query(sample).result():
-        print(f"    {dict(row.items())}")
-    print("\nThe emulator keeps running (state in .somlier/); stop it with: "
-          ".venv/bin/python -m airflow_provider_somlier.devtools.emulator stop")
+        session = airflow.session()
+        session.patch(f"{airflow.url}/api/v2/dags/{DAG_ID}", json={"is_paused": False}).raise_for_status()
+        last = dt.datetime.combine(today, dt.time(0), dt.timezone.utc)
+        step(f"Triggering a run for {last:%Y-%m-%d} through the REST API")
+        session.post(f"{airflow.url}/api/v2/dags/{DAG_ID}/dagRuns", json={"logical_date": last.isoformat()}).raise_for_status()
+        wait_runs(session, airflow.url, 1)
+
+        first = last - dt.timedelta(days=6)
+        step(f"Backfilling {first:%Y-%m-%d} .. {last:%Y-%m-%d} (reprocessing finished runs)")
+        session.post(
+            f"{airflow.url}/api/v2/backfills",
+            json={"dag_id": DAG_ID, "from_date": first.isoformat(), "to_date": last.isoformat(),
+                  "reprocess_behavior": "completed", "max_active_runs": 3},
+        ).raise_for_status()
+        runs = wait_runs(session, airflow.url, 7)
+
+        rerun = sorted(runs, key=lambda r: r["logical_date"])[3]
+        step(f"Clearing {rerun['dag_run_id']} so that its day runs again")
+        session.post(
+            f"{airflow.url}/api/v2/dags/{DAG_ID}/clearTaskInstances",
+            json={"dag_run_id": rerun["dag_run_id"], "dry_run": False, "only_failed": False},
+        ).raise_for_status()
+        time.sleep(3)
+        runs = wait_runs(session, airflow.url, 7)
+        failed = [r["dag_run_id"] for r in runs if r["state"] != "success"]
+        if failed:
+            print(f"    failed runs: {failed}; task logs under {STATE / 'airflow' / 'logs'}")
+            return 1
+
+        step("Predictions in predictions.diabetes_ridge, per target day")
+        query = f"""
+            SELECT CAST(target_date AS STRING) AS day, COUNT(*) AS n_rows, COUNT(DISTINCT row_id) AS n_ids,
+                   COUNT(*) - COUNT(DISTINCT row_id) AS duplicates, MAX(model_version) AS version,
+                   COUNT(DISTINCT airflow_run_id) AS runs
+            FROM `{emulator.project}.predictions.diabetes_ridge` GROUP BY day ORDER BY day"""
+        print(f"    {'target day':<12} {'rows read':>9} {'rows written':>12} {'duplicates':>10} {'model version':>13}")
+        for row in client.query(query).result():
+            print(f"    {row.day:<12} {args.rows_per_day:>9} {row.n_rows:>12} {row.duplicates:>10} {row.version:>13}")
+
+        print(f"\n    Airflow UI: {airflow.url}   MLflow UI: {mlflow_url}")
+        if args.serve:
+            print("    serving until Ctrl-C …")
+            with contextlib.suppress(KeyboardInterrupt):
+                while True:
+                    time.sleep(3600)
+        step("Stopping Airflow, MLflow and the emulator")
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        sys.exit(130)
