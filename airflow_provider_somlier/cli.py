@@ -100,6 +100,7 @@ def offline() -> None:
 @click.option("--start_date", help="First day of the schedule, YYYY-MM-DD. Default: yesterday (KST).")
 @click.option("--dataset_load_window", default="1", show_default=True, help="Days back from the run's date.")
 @click.option("--dataset_load_by_kst", default="True", show_default=True, help="Take the run's date in KST (else UTC).")
+@click.option("--passthrough_columns", default="", help="Comma-separated id columns copied to the output.")
 @click.option("--dry_run", is_flag=True, help="Print the DAG and what would be published; touch nothing.")
 @click.option("--check_airflow", is_flag=True, help="After publishing, wait until Airflow lists the DAG.")
 @click.option("--local_repo", type=click.Path(file_okay=False), help="Commit into this local git repo instead of GitHub.")
@@ -114,6 +115,7 @@ def create_v2(
     start_date: str | None,
     dataset_load_window: str,
     dataset_load_by_kst: str,
+    passthrough_columns: str,
     dry_run: bool,
     check_airflow: bool,
     local_repo: str | None,
@@ -141,6 +143,7 @@ def create_v2(
             start_date=start_date or (dt.datetime.now(KST).date() - dt.timedelta(days=1)),
             dataset_load_window=dataset_load_window,
             dataset_load_by_kst=dataset_load_by_kst,
+            passthrough_columns=[c.strip() for c in passthrough_columns.split(",") if c.strip()],
         )
         # The header shows the canonical command for these inputs (token as '-'), not argv.
         command = [
@@ -149,6 +152,7 @@ def create_v2(
             "--start_date", spec.start_date.isoformat(),
             "--dataset_load_window", str(spec.dataset_load_window),
             "--dataset_load_by_kst", str(spec.dataset_load_by_kst),
+            *(["--passthrough_columns", ",".join(spec.passthrough_columns)] if spec.passthrough_columns else []),
         ]
         source = render_offline(spec, command)
         description = "\n".join(
@@ -158,6 +162,7 @@ def create_v2(
                 ("dataset_ref", spec.dataset_ref), ("dataset_load_column", spec.dataset_load_column),
                 ("destination_table_ref", spec.destination_table_ref), ("start_date", spec.start_date),
                 ("dataset_load_window", spec.dataset_load_window), ("dataset_load_by_kst", spec.dataset_load_by_kst),
+                ("passthrough_columns", ", ".join(spec.passthrough_columns) or "none"),
             )
         )
         _deliver(

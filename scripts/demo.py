@@ -115,7 +115,8 @@ def main() -> int:
         generated = subprocess.run(
             [sys.executable, "-m", "airflow_provider_somlier.cli", "offline", "create_v2", "diabetes-ridge@champion",
              DAG_ID, "0 0 * * *", "features.diabetes", "load_date", "predictions.diabetes_ridge", "-",
-             "--start_date", str(days[0]), "--local_repo", str(repo), "--check_airflow"],
+             "--start_date", str(days[0]), "--passthrough_columns", "row_id", "--local_repo", str(repo),
+             "--check_airflow"],
             env=os.environ | {"SOMLIER_AIRFLOW_API_URL": airflow.url, "SOMLIER_CONFIG": "/nonexistent"},
             capture_output=True, text=True,
         )

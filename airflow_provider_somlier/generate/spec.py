@@ -73,6 +73,7 @@ class OfflineDagSpec:
     start_date: dt.date
     dataset_load_window: int = 1
     dataset_load_by_kst: bool = True
+    passthrough_columns: tuple[str, ...] = ()
 
     @classmethod
     def validated(cls, **values: object) -> OfflineDagSpec:
@@ -90,6 +91,9 @@ class OfflineDagSpec:
             start_date=validate_date(values["start_date"], field="START_DATE"),
             dataset_load_window=parse_window(values.get("dataset_load_window", 1)),
             dataset_load_by_kst=parse_bool(values.get("dataset_load_by_kst", True), field="DATASET_LOAD_BY_KST"),
+            passthrough_columns=tuple(
+                validate_column_name(c, field="passthrough column") for c in values.get("passthrough_columns") or ()
+            ),
         )
 
 
