@@ -53,14 +53,17 @@ def mlflow_ui(tracking_uri: str, artifacts: Path, port: int):
         stop_pid(process.pid)
 
 
-def wait_runs(session, url: str, count: int, timeout: float = 600) -> list[dict]:
+def wait_runs(session, url: str, count: int, timeout: float = 300) -> list[dict]:
     deadline = time.monotonic() + timeout
+    shown = None
     while True:
         runs = session.get(f"{url}/api/v2/dags/{DAG_ID}/dagRuns", params={"limit": 100}).json()["dag_runs"]
         finished = [r for r in runs if r["state"] in ("success", "failed")]
-        print(f"\r    {len(finished)}/{max(count, len(runs))} runs finished", end="", flush=True)
+        progress = f"{len(finished)}/{max(count, len(runs))} runs finished"
+        if progress != shown:
+            print(f"    {progress}", flush=True)
+            shown = progress
         if len(runs) >= count and len(finished) == len(runs):
-            print()
             return runs
         if time.monotonic() > deadline:
             raise TimeoutError(f"runs did not finish within {timeout:.0f}s")
@@ -126,10 +129,13 @@ def main() -> int:
 
         session = airflow.session()
         session.patch(f"{airflow.url}/api/v2/dags/{DAG_ID}", json={"is_paused": False}).raise_for_status()
-        last = dt.datetime.combine(today, dt.time(0), dt.timezone.utc)
-        step(f"Triggering a run for {last:%Y-%m-%d} through the REST API")
-        session.post(f"{airflow.url}/api/v2/dags/{DAG_ID}/dagRuns", json={"logical_date": last.isoformat()}).raise_for_status()
-        wait_runs(session, airflow.url, 1)
+        # Runs at 00:00 UTC (09:00 KST) score the previous KST day. Unpausing lets the scheduler
+        # run the latest interval (today 00:00 UTC); the manual run takes the day before.
+        last = dt.datetime.combine(dt.datetime.now(dt.timezone.utc).date(), dt.time(0), dt.timezone.utc)
+        manual = last - dt.timedelta(days=1)
+        step(f"Triggering a run for {manual:%Y-%m-%d} through the REST API (the scheduler runs {last:%Y-%m-%d})")
+        session.post(f"{airflow.url}/api/v2/dags/{DAG_ID}/dagRuns", json={"logical_date": manual.isoformat()}).raise_for_status()
+        wait_runs(session, airflow.url, 2, timeout=300)
 
         first = last - dt.timedelta(days=6)
         step(f"Backfilling {first:%Y-%m-%d} .. {last:%Y-%m-%d} (reprocessing finished runs)")

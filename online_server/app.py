@@ -1,0 +1,186 @@
+"""The Flask application factory: routes only; loading, storage and switching live elsewhere."""
+
+from __future__ import annotations
+
+import fcntl
+import hmac
+import json
+import logging
+import tempfile
+import time
+from pathlib import Path
+
+from flask import Flask, Response, g, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from online_server import metrics
+from online_server.models import BadInputError, ModelLoadError, load_predictor
+from online_server.settings import Settings
+from online_server.state import ServingState
+from online_server.storage import StorageError, latest_model_zip, storage_from_settings
+from online_server.swap import Current, UnsafeArchiveError, unpack
+
+access_log = logging.getLogger("somlier.online.access")
+NEEDS_SOURCES = ("custom", "tf")
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, code: str, message: str):
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    state = ServingState(settings)
+    work_dir = Path(settings.work_dir)
+    work_dir.mkdir(parents=True, exist_ok=True)
+
+    def error(status: int, code: str, message: str) -> Response:
+        response = jsonify({"error_code": code, "message": message})
+        response.status_code = status
+        return response
+
+    @app.errorhandler(ApiError)
+    def _api_error(exc: ApiError):
+        return error(exc.status, exc.code, exc.message)
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        code = {413: "PAYLOAD_TOO_LARGE", 404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.code, "BAD_REQUEST")
+        return error(exc.code or 400, code, exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        app.logger.exception("unhandled error")
+        return error(500, "INTERNAL_ERROR", f"{type(exc).__name__} (see the server log)")
+
+    @app.before_request
+    def _start() -> None:
+        g.started = time.perf_counter()
+
+    @app.after_request
+    def _finish(response: Response) -> Response:
+        version = state.current.version or (state.predictor.version if state.predictor else "")
+        if version:
+            response.headers["X-Model-Version"] = version
+        elapsed = time.perf_counter() - g.get("started", time.perf_counter())
+        metrics.observe(request.endpoint or "unknown", response.status_code, elapsed)
+        access_log.info(json.dumps({
+            "method": request.method, "path": request.path, "status": response.status_code,
+            "ms": round(elapsed * 1000, 2), "model_version": version,
+        }))
+        return response
+
+    def predictor():
+        try:
+            return state.ensure_loaded()
+        except ModelLoadError as exc:
+            raise ApiError(503, "MODEL_NOT_LOADED", str(exc)) from None
+
+    def require_token() -> None:
+        expected = settings.download_token
+        if expected:
+            given = request.headers.get("Authorization", "").removeprefix("Bearer ")
+            if not hmac.compare_digest(given.encode(), expected.encode()):
+                raise ApiError(401, "UNAUTHORIZED", "downloads need 'Authorization: Bearer <DOWNLOAD_TOKEN>'")
+
+    @app.post("/")
+    def load():
+        predictor()
+        return jsonify({"state": "done"})
+
+    @app.post("/result")
+    def result():
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            raise ApiError(400, "BAD_REQUEST", "the body must be a JSON object like {\"test\": input}")
+        if "test" not in body:
+            raise ApiError(400, "BAD_REQUEST", "missing key 'test': send {\"test\": input}")
+        model = predictor()
+        try:
+            output = model.predict(body["test"])
+        except BadInputError as exc:
+            raise ApiError(400, "BAD_INPUT", str(exc)) from None
+        return jsonify({"result": output})
+
+    def switch(kind: str) -> Current:
+        """Download, unpack into a fresh folder, load + smoke-test, then move the pointer."""
+        storage = storage_from_settings(settings)
+        with open(work_dir / ".download.lock", "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            current = state.pointer.read()
+            if kind == "src":
+                name = f"{settings.model_name}.zip"
+                if name not in storage.list("src"):
+                    raise ApiError(404, "NOT_FOUND", f"src/{name} is not in storage")
+            else:
+                if settings.model_type in NEEDS_SOURCES and current.src is None:
+                    raise ApiError(409, "SOURCES_MISSING", "download the sources first: call /src_download, then /model_download")
+                name = latest_model_zip(storage.list("model"))
+                if name is None:
+                    raise ApiError(404, "NOT_FOUND", "no model/YYYYMMDD.zip in storage")
+            with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
+                archive = Path(tmp) / name
+                storage.fetch(f"{kind}/{name}", archive, settings.max_archive_bytes)
+                folder = unpack(archive, work_dir / kind, max_bytes=settings.max_archive_bytes)
+            if kind == "src":
+                candidate = Current(str(folder), current.model, current.version)
+            else:
+                candidate = Current(current.src, str(folder), name.removesuffix(".zip"))
+            if candidate.model is not None or settings.model_type == "mlflow":
+                new = load_predictor(settings, _path(candidate.src), _path(candidate.model), candidate.version)
+                smoke = Path(candidate.model or "") / "smoke_input.json"
+                if candidate.model and smoke.is_file():
+                    try:
+                        new.predict(json.loads(smoke.read_text()))
+                    except BadInputError as exc:
+                        raise ModelLoadError(f"the smoke test failed: {exc}") from None
+                if settings.model_type == "mlflow":
+                    candidate = Current(candidate.src, candidate.model, new.version)
+                state.pointer.write(candidate)
+                state.install(candidate, new)
+            else:
+                state.pointer.write(candidate)
+            return candidate
+
+    def download(kind: str):
+        require_token()
+        try:
+            current = switch(kind)
+        except UnsafeArchiveError as exc:
+            raise ApiError(422, "UNSAFE_ARCHIVE", str(exc)) from None
+        except StorageError as exc:
+            raise ApiError(502, "STORAGE_ERROR", str(exc)) from None
+        except ModelLoadError as exc:
+            raise ApiError(422, "MODEL_REJECTED", f"{exc}; the previous model keeps serving") from None
+        metrics.set_version(current.version or "")
+        return jsonify({"state": "done", "version": current.version})
+
+    app.add_url_rule("/src_download", "src_download", lambda: download("src"), methods=["GET", "POST"])
+    app.add_url_rule("/model_download", "model_download", lambda: download("model"), methods=["GET", "POST"])
+
+    @app.get("/healthz")
+    def healthz():
+        return jsonify({"status": "ok"})
+
+    @app.get("/readyz")
+    def readyz():
+        try:
+            state.ensure_loaded()
+        except ModelLoadError as exc:
+            return error(503, "MODEL_NOT_LOADED", str(exc))
+        return jsonify({"status": "ready", "version": state.current.version})
+
+    @app.get("/metrics")
+    def metrics_endpoint():
+        body, content_type = metrics.render()
+        return Response(body, content_type=content_type)
+
+    return app
+
+
+def _path(value: str | None) -> Path | None:
+    return Path(value) if value else None

@@ -1,0 +1,21 @@
+"""gunicorn settings for the online server: ``gunicorn -c online_server/gunicorn.conf.py``."""
+
+import os
+import tempfile
+
+bind = os.environ.get("BIND", "0.0.0.0:8000")
+workers = int(os.environ.get("WORKERS", "2"))
+worker_class = "sync"
+timeout = int(os.environ.get("TIMEOUT", "120"))
+wsgi_app = "online_server.wsgi:app"
+accesslog = None  # the app writes structured access logs itself
+loglevel = os.environ.get("LOG_LEVEL", "info")
+
+# Metrics from every worker are merged through files in this folder.
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="somlier-metrics-"))
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

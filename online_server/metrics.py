@@ -1,0 +1,39 @@
+"""Prometheus metrics, shared across gunicorn workers when PROMETHEUS_MULTIPROC_DIR is set."""
+
+from __future__ import annotations
+
+import os
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+
+REQUESTS = Counter("somlier_requests_total", "Requests by endpoint and status", ["endpoint", "status"])
+ERRORS = Counter("somlier_errors_total", "Responses with status >= 400", ["endpoint"])
+LATENCY = Histogram(
+    "somlier_request_seconds", "Request latency", ["endpoint"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+MODEL = Gauge("somlier_model_version_info", "The serving model version (value 1)", ["version"], multiprocess_mode="liveall")
+
+
+def observe(endpoint: str, status: int, seconds: float) -> None:
+    REQUESTS.labels(endpoint, str(status)).inc()
+    LATENCY.labels(endpoint).observe(seconds)
+    if status >= 400:
+        ERRORS.labels(endpoint).inc()
+
+
+def set_version(version: str) -> None:
+    MODEL.clear()
+    MODEL.labels(version).set(1)
+
+
+def render() -> tuple[bytes, str]:
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return generate_latest(registry), CONTENT_TYPE_LATEST
+    from prometheus_client import REGISTRY
+
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

@@ -1,0 +1,47 @@
+"""Server settings from the environment (the seed's pod-info.yaml sets these)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Settings:
+    model_name: str
+    model_type: str = "sklearn"  # sklearn | custom | tf | mlflow
+    storage: str = "local"  # local | ftp | gcs
+    storage_root: str = "."
+    work_dir: str = "/tmp/somlier-online"
+    ftp_host: str = "127.0.0.1"
+    ftp_port: int = 21
+    ftp_user: str = "anonymous"
+    ftp_password: str = ""
+    gcs_bucket: str = ""
+    model_module: str = ""
+    model_class: str = ""
+    model_ref: str = ""
+    mlflow_conn_id: str = "mlflow_default"
+    download_token: str = ""
+    max_body_bytes: int = 1 << 20
+    max_archive_bytes: int = 1 << 30
+
+    def __post_init__(self) -> None:
+        # the seed's rule: the custom module and class default to the model's name
+        if not self.model_module:
+            object.__setattr__(self, "model_module", self.model_name)
+        if not self.model_class:
+            object.__setattr__(self, "model_class", self.model_module)
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
+        env = os.environ if environ is None else environ
+        ints = {"ftp_port", "max_body_bytes", "max_archive_bytes"}
+        values = {}
+        for name in cls.__dataclass_fields__:
+            key = name.upper()
+            if key in env:
+                values[name] = int(env[key]) if name in ints else env[key]
+        if "model_name" not in values:
+            raise ValueError("MODEL_NAME is not set")
+        return cls(**values)
