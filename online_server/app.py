@@ -5,6 +5,7 @@ from __future__ import annotations
 import fcntl
 import hmac
 import json
+import os
 import logging
 import tempfile
 import time
@@ -17,7 +18,7 @@ from online_server import metrics
 from online_server.models import BadInputError, ModelLoadError, load_predictor
 from online_server.settings import Settings
 from online_server.state import ServingState
-from online_server.storage import StorageError, latest_model_zip, storage_from_settings
+from online_server.storage import ArchiveTooLargeError, StorageError, latest_model_zip, storage_from_settings
 from online_server.swap import Current, UnsafeArchiveError, unpack
 
 access_log = logging.getLogger("somlier.online.access")
@@ -66,6 +67,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         version = state.current.version or (state.predictor.version if state.predictor else "")
         if version:
             response.headers["X-Model-Version"] = version
+        response.headers["X-Worker-Pid"] = str(os.getpid())
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
         metrics.observe(request.endpoint or "unknown", response.status_code, elapsed)
         access_log.info(json.dumps({
@@ -150,7 +152,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         require_token()
         try:
             current = switch(kind)
-        except UnsafeArchiveError as exc:
+        except (UnsafeArchiveError, ArchiveTooLargeError) as exc:
             raise ApiError(422, "UNSAFE_ARCHIVE", str(exc)) from None
         except StorageError as exc:
             raise ApiError(502, "STORAGE_ERROR", str(exc)) from None

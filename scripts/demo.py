@@ -161,13 +161,14 @@ def main() -> int:
 
         step("Predictions in predictions.diabetes_ridge, per target day")
         query = f"""
-            SELECT CAST(target_date AS STRING) AS day, COUNT(*) AS n_rows, COUNT(DISTINCT row_id) AS n_ids,
-                   COUNT(*) - COUNT(DISTINCT row_id) AS duplicates, MAX(model_version) AS version,
-                   COUNT(DISTINCT airflow_run_id) AS runs
+            SELECT CAST(target_date AS STRING) AS day, COUNT(*) AS n_rows,
+                   COUNT(*) - COUNT(DISTINCT row_id) AS duplicates, MAX(model_version) AS version
             FROM `{emulator.project}.predictions.diabetes_ridge` GROUP BY day ORDER BY day"""
-        print(f"    {'target day':<12} {'rows read':>9} {'rows written':>12} {'duplicates':>10} {'model version':>13}")
+        source = f"SELECT CAST(load_date AS STRING) AS day, COUNT(*) AS n FROM `{emulator.project}.features.diabetes` GROUP BY day"
+        available = {row.day: row.n for row in client.query(source).result()}
+        print(f"    {'target day':<12} {'source rows':>11} {'rows written':>12} {'duplicates':>10} {'model version':>13}")
         for row in client.query(query).result():
-            print(f"    {row.day:<12} {args.rows_per_day:>9} {row.n_rows:>12} {row.duplicates:>10} {row.version:>13}")
+            print(f"    {row.day:<12} {available.get(row.day, 0):>11} {row.n_rows:>12} {row.duplicates:>10} {row.version:>13}")
 
         print(f"\n    Airflow UI: {airflow.url}   MLflow UI: {mlflow_url}")
         if args.serve:

@@ -14,6 +14,10 @@ class StorageError(Exception):
     """The storage could not be listed or read."""
 
 
+class ArchiveTooLargeError(StorageError):
+    """The archive in storage is over the configured size limit."""
+
+
 class Storage(Protocol):
     def list(self, folder: str) -> list[str]:
         """File names (not paths) directly under ``folder`` (relative to the model's root)."""

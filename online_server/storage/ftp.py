@@ -5,7 +5,7 @@ from __future__ import annotations
 import ftplib
 from pathlib import Path
 
-from online_server.storage import StorageError
+from online_server.storage import ArchiveTooLargeError, StorageError
 
 
 class FtpStorage:
@@ -35,7 +35,7 @@ class FtpStorage:
                 nonlocal received
                 received += len(block)
                 if received > max_bytes:
-                    raise StorageError(f"{path} is over the {max_bytes}-byte limit")
+                    raise ArchiveTooLargeError(f"{path} is over the {max_bytes}-byte limit")
                 out.write(block)
 
             try:

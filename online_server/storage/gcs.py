@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from online_server.storage import StorageError
+from online_server.storage import ArchiveTooLargeError, StorageError
 
 
 class GcsStorage:
@@ -26,5 +26,5 @@ class GcsStorage:
         if blob is None:
             raise StorageError(f"gs://{self.bucket.name}/{self.prefix}/{path} does not exist")
         if (blob.size or 0) > max_bytes:
-            raise StorageError(f"{path} is {blob.size} bytes, over the {max_bytes}-byte limit")
+            raise ArchiveTooLargeError(f"{path} is {blob.size} bytes, over the {max_bytes}-byte limit")
         blob.download_to_filename(str(destination))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from online_server.storage import StorageError
+from online_server.storage import ArchiveTooLargeError, StorageError
 
 
 class LocalStorage:
@@ -23,5 +23,5 @@ class LocalStorage:
         if not source.is_file():
             raise StorageError(f"{source} does not exist")
         if source.stat().st_size > max_bytes:
-            raise StorageError(f"{path} is {source.stat().st_size} bytes, over the {max_bytes}-byte limit")
+            raise ArchiveTooLargeError(f"{path} is {source.stat().st_size} bytes, over the {max_bytes}-byte limit")
         shutil.copyfile(source, destination)

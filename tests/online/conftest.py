@@ -1,0 +1,117 @@
+"""Model zips, storage trees and real servers (FTP, GCS emulator) for the online server tests."""
+
+from __future__ import annotations
+
+import io
+import json
+import pickle
+import subprocess
+import sys
+import threading
+import time
+import zipfile
+from pathlib import Path
+
+import pytest
+
+from airflow_provider_somlier.devtools.emulator import free_port
+
+MODEL = "test_model_sci"
+ROW = [0.03, 0.05, 0.06, 0.02, -0.04, -0.03, -0.04, -0.002, 0.02, -0.02]
+
+
+def ridge_zip(alpha: float) -> bytes:
+    from sklearn.datasets import load_diabetes
+    from sklearn.linear_model import Ridge
+
+    features, target = load_diabetes(return_X_y=True)
+    model = Ridge(alpha=alpha).fit(features, target)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zipped:
+        zipped.writestr(f"{MODEL}.pkl", pickle.dumps(model))
+        zipped.writestr("smoke_input.json", json.dumps(ROW))
+    return buffer.getvalue()
+
+
+def src_zip() -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zipped:
+        zipped.writestr("requirements.txt", "scikit-learn\n")
+        zipped.writestr(f"{MODEL}.py", (
+            "import pickle, pathlib\n"
+            f"class {MODEL}:\n"
+            "    def load(self, model_path):\n"
+            "        self.model = pickle.loads(next(pathlib.Path(model_path).glob('*.pkl')).read_bytes())\n"
+            "    def predict(self, data):\n"
+            "        return [round(float(v), 3) for v in self.model.predict([data])]\n"
+        ))
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="session")
+def zips() -> dict[str, bytes]:
+    return {"20261120": ridge_zip(1.0), "20261121": ridge_zip(0.01), "src": src_zip()}
+
+
+def write_tree(root: Path, zips: dict[str, bytes], versions=("20261120",), with_src: bool = True) -> Path:
+    (root / MODEL / "model").mkdir(parents=True, exist_ok=True)
+    (root / MODEL / "src").mkdir(parents=True, exist_ok=True)
+    for version in versions:
+        (root / MODEL / "model" / f"{version}.zip").write_bytes(zips[version])
+    if with_src:
+        (root / MODEL / "src" / f"{MODEL}.zip").write_bytes(zips["src"])
+    return root
+
+
+@pytest.fixture
+def storage_root(tmp_path, zips) -> Path:
+    return write_tree(tmp_path / "storage", zips)
+
+
+@pytest.fixture
+def ftp_server(tmp_path, zips):
+    """A real FTP server (pyftpdlib) on loopback serving a storage tree."""
+    from pyftpdlib.authorizers import DummyAuthorizer
+    from pyftpdlib.handlers import FTPHandler
+    from pyftpdlib.servers import FTPServer
+
+    root = write_tree(tmp_path / "ftp", zips)
+    authorizer = DummyAuthorizer()
+    authorizer.add_user("somlier", "ftp-secret", str(root), perm="elr")
+    handler = type("Handler", (FTPHandler,), {"authorizer": authorizer})
+    server = FTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"timeout": 0.2}, daemon=True)
+    thread.start()
+    yield {"host": "127.0.0.1", "port": server.address[1], "user": "somlier", "password": "ftp-secret", "root": root}
+    server.close_all()
+
+
+@pytest.fixture(scope="session")
+def gcs_emulator(tmp_path_factory, zips):
+    """gcp-storage-emulator on loopback, with a bucket holding the storage tree."""
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gcp_storage_emulator", "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    host = f"http://127.0.0.1:{port}"
+    try:
+        import os
+
+        from google.auth.credentials import AnonymousCredentials
+        from google.cloud import storage
+
+        os.environ["STORAGE_EMULATOR_HOST"] = host
+        client = storage.Client(project="somlier-local", credentials=AnonymousCredentials())
+        for _ in range(100):
+            try:
+                bucket = client.create_bucket("models")
+                break
+            except Exception:  # noqa: BLE001 - not up yet
+                time.sleep(0.1)
+        for name, data in (("model/20261120.zip", zips["20261120"]), (f"src/{MODEL}.zip", zips["src"])):
+            bucket.blob(f"serving/{MODEL}/{name}").upload_from_string(data)
+        yield {"host": host, "bucket": "models", "client": client}
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -1,0 +1,163 @@
+"""The k8s_flask contract and what a real model server must also do, through Flask's test client."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import pytest
+
+from online_server.app import create_app
+from online_server.settings import Settings
+from tests.online.conftest import MODEL, ROW, write_tree
+
+
+def make_client(tmp_path, storage_root, **overrides):
+    settings = Settings(
+        model_name=MODEL, storage="local", storage_root=str(storage_root), work_dir=str(tmp_path / "work"), **overrides
+    )
+    return create_app(settings).test_client()
+
+
+def test_the_seed_contract_download_load_predict(tmp_path, storage_root):
+    client = make_client(tmp_path, storage_root)
+    assert client.post("/src_download").get_json() == {"state": "done", "version": None}
+    assert client.post("/model_download").get_json() == {"state": "done", "version": "20261120"}
+    assert client.post("/").get_json() == {"state": "done"}
+    answer = client.post("/result", json={"test": ROW})
+    assert answer.status_code == 200
+    assert len(answer.get_json()["result"]) == 1
+    assert answer.headers["X-Model-Version"] == "20261120"
+
+
+def test_the_newest_model_zip_by_date_wins_and_same_names_are_overwritten(tmp_path, storage_root, zips):
+    client = make_client(tmp_path, storage_root)
+    client.post("/model_download")
+    before = client.post("/result", json={"test": ROW}).get_json()["result"]
+    (storage_root / MODEL / "model" / "20261121.zip").write_bytes(zips["20261121"])
+    (storage_root / MODEL / "model" / "notes.zip").write_bytes(b"ignored")
+    assert client.post("/model_download").get_json()["version"] == "20261121"
+    after = client.post("/result", json={"test": ROW})
+    assert after.headers["X-Model-Version"] == "20261121" and after.get_json()["result"] != before
+
+
+def test_a_custom_model_needs_its_sources_first(tmp_path, storage_root):
+    client = make_client(tmp_path, storage_root, model_type="custom")
+    answer = client.post("/model_download")
+    assert answer.status_code == 409 and answer.get_json()["error_code"] == "SOURCES_MISSING"
+    client.post("/src_download")
+    assert client.post("/model_download").status_code == 200
+    assert isinstance(client.post("/result", json={"test": ROW}).get_json()["result"][0], float)
+
+
+def test_predicting_before_any_download_is_a_503_not_a_crash(tmp_path, storage_root):
+    client = make_client(tmp_path, storage_root)
+    answer = client.post("/result", json={"test": ROW})
+    assert answer.status_code == 503 and "call /src_download" in answer.get_json()["message"]
+    assert client.get("/readyz").status_code == 503 and client.get("/healthz").status_code == 200
+
+
+@pytest.mark.parametrize(
+    "body, content_type, status, code, fragment",
+    [
+        (b"not json", "application/json", 400, "BAD_REQUEST", "JSON object"),
+        (b'{"input": [1]}', "application/json", 400, "BAD_REQUEST", "missing key 'test'"),
+        (b'{"test": [1, 2]}', "application/json", 400, "BAD_INPUT", "10"),
+        (b'{"test": ["a", "b"]}', "application/json", 400, "BAD_INPUT", "must be numbers"),
+        (b'{"test": []}', "application/json", 400, "BAD_INPUT", "non-empty"),
+        (b'[1, 2]', "application/json", 400, "BAD_REQUEST", "JSON object"),
+        (b'{"test": [' + b"0.1," * 300_000 + b'0]}', "application/json", 413, "PAYLOAD_TOO_LARGE", ""),
+    ],
+)
+def test_bad_bodies_get_a_json_error_never_a_traceback(tmp_path, storage_root, body, content_type, status, code, fragment):
+    client = make_client(tmp_path, storage_root)
+    client.post("/model_download")
+    answer = client.post("/result", data=body, content_type=content_type)
+    assert answer.status_code == status
+    assert answer.get_json()["error_code"] == code
+    assert fragment in answer.get_json()["message"]
+    assert "Traceback" not in answer.get_data(as_text=True)
+
+
+def _zip(entries: dict[str, bytes], symlink: str | None = None) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zipped:
+        for name, data in entries.items():
+            zipped.writestr(name, data)
+        if symlink:
+            info = zipfile.ZipInfo(symlink)
+            info.external_attr = (0o120777 << 16)
+            zipped.writestr(info, "/etc/passwd")
+    return buffer.getvalue()
+
+
+@pytest.mark.parametrize(
+    "archive, fragment",
+    [
+        (_zip({"../evil.pkl": b"x"}), "escapes"),
+        (_zip({"/abs/evil.pkl": b"x"}), "escapes"),
+        (_zip({"ok.pkl": b"x"}, symlink="link.pkl"), "symbolic link"),
+        (b"this is not a zip", "not a zip"),
+        (_zip({"big.pkl": b"0" * 50_000}), "unpacks to"),
+        (b"0" * 5000, "over the 4000-byte limit"),
+        (_zip({"model.pkl": b"not a pickle"}), "cannot unpickle"),
+    ],
+)
+def test_a_bad_model_zip_is_refused_and_the_old_model_keeps_serving(tmp_path, storage_root, archive, fragment):
+    client = make_client(tmp_path, storage_root, max_archive_bytes=4000 if "4000" in fragment or "unpacks" in fragment else 1 << 30)
+    if "unpacks" not in fragment and "4000" not in fragment:
+        assert client.post("/model_download").status_code == 200
+    (storage_root / MODEL / "model" / "20261130.zip").write_bytes(archive)
+    answer = client.post("/model_download")
+    assert answer.status_code == 422, answer.get_json()
+    assert fragment in answer.get_json()["message"]
+    assert not (tmp_path / "evil.pkl").exists() and not (tmp_path / "work" / "evil.pkl").exists()
+    if "unpacks" not in fragment and "4000" not in fragment:
+        still = client.post("/result", json={"test": ROW})
+        assert still.status_code == 200 and still.headers["X-Model-Version"] == "20261120"
+
+
+def test_downloads_require_the_token_when_one_is_set(tmp_path, storage_root):
+    client = make_client(tmp_path, storage_root, download_token="s3cret")
+    assert client.post("/model_download").status_code == 401
+    assert client.post("/model_download", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert client.post("/model_download", headers={"Authorization": "Bearer s3cret"}).status_code == 200
+
+
+def test_metrics_count_requests_errors_and_the_version(tmp_path, storage_root):
+    client = make_client(tmp_path, storage_root)
+    client.post("/model_download")
+    client.post("/result", json={"test": ROW})
+    client.post("/result", data=b"x", content_type="application/json")
+    text = client.get("/metrics").get_data(as_text=True)
+    assert 'somlier_requests_total{endpoint="result",status="200"}' in text
+    assert 'somlier_errors_total{endpoint="result"}' in text
+    assert 'somlier_model_version_info{version="20261120"} 1.0' in text
+
+
+def test_ftp_storage_serves_the_same_contract(tmp_path, ftp_server):
+    settings = Settings(
+        model_name=MODEL, storage="ftp", storage_root="/", work_dir=str(tmp_path / "work"),
+        ftp_host=ftp_server["host"], ftp_port=ftp_server["port"], ftp_user=ftp_server["user"],
+        ftp_password=ftp_server["password"], model_type="custom",
+    )
+    client = create_app(settings).test_client()
+    assert client.post("/src_download").status_code == 200
+    assert client.post("/model_download").get_json()["version"] == "20261120"
+    assert client.post("/result", json={"test": ROW}).status_code == 200
+
+
+def test_gcs_storage_serves_the_same_contract(tmp_path, gcs_emulator):
+    settings = Settings(
+        model_name=MODEL, storage="gcs", storage_root="serving", gcs_bucket=gcs_emulator["bucket"],
+        work_dir=str(tmp_path / "work"),
+    )
+    client = create_app(settings).test_client()
+    assert client.post("/model_download").get_json()["version"] == "20261120"
+    assert client.post("/result", json={"test": [ROW, ROW]}).status_code == 200
+
+
+def test_write_tree_layout_matches_the_seed(tmp_path, zips):
+    root = write_tree(tmp_path, zips)
+    assert (root / MODEL / "model" / "20261120.zip").is_file()
+    assert (root / MODEL / "src" / f"{MODEL}.zip").is_file()

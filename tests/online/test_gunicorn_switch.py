@@ -1,0 +1,78 @@
+"""The real server (gunicorn, 2 workers) switches models under concurrent load without an error."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+import requests
+
+from airflow_provider_somlier.devtools.emulator import free_port
+from tests.online.conftest import MODEL, ROW
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def server(tmp_path, storage_root):
+    port = free_port()
+    env = os.environ | {
+        "MODEL_NAME": MODEL, "STORAGE": "local", "STORAGE_ROOT": str(storage_root),
+        "WORK_DIR": str(tmp_path / "work"), "BIND": f"127.0.0.1:{port}", "WORKERS": "2",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
+    }
+    (tmp_path / "metrics").mkdir()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-c", str(REPO / "online_server" / "gunicorn.conf.py")],
+        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "gunicorn.log", "wb"),
+    )
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            requests.get(f"{url}/healthz", timeout=1)
+            break
+        except requests.ConnectionError:
+            time.sleep(0.1)
+    yield url
+    process.terminate()
+    process.wait(timeout=20)
+
+
+def test_concurrent_requests_during_a_switch_see_old_or_new_never_an_error(server, storage_root, zips):
+    assert requests.post(f"{server}/model_download", timeout=30).json()["version"] == "20261120"
+    (storage_root / MODEL / "model" / "20261121.zip").write_bytes(zips["20261121"])
+    answers: list[tuple[float, int, str, str]] = []  # (sent, status, version, worker pid)
+    stop_at = time.monotonic() + 4
+
+    def client() -> None:
+        with requests.Session() as session:
+            while time.monotonic() < stop_at:
+                sent = time.monotonic()
+                reply = session.post(f"{server}/result", json={"test": ROW}, timeout=30)
+                answers.append((sent, reply.status_code, reply.headers.get("X-Model-Version", ""),
+                                reply.headers.get("X-Worker-Pid", "")))
+
+    with ThreadPoolExecutor(max_workers=9) as pool:
+        clients = [pool.submit(client) for _ in range(8)]
+        time.sleep(1.5)
+        switched = pool.submit(requests.post, f"{server}/model_download", timeout=30).result()
+        switched_at = time.monotonic()
+        for future in clients:
+            future.result()
+
+    assert switched.json()["version"] == "20261121"
+    assert len(answers) > 50
+    assert {status for _, status, _, _ in answers} == {200}, "a request failed during the switch"
+    assert {version for _, _, version, _ in answers} == {"20261120", "20261121"}
+    # A request sent after the switch answered is served by a worker that has seen the new
+    # pointer, whichever worker it lands on: no worker serves the old model after that.
+    late = [(version, pid) for sent, _, version, pid in answers if sent > switched_at]
+    assert late and {version for version, _ in late} == {"20261121"}, late
+
+    metrics = requests.get(f"{server}/metrics", timeout=10).text
+    assert 'somlier_requests_total{endpoint="result",status="200"}' in metrics
