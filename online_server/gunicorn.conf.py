@@ -5,7 +5,11 @@ import tempfile
 
 bind = os.environ.get("BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("WORKERS", "2"))
-worker_class = "sync"
+# gthread keeps client connections alive (sync workers close each one); one thread per
+# worker keeps predict calls from competing for the GIL inside a worker.
+worker_class = os.environ.get("WORKER_CLASS", "gthread")
+threads = int(os.environ.get("THREADS", "1"))
+keepalive = int(os.environ.get("KEEPALIVE", "5"))
 timeout = int(os.environ.get("TIMEOUT", "120"))
 wsgi_app = "online_server.wsgi:app"
 accesslog = None  # the app writes structured access logs itself

@@ -1,0 +1,208 @@
+"""Online `/result` throughput and latency against `mlflow models serve` and a bare Flask app.
+
+Same machine, same Ridge (diabetes) model, 2 server workers each, one row per request,
+a fixed number of concurrent connections: ``wrk`` when installed (``apt-get install wrk``),
+else separate Python client processes (which then share the 2 cores with the servers).
+
+Usage: ``.venv/bin/python benchmarks/online.py [--seconds 15] [--clients 8]``
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import os
+import pickle
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import zipfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+ROW = [0.03, 0.05, 0.06, 0.02, -0.04, -0.03, -0.04, -0.002, 0.02, -0.02]
+
+BARE_APP = '''
+import pickle, os
+from flask import Flask, request, jsonify
+app = Flask(__name__)
+model = pickle.load(open(os.environ["BARE_MODEL"], "rb"))
+@app.post("/result")
+def result():
+    return jsonify({"result": model.predict([request.get_json()["test"]]).tolist()})
+'''
+
+
+def _client(url: str, body: bytes, seconds: float, queue) -> None:
+    import http.client
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url)
+    latencies, errors = [], 0
+    stop = time.monotonic() + seconds
+    while time.monotonic() < stop:
+        started = time.perf_counter()
+        connection = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=30)
+        try:
+            connection.request("POST", parsed.path, body, {"Content-Type": "application/json"})
+            response = connection.getresponse()
+            response.read()
+            if response.status != 200:
+                errors += 1
+        except OSError:
+            errors += 1
+        finally:
+            connection.close()
+        latencies.append(time.perf_counter() - started)
+    queue.put((latencies, errors))
+
+
+def _ms(text: str) -> float:
+    value = float(text.rstrip("mun s"))
+    return value * {"us": 0.001, "ms": 1.0, "s": 1000.0}[text.lstrip("0123456789.")]
+
+
+def load_wrk(url: str, body: dict, seconds: float, clients: int) -> dict:
+    """wrk (C, epoll) keeps the load generator's own CPU cost out of the comparison."""
+    import re
+
+    script = Path(tempfile.mkstemp(suffix=".lua")[1])
+    script.write_text(
+        'wrk.method = "POST"\nwrk.headers["Content-Type"] = "application/json"\n'
+        f"wrk.body = {json.dumps(json.dumps(body))}\n"
+    )
+    out = subprocess.run(
+        ["wrk", "-t2", f"-c{clients}", f"-d{int(seconds)}s", "--latency", "-s", str(script), url],
+        capture_output=True, text=True, check=True,
+    ).stdout
+    percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.MULTILINE))
+    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    socket_errors = re.search(r"Socket errors: (.*)", out)
+    total = int(re.search(r"(\d+) requests in", out)[1])
+    return {
+        "requests": total,
+        "errors": int(errors[1]) if errors else 0,
+        "socket_errors": socket_errors[1] if socket_errors else "",
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out)[1]),
+        "p50_ms": _ms(percentiles["50"]),
+        "p99_ms": _ms(percentiles["99"]),
+    }
+
+
+def load(url: str, body: dict, seconds: float, clients: int) -> dict:
+    import shutil
+
+    if shutil.which("wrk"):
+        return load_wrk(url, body, seconds, clients)
+    queue = multiprocessing.Queue()
+    payload = json.dumps(body).encode()
+    workers = [multiprocessing.Process(target=_client, args=(url, payload, seconds, queue)) for _ in range(clients)]
+    for worker in workers:
+        worker.start()
+    results = [queue.get() for _ in workers]
+    for worker in workers:
+        worker.join()
+    latencies = sorted(x for lat, _ in results for x in lat)
+    return {
+        "requests": len(latencies),
+        "errors": sum(e for _, e in results),
+        "rps": len(latencies) / seconds,
+        "p50_ms": 1000 * statistics.median(latencies),
+        "p99_ms": 1000 * latencies[int(0.99 * (len(latencies) - 1))],
+    }
+
+
+def wait_up(url: str, body: dict, timeout: float = 120) -> None:
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            if requests.post(url, json=body, timeout=5).status_code == 200:
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.5)
+    raise TimeoutError(url)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--clients", type=int, default=8)
+    args = parser.parse_args()
+
+    import mlflow.sklearn
+    from sklearn.datasets import load_diabetes
+    from sklearn.linear_model import Ridge
+
+    from airflow_provider_somlier.devtools.emulator import free_port, stop_pid
+
+    work = Path(tempfile.mkdtemp(prefix="somlier-online-bench-"))
+    features, target = load_diabetes(return_X_y=True)
+    model = Ridge().fit(features, target)
+    (work / "storage" / "bench" / "model").mkdir(parents=True)
+    with zipfile.ZipFile(work / "storage" / "bench" / "model" / "20261120.zip", "w") as zipped:
+        zipped.writestr("bench.pkl", pickle.dumps(model))
+    (work / "bare.pkl").write_bytes(pickle.dumps(model))
+    (work / "bare_app.py").write_text(BARE_APP)
+    mlflow.sklearn.save_model(model, str(work / "mlflow_model"), serialization_format="cloudpickle")
+
+    servers = {
+        "somlier online_server (gunicorn, 2 gthread workers, keep-alive)": (
+            [sys.executable, "-m", "gunicorn", "-c", str(REPO / "online_server" / "gunicorn.conf.py")],
+            {"MODEL_NAME": "bench", "STORAGE_ROOT": str(work / "storage"), "WORK_DIR": str(work / "serving"),
+             "WORKERS": "2", "PROMETHEUS_MULTIPROC_DIR": str(work / "metrics")},
+            "/result", {"test": ROW}, REPO,
+        ),
+        "bare Flask app (gunicorn, 2 sync workers), predict only": (
+            [sys.executable, "-m", "gunicorn", "-w", "2", "bare_app:app"],
+            {"BARE_MODEL": str(work / "bare.pkl")}, "/result", {"test": ROW}, work,
+        ),
+        "mlflow models serve (2 workers)": (
+            [sys.executable, "-m", "mlflow", "models", "serve", "-m", str(work / "mlflow_model"), "--env-manager", "local",
+             "--workers", "2", "--host", "127.0.0.1"],
+            {}, "/invocations", {"inputs": [ROW]}, work,
+        ),
+    }
+    (work / "metrics").mkdir()
+    rows = []
+    for label, (command, env, path, body, cwd) in servers.items():
+        port = free_port()
+        command = command + (["--port", str(port)] if "mlflow" in command[2] else ["--bind", f"127.0.0.1:{port}"])
+        environ = os.environ | env | {"BIND": f"127.0.0.1:{port}", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+        process = subprocess.Popen(command, cwd=cwd, env=environ, stdout=subprocess.DEVNULL,
+                                   stderr=open(work / f"{port}.log", "wb"), start_new_session=True)
+        try:
+            url = f"http://127.0.0.1:{port}"
+            if "somlier" in label:
+                wait_up(f"{url}/model_download", {})  # the seed's flow: download, then serve
+            wait_up(url + path, body)
+            load(url + path, body, 2, args.clients)  # warm-up
+            result = load(url + path, body, args.seconds, args.clients)
+        finally:
+            stop_pid(process.pid)
+            os.killpg(process.pid, signal.SIGKILL) if process.poll() is None else None
+        rows.append((label, result))
+        print(f"{label}: {result}", file=sys.stderr)
+
+    import shutil
+
+    generator = "wrk -t2" if shutil.which("wrk") else "Python client processes"
+    print(f"\n{args.clients} concurrent connections ({generator}), {args.seconds:.0f} s, one row per request\n")
+    print("| server | req/s | p50 ms | p99 ms | errors |\n|---|---:|---:|---:|---:|")
+    for label, r in rows:
+        print(f"| {label} | {r['rps']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['errors']} |")
+    ours, bare, mlflow_serve = (r for _, r in rows)
+    print(f"\nsomlier / mlflow models serve: {ours['rps'] / mlflow_serve['rps']:.2f}x req/s, "
+          f"p99 {ours['p99_ms']:.1f} vs {mlflow_serve['p99_ms']:.1f} ms; somlier / bare Flask: {ours['rps'] / bare['rps']:.2f}x\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
