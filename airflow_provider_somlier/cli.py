@@ -79,6 +79,19 @@ def _deliver(
         click.echo(f"Airflow lists {dag_id} (paused: {record.get('is_paused')})")
 
 
+def publishing_options(command: Callable) -> Callable:
+    """The options every generator shares: what to do with the rendered file."""
+    for option in reversed((
+        click.option("--dry_run", is_flag=True, help="Print the DAG and what would be published; touch nothing."),
+        click.option("--check_airflow", is_flag=True, help="After publishing, wait until Airflow lists the DAG."),
+        click.option(
+            "--local_repo", type=click.Path(file_okay=False), help="Commit into this local git repo instead of GitHub."
+        ),
+    )):
+        command = option(command)
+    return command
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """SoMLier: batch-first ML model serving on Airflow and MLflow."""
@@ -101,9 +114,7 @@ def offline() -> None:
 @click.option("--dataset_load_window", default="1", show_default=True, help="Days back from the run's date.")
 @click.option("--dataset_load_by_kst", default="True", show_default=True, help="Take the run's date in KST (else UTC).")
 @click.option("--passthrough_columns", default="", help="Comma-separated id columns copied to the output.")
-@click.option("--dry_run", is_flag=True, help="Print the DAG and what would be published; touch nothing.")
-@click.option("--check_airflow", is_flag=True, help="After publishing, wait until Airflow lists the DAG.")
-@click.option("--local_repo", type=click.Path(file_okay=False), help="Commit into this local git repo instead of GitHub.")
+@publishing_options
 def create_v2(
     model_ref: str,
     dag_id: str,
@@ -190,9 +201,7 @@ def batch() -> None:
 @click.option("--cpu", help="CPU request and limit, e.g. 500m.")
 @click.option("--memory", help="Memory request and limit, e.g. 2Gi.")
 @click.option("--env", "env", multiple=True, metavar="NAME=VALUE", help="Environment variable of the container (repeatable).")
-@click.option("--dry_run", is_flag=True, help="Print the DAG and what would be published; touch nothing.")
-@click.option("--check_airflow", is_flag=True, help="After publishing, wait until Airflow lists the DAG.")
-@click.option("--local_repo", type=click.Path(file_okay=False), help="Commit into this local git repo instead of GitHub.")
+@publishing_options
 def batch_create(
     docker_image: str,
     schedule: str,

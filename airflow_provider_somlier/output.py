@@ -32,7 +32,6 @@ LINEAGE_COLUMNS: dict[str, str] = {
     "airflow_dag_id": "STRING",
     "airflow_run_id": "STRING",
 }
-RESERVED_PREFIX = PREDICTION_COLUMN
 
 
 @dataclass(frozen=True)

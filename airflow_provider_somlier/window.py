@@ -27,7 +27,6 @@ KST = ZoneInfo("Asia/Seoul")
 UTC = dt.timezone.utc
 
 SUPPORTED_LOAD_COLUMN_TYPES = ("DATE", "DATETIME", "TIMESTAMP")
-_TYPE_ALIASES = {"DATE": "DATE", "DATETIME": "DATETIME", "TIMESTAMP": "TIMESTAMP"}
 
 
 def parse_window(value: object) -> int:
@@ -113,8 +112,8 @@ class DayFilter:
 def day_filter(column: str, column_type: str, day: dt.date, by_kst: bool) -> DayFilter:
     """Build the filter for ``column`` of BigQuery type ``column_type`` on ``day``."""
     validate_column_name(column, field="dataset_load_column")
-    normalized = _TYPE_ALIASES.get(column_type.upper())
-    if normalized is None:
+    normalized = column_type.upper()
+    if normalized not in SUPPORTED_LOAD_COLUMN_TYPES:
         raise UnsupportedColumnTypeError(
             f"dataset_load_column {column!r} has type {column_type}; expected one of "
             f"{', '.join(SUPPORTED_LOAD_COLUMN_TYPES)}"

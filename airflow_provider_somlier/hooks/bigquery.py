@@ -256,10 +256,6 @@ class SomlierBigQueryHook(BigQueryHook):
                 time.sleep(min(2**attempt, 30))
         raise AssertionError("unreachable")
 
-    def count_rows(self, ref: TableRef, where: str) -> int:
-        result = self._call(self.client().query, f"SELECT COUNT(*) AS n FROM {ref.sql} WHERE {where}")
-        return int(next(iter(self._call(result.result))).n)
-
     # -- errors -----------------------------------------------------------------------------
     def _call(self, fn, *args: Any, **kwargs: Any):
         """Call the client, turning transport failures into one named, retryable error."""
