@@ -268,5 +268,120 @@ def batch_create(
     _run(action)
 
 
+
+def _mlflow_client(tracking_uri: str | None):
+    from mlflow import MlflowClient
+
+    from airflow_provider_somlier.errors import InvalidArgumentError
+
+    uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    if not uri:
+        raise InvalidArgumentError("no MLflow registry: pass --tracking_uri or set MLFLOW_TRACKING_URI")
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+_tracking_option = click.option(
+    "--tracking_uri", help="MLflow tracking/registry URI (default: $MLFLOW_TRACKING_URI)."
+)
+
+
+@main.command("search")
+@click.argument("project_name")
+@click.argument("standard_metric")
+@click.argument("order_by")
+@click.option("--output", type=click.Choice(["table", "json"]), default="table", show_default=True)
+@click.option("--limit", default=20, show_default=True, help="Runs to show.")
+@_tracking_option
+def search(project_name: str, standard_metric: str, order_by: str, output: str, limit: int, tracking_uri: str | None) -> None:
+    """The runs of PROJECT_NAME ordered by STANDARD_METRIC (ASC or DESC), best first."""
+
+    def action() -> None:
+        import json
+
+        from airflow_provider_somlier.lifecycle.registry import search_runs
+
+        runs = search_runs(_mlflow_client(tracking_uri), project_name, standard_metric, order_by, limit)
+        if output == "json":
+            click.echo(json.dumps([{"run_id": r.run_id, "metric_value": r.metric_value, "params": r.params} for r in runs]))
+            return
+        click.echo(f"{'run_id':<34} {standard_metric:>14}  params")
+        for run in runs:
+            params = ", ".join(f"{k}={v}" for k, v in sorted(run.params.items()))
+            click.echo(f"{run.run_id:<34} {run.metric_value:>14.6g}  {params}")
+
+    _run(action)
+
+
+@main.command("register")
+@click.argument("run_id")
+@click.argument("model_name")
+@click.option("--standard_metric", default="training_mae", show_default=True, help="Metric deciding is_newer_version.")
+@click.option("--order_by", default="ASC", show_default=True, help="ASC: lower is better; DESC: higher is better.")
+@_tracking_option
+def register(run_id: str, model_name: str, standard_metric: str, order_by: str, tracking_uri: str | None) -> None:
+    """Register RUN_ID's model under MODEL_NAME; print {model_version, is_newer_version, message}."""
+
+    def action() -> None:
+        import json
+
+        from airflow_provider_somlier.lifecycle.registry import register_run
+
+        answer = register_run(_mlflow_client(tracking_uri), run_id, model_name, metric=standard_metric, order_by=order_by)
+        click.echo(json.dumps(answer))
+
+    _run(action)
+
+
+@main.group()
+def config() -> None:
+    """Check and run a project's somlier.yaml."""
+
+
+_config_option = click.option(
+    "--file", "config_file", default="somlier.yaml", show_default=True, type=click.Path(dir_okay=False),
+    help="The project's somlier.yaml.",
+)
+
+
+@config.command("show")
+@click.option("-d", "--dependencies", is_flag=True, help="List requirements.txt instead of the settings.")
+@_config_option
+def config_show(dependencies: bool, config_file: str) -> None:
+    """Print the project's settings (or, with -d, its dependencies)."""
+
+    def action() -> None:
+        from pathlib import Path
+
+        from airflow_provider_somlier.lifecycle.config import describe, load_config
+
+        path = Path(config_file).resolve()
+        click.echo(describe(path, load_config(path), dependencies))
+
+    _run(action)
+
+
+@config.command("run")
+@click.argument("entrypoint")
+@_config_option
+def config_run(entrypoint: str, config_file: str) -> None:
+    """Run ENTRYPOINT from somlier.yaml in the project folder; print a JSON result line."""
+
+    def action() -> None:
+        from pathlib import Path
+
+        from airflow_provider_somlier.lifecycle.config import BANNER, load_config, run_entrypoint
+
+        path = Path(config_file).resolve()
+        data = load_config(path)
+        click.echo(BANNER, err=True)
+        click.echo(f"Entrypoint: [{entrypoint}]", err=True)
+        returncode, line = run_entrypoint(path, data, entrypoint)
+        click.echo(line)
+        if returncode:
+            sys.exit(1)
+
+    _run(action)
+
+
 if __name__ == "__main__":
     main()

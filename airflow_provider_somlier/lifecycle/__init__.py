@@ -1,0 +1,1 @@
+"""Model lifecycle on MLflow: parameter grids, run search, registration, somlier.yaml."""

@@ -1,0 +1,73 @@
+"""Search runs by a metric and register a run's model, on an explicit MlflowClient."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from airflow_provider_somlier.errors import InvalidArgumentError, ModelNotFoundError
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+
+
+@dataclass(frozen=True)
+class RunScore:
+    run_id: str
+    metric_value: float
+    params: dict[str, str]
+
+
+def _order(order_by: str) -> str:
+    order = order_by.strip().upper()
+    if order not in ("ASC", "DESC"):
+        raise InvalidArgumentError(f"ORDER_BY {order_by!r} must be ASC or DESC")
+    return order
+
+
+def search_runs(client: MlflowClient, project: str, metric: str, order_by: str, limit: int = 100) -> list[RunScore]:
+    """The project's runs that logged ``metric``, best first by ``order_by``."""
+    order = _order(order_by)
+    experiment = client.get_experiment_by_name(project)
+    if experiment is None:
+        raise ModelNotFoundError(f"project {project!r} has no MLflow experiment (train it first)")
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        filter_string=f"metrics.`{metric}` > -1e308",
+        order_by=[f"metrics.`{metric}` {order}"],
+        max_results=limit,
+    )
+    if not runs:
+        raise InvalidArgumentError(f"no run of project {project!r} logged the metric {metric!r}")
+    return [RunScore(r.info.run_id, float(r.data.metrics[metric]), dict(r.data.params)) for r in runs]
+
+
+def register_run(
+    client: MlflowClient, run_id: str, model_name: str, *, metric: str = "training_mae", order_by: str = "ASC",
+    artifact_path: str = "model",
+) -> dict[str, object]:
+    """Register the run's model as a new version; say whether it beats the latest version on ``metric``."""
+    from mlflow.exceptions import MlflowException
+
+    order = _order(order_by)
+    try:
+        run = client.get_run(run_id)
+    except MlflowException:
+        raise ModelNotFoundError(f"run {run_id!r} does not exist in {client.tracking_uri}") from None
+    new_value = run.data.metrics.get(metric)
+    previous = None
+    if client.search_registered_models(filter_string=f"name = '{model_name}'"):
+        versions = client.search_model_versions(f"name = '{model_name}'")
+        if versions:
+            latest = max(versions, key=lambda v: int(v.version))
+            previous = client.get_run(latest.run_id).data.metrics.get(metric) if latest.run_id else None
+    else:
+        client.create_registered_model(model_name)
+    version = client.create_model_version(model_name, source=f"{run.info.artifact_uri}/{artifact_path}", run_id=run_id)
+    if previous is None or new_value is None:
+        newer = previous is None
+        message = "first version" if previous is None else f"run has no {metric}; cannot compare"
+    else:
+        newer = new_value < previous if order == "ASC" else new_value > previous
+        message = f"{metric} {new_value:g} vs previous {previous:g} ({'better' if newer else 'not better'})"
+    return {"model_version": str(version.version), "is_newer_version": newer, "message": message}

@@ -1,0 +1,33 @@
+import pytest
+
+from airflow_provider_somlier.errors import InvalidArgumentError
+from airflow_provider_somlier.lifecycle.grid import expand_grid, parse_values
+
+
+def test_the_seeds_example_makes_eight_runs():
+    grid = expand_grid({"learning_rate": "0.001..0.005..0.001", "batch_size": "64,128", "num_epochs": "3"})
+    assert len(grid) == 8
+    assert sorted({g["learning_rate"] for g in grid}) == [0.001, 0.002, 0.003, 0.004]
+    assert {g["batch_size"] for g in grid} == {64, 128} and {g["num_epochs"] for g in grid} == {3}
+
+
+def test_float_steps_do_not_drift():
+    assert parse_values("alpha", "0.1..0.4..0.1") == [0.1, 0.2, 0.3]
+
+
+@pytest.mark.parametrize(
+    "spec, message",
+    [("1..2", "START..END..INCREMENT"), ("a..2..1", "'a' is not a number"), ("1..2..0", "INCREMENT must be > 0"),
+     ("3..1..1", "START must be below END"), ("1,,2", "empty item"), ("", "empty value")],
+)
+def test_malformed_grid_specs_name_the_flag(spec, message):
+    with pytest.raises(InvalidArgumentError, match=message) as caught:
+        parse_values("lr", spec)
+    assert "lr" in str(caught.value)
+
+
+def test_empty_and_oversized_grids_are_refused():
+    with pytest.raises(InvalidArgumentError, match="empty"):
+        expand_grid({})
+    with pytest.raises(InvalidArgumentError, match="1000 combinations, over the limit of 256"):
+        expand_grid({"a": "0..10..1", "b": "0..10..1", "c": "0..10..1"})
