@@ -383,5 +383,57 @@ def config_run(entrypoint: str, config_file: str) -> None:
     _run(action)
 
 
+
+@main.group()
+def online() -> None:
+    """Train and register models for online serving."""
+
+
+@online.command("train", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.argument("project_name")
+@click.argument("project_ref")
+@click.option("--github_uri", required=True, help="Git repository of the MLflow Projects (https://, git@, file://).")
+@click.option("--max_parallel", default=2, show_default=True, help="Combinations trained at the same time.")
+@click.option("--max_combinations", default=256, show_default=True, help="Refuse grids larger than this.")
+@_tracking_option
+@click.pass_context
+def online_train(
+    ctx: click.Context, project_name: str, project_ref: str, github_uri: str, max_parallel: int,
+    max_combinations: int, tracking_uri: str | None,
+) -> None:
+    """Train PROJECT_NAME at PROJECT_REF over a parameter grid, in parallel.
+
+    Grid flags: --NAME START..END..INCREMENT (END excluded), --NAME V1,V2, --NAME VALUE.
+    """
+
+    def action() -> None:
+        from airflow_provider_somlier.errors import InvalidArgumentError
+        from airflow_provider_somlier.lifecycle.grid import expand_grid
+        from airflow_provider_somlier.lifecycle.train import train_grid
+
+        specs, extra = {}, list(ctx.args)
+        while extra:
+            flag = extra.pop(0)
+            if not flag.startswith("--") or not extra:
+                raise InvalidArgumentError(f"grid arguments come as --NAME VALUE pairs; {flag!r} has no value")
+            name = flag[2:].split("=", 1)[0]
+            specs[name] = flag.split("=", 1)[1] if "=" in flag else extra.pop(0)
+        grid = expand_grid(specs, max_combinations=max_combinations)
+        uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+        if not uri:
+            raise InvalidArgumentError("no MLflow registry: pass --tracking_uri or set MLFLOW_TRACKING_URI")
+        click.echo(f"training {len(grid)} combination(s), {max_parallel} at a time", err=True)
+        results = train_grid(
+            github_uri, project_name, project_ref, grid, uri, max_parallel=max_parallel,
+            on_result=lambda r: click.echo(f"  {r.status:<9} {r.run_id or '-':<32} {r.params} {r.detail}", err=True),
+        )
+        failed = [r for r in results if r.status != "succeeded"]
+        click.echo(f"{len(results) - len(failed)} succeeded, {len(failed)} failed")
+        if failed:
+            sys.exit(1)
+
+    _run(action)
+
+
 if __name__ == "__main__":
     main()
