@@ -435,5 +435,44 @@ def online_train(
     _run(action)
 
 
+
+@main.command("deploy")
+@click.argument("project_name")
+@click.argument("model_name")
+@click.argument("model_version")
+@click.option("--use_k8s_job", default="False", show_default=True, help="Run as a Kubernetes Job instead of a Deployment.")
+@click.option("--istio_enabled", default="False", show_default=True, help="Add an Istio VirtualService.")
+@click.option("--image", default="somlier-online:latest", show_default=True, help="The online server image.")
+@click.option("--namespace", default="default", show_default=True)
+@click.option("--dry_run", is_flag=True, help="Print the manifests as YAML; apply nothing.")
+@_tracking_option
+def deploy(
+    project_name: str, model_name: str, model_version: str, use_k8s_job: str, istio_enabled: str, image: str,
+    namespace: str, dry_run: bool, tracking_uri: str | None,
+) -> None:
+    """Serve MODEL_NAME version MODEL_VERSION with the online server on Kubernetes."""
+
+    def action() -> None:
+        import yaml
+
+        from airflow_provider_somlier.lifecycle.deploy import apply, manifests, validate
+        from airflow_provider_somlier.window import parse_bool
+
+        objects = manifests(
+            project_name, model_name, model_version, image=image, namespace=namespace,
+            use_k8s_job=parse_bool(use_k8s_job, field="--use_k8s_job"),
+            istio_enabled=parse_bool(istio_enabled, field="--istio_enabled"),
+            mlflow_uri=tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", ""),
+        )
+        validate(objects)
+        if dry_run:
+            click.echo(yaml.safe_dump_all(objects, sort_keys=False), nl=False)
+            return
+        for created in apply(objects):
+            click.echo(f"created {created}")
+
+    _run(action)
+
+
 if __name__ == "__main__":
     main()
