@@ -474,5 +474,40 @@ def deploy(
     _run(action)
 
 
+
+@online.command("register_v2")
+@click.argument("model_type")
+@click.argument("gcs_uri")
+@click.argument("model_name")
+@click.argument("github_uri", required=False, default="")
+@click.argument("project_name", required=False, default="")
+@click.argument("project_ref", required=False, default="")
+@click.argument("model_module_path", required=False, default="")
+@click.argument("model_class_name", required=False, default="")
+@_tracking_option
+def online_register_v2(
+    model_type: str, gcs_uri: str, model_name: str, github_uri: str, project_name: str, project_ref: str,
+    model_module_path: str, model_class_name: str, tracking_uri: str | None,
+) -> None:
+    """Register a model trained anywhere: MODEL_TYPE (sklearn|pytorch), its weights at GCS_URI, as MODEL_NAME.
+
+    pytorch also needs GITHUB_URI PROJECT_NAME PROJECT_REF MODEL_MODULE_PATH MODEL_CLASS_NAME.
+    """
+
+    def action() -> None:
+        import json
+
+        from airflow_provider_somlier.lifecycle.register_v2 import register_v2
+
+        client = _mlflow_client(tracking_uri)
+        registered = register_v2(
+            model_type, gcs_uri, model_name, client.tracking_uri, github_uri=github_uri, project=project_name,
+            ref=project_ref, module_path=model_module_path, class_name=model_class_name,
+        )
+        click.echo(json.dumps({"model_name": registered.name, "model_version": registered.version, "run_id": registered.run_id}))
+
+    _run(action)
+
+
 if __name__ == "__main__":
     main()

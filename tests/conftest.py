@@ -96,3 +96,33 @@ def destination(emulator, bq_client) -> str:
     """A fresh destination table id (not created) in the ``predictions`` dataset."""
     bq_client.create_dataset(f"{emulator.project}.predictions", exists_ok=True)
     return f"{emulator.project}.predictions.t{next(_counter)}_{os.getpid()}"
+
+
+@pytest.fixture(scope="session")
+def gcs():
+    """gcp-storage-emulator on loopback; the Google client finds it through STORAGE_EMULATOR_HOST."""
+    import time
+
+    from google.auth.credentials import AnonymousCredentials
+    from google.cloud import storage
+
+    from airflow_provider_somlier.devtools.emulator import free_port
+
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "gcp_storage_emulator", "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    os.environ["STORAGE_EMULATOR_HOST"] = f"http://127.0.0.1:{port}"
+    client = storage.Client(project="somlier-local", credentials=AnonymousCredentials())
+    try:
+        for _ in range(100):
+            try:
+                list(client.list_buckets())
+                break
+            except Exception:  # noqa: BLE001 - not up yet
+                time.sleep(0.1)
+        yield {"client": client, "host": os.environ["STORAGE_EMULATOR_HOST"]}
+    finally:
+        process.terminate()
+        process.wait(timeout=10)

@@ -6,18 +6,11 @@ Used by the demo, the tests and the benchmarks. Everything goes through an expli
 
 from __future__ import annotations
 
-import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass
+from airflow_provider_somlier.lifecycle.registry import RegisteredModel, register_model
+
+__all__ = ["FEATURES", "RegisteredModel", "diabetes_frame", "register_model", "train_and_register"]
 
 FEATURES = ("age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6")
-
-
-@dataclass(frozen=True)
-class RegisteredModel:
-    name: str
-    version: str
-    run_id: str
 
 
 def diabetes_frame():
@@ -26,42 +19,6 @@ def diabetes_frame():
 
     data = load_diabetes(as_frame=True)
     return data.data[list(FEATURES)], data.target
-
-
-def register_model(
-    tracking_uri: str,
-    model_name: str,
-    save: Callable[[str], None],
-    *,
-    params: dict[str, object] | None = None,
-    metrics: dict[str, float] | None = None,
-    alias: str | None = None,
-    artifact_root: str | None = None,
-    experiment: str = "somlier-demo",
-) -> RegisteredModel:
-    """Log the MLflow model that ``save(path)`` writes as a run, and register it as a new version."""
-    from mlflow import MlflowClient
-
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
-    found = client.get_experiment_by_name(experiment)
-    experiment_id = (
-        found.experiment_id if found else client.create_experiment(experiment, artifact_location=artifact_root)
-    )
-    run = client.create_run(experiment_id, run_name=model_name)
-    for key, value in (params or {}).items():
-        client.log_param(run.info.run_id, key, value)
-    for key, value in (metrics or {}).items():
-        client.log_metric(run.info.run_id, key, value)
-    with tempfile.TemporaryDirectory() as tmp:
-        save(f"{tmp}/model")
-        client.log_artifacts(run.info.run_id, f"{tmp}/model", artifact_path="model")
-    client.set_terminated(run.info.run_id)
-    if not client.search_registered_models(filter_string=f"name = '{model_name}'"):
-        client.create_registered_model(model_name)
-    version = client.create_model_version(model_name, source=f"{run.info.artifact_uri}/model", run_id=run.info.run_id)
-    if alias:
-        client.set_registered_model_alias(model_name, alias, version.version)
-    return RegisteredModel(model_name, str(version.version), run.info.run_id)
 
 
 def train_and_register(tracking_uri: str, model_name: str, *, alpha: float = 1.0, **kwargs) -> RegisteredModel:

@@ -5,16 +5,12 @@ from __future__ import annotations
 import io
 import json
 import pickle
-import subprocess
-import sys
 import threading
-import time
 import zipfile
 from pathlib import Path
 
 import pytest
 
-from airflow_provider_somlier.devtools.emulator import free_port
 
 MODEL = "test_model_sci"
 ROW = [0.03, 0.05, 0.06, 0.02, -0.04, -0.03, -0.04, -0.002, 0.02, -0.02]
@@ -87,31 +83,9 @@ def ftp_server(tmp_path, zips):
 
 
 @pytest.fixture(scope="session")
-def gcs_emulator(tmp_path_factory, zips):
-    """gcp-storage-emulator on loopback, with a bucket holding the storage tree."""
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gcp_storage_emulator", "start", "--host", "127.0.0.1", "--port", str(port), "--in-memory"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    host = f"http://127.0.0.1:{port}"
-    try:
-        import os
-
-        from google.auth.credentials import AnonymousCredentials
-        from google.cloud import storage
-
-        os.environ["STORAGE_EMULATOR_HOST"] = host
-        client = storage.Client(project="somlier-local", credentials=AnonymousCredentials())
-        for _ in range(100):
-            try:
-                bucket = client.create_bucket("models")
-                break
-            except Exception:  # noqa: BLE001 - not up yet
-                time.sleep(0.1)
-        for name, data in (("model/20261120.zip", zips["20261120"]), (f"src/{MODEL}.zip", zips["src"])):
-            bucket.blob(f"serving/{MODEL}/{name}").upload_from_string(data)
-        yield {"host": host, "bucket": "models", "client": client}
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+def gcs_models(gcs, zips):
+    """A bucket holding the storage tree under ``serving/``."""
+    bucket = gcs["client"].create_bucket("models")
+    for name, data in (("model/20261120.zip", zips["20261120"]), (f"src/{MODEL}.zip", zips["src"])):
+        bucket.blob(f"serving/{MODEL}/{name}").upload_from_string(data)
+    return {"bucket": "models"}

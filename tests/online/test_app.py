@@ -147,9 +147,9 @@ def test_ftp_storage_serves_the_same_contract(tmp_path, ftp_server):
     assert client.post("/result", json={"test": ROW}).status_code == 200
 
 
-def test_gcs_storage_serves_the_same_contract(tmp_path, gcs_emulator):
+def test_gcs_storage_serves_the_same_contract(tmp_path, gcs_models):
     settings = Settings(
-        model_name=MODEL, storage="gcs", storage_root="serving", gcs_bucket=gcs_emulator["bucket"],
+        model_name=MODEL, storage="gcs", storage_root="serving", gcs_bucket=gcs_models["bucket"],
         work_dir=str(tmp_path / "work"),
     )
     client = create_app(settings).test_client()

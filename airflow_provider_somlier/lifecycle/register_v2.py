@@ -1,0 +1,106 @@
+"""``somlier online register_v2``: register a model trained anywhere, from its weights file.
+
+``sklearn``: a pickled or joblib estimator. ``pytorch``: a ``state_dict`` file plus the
+model class, loaded from ``MODEL_MODULE_PATH`` of ``PROJECT_NAME`` in the git repository
+at ``PROJECT_REF`` (torch is an optional install). The weights come from ``gs://`` (the
+Google client's credentials; ``STORAGE_EMULATOR_HOST`` for an emulator) or a local path.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import pickle
+import subprocess
+import tempfile
+from pathlib import Path
+
+from airflow_provider_somlier.errors import InvalidArgumentError, SomlierError
+from airflow_provider_somlier.lifecycle.registry import RegisteredModel, register_model
+
+MODEL_TYPES = ("sklearn", "pytorch")
+
+
+def fetch_weights(uri: str, folder: Path) -> Path:
+    """Copy ``gs://bucket/path`` or a local path into ``folder``."""
+    if uri.startswith("gs://"):
+        from google.cloud import storage
+
+        bucket, _, name = uri.removeprefix("gs://").partition("/")
+        if not bucket or not name:
+            raise InvalidArgumentError(f"GCS_URI {uri!r} is malformed: expected gs://bucket/path/to/file")
+        blob = storage.Client().bucket(bucket).get_blob(name)
+        if blob is None:
+            raise InvalidArgumentError(f"GCS_URI {uri!r} does not exist")
+        target = folder / Path(name).name
+        blob.download_to_filename(str(target))
+        return target
+    path = Path(uri.removeprefix("file://"))
+    if not path.is_file():
+        raise InvalidArgumentError(f"GCS_URI {uri!r} is neither gs://… nor an existing file")
+    return path
+
+
+def _load_sklearn(path: Path):
+    try:
+        if path.suffix == ".joblib":
+            import joblib
+
+            return joblib.load(path)
+        with open(path, "rb") as handle:
+            return pickle.load(handle)  # noqa: S301 - the user's own model file
+    except Exception as exc:  # noqa: BLE001
+        raise InvalidArgumentError(f"{path.name} is not a pickled scikit-learn model: {type(exc).__name__}: {exc}") from None
+
+
+def _load_pytorch(path: Path, github_uri: str, project: str, ref: str, module_path: str, class_name: str, folder: Path):
+    try:
+        import torch
+    except ImportError:
+        raise SomlierError("pytorch models need torch installed (pip install torch)") from None
+    if not all((github_uri, project, ref, module_path, class_name)):
+        raise InvalidArgumentError(
+            "pytorch needs GITHUB_URI PROJECT_NAME PROJECT_REF MODEL_MODULE_PATH MODEL_CLASS_NAME after MODEL_NAME"
+        )
+    checkout = folder / "source"
+    done = subprocess.run(["git", "clone", "--quiet", github_uri, str(checkout)], capture_output=True, text=True)
+    if done.returncode or subprocess.run(["git", "-C", str(checkout), "checkout", "--quiet", ref]).returncode:
+        raise InvalidArgumentError(f"cannot check out {ref!r} of {github_uri}: {done.stderr.strip()}")
+    source = checkout / project / module_path
+    spec = importlib.util.spec_from_file_location("somlier_model_class", source)
+    if spec is None or not source.is_file():
+        raise InvalidArgumentError(f"MODEL_MODULE_PATH {module_path!r} not found in {project} at {ref}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    model = getattr(module, class_name)()
+    model.load_state_dict(torch.load(path, map_location="cpu"))
+    return model.eval()
+
+
+def register_v2(
+    model_type: str, weights_uri: str, model_name: str, tracking_uri: str, *,
+    github_uri: str = "", project: str = "", ref: str = "", module_path: str = "", class_name: str = "",
+) -> RegisteredModel:
+    if model_type not in MODEL_TYPES:
+        raise InvalidArgumentError(f"MODEL_TYPE {model_type!r} must be one of {', '.join(MODEL_TYPES)}")
+    with tempfile.TemporaryDirectory(prefix="somlier-register-") as tmp:
+        folder = Path(tmp)
+        weights = fetch_weights(weights_uri, folder)
+        if model_type == "sklearn":
+            import mlflow.sklearn
+            import sklearn
+
+            model = _load_sklearn(weights)
+            if not hasattr(model, "predict"):
+                raise InvalidArgumentError(f"{weights.name} holds a {type(model).__name__}, which has no predict()")
+
+            def save(path: str) -> None:
+                mlflow.sklearn.save_model(model, path, pip_requirements=[f"scikit-learn=={sklearn.__version__}"])
+        else:
+            import mlflow.pytorch
+
+            model = _load_pytorch(weights, github_uri, project, ref, module_path, class_name, folder)
+
+            def save(path: str) -> None:
+                mlflow.pytorch.save_model(model, path)
+
+        return register_model(tracking_uri, model_name, save, params={"source": weights_uri, "model_type": model_type})

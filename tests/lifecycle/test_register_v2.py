@@ -1,0 +1,69 @@
+"""`somlier online register_v2` from a GCS emulator and from local files, into a SQLite registry."""
+
+from __future__ import annotations
+
+import json
+import pickle
+
+import pytest
+from click.testing import CliRunner
+from mlflow import MlflowClient
+
+from airflow_provider_somlier.cli import main
+
+
+@pytest.fixture(scope="module")
+def weights(gcs, tmp_path_factory):
+    from sklearn.datasets import load_diabetes
+    from sklearn.linear_model import Ridge
+
+    folder = tmp_path_factory.mktemp("weights")
+    model = Ridge().fit(*load_diabetes(return_X_y=True))
+    (folder / "ridge.pkl").write_bytes(pickle.dumps(model))
+    (folder / "not_a_model.pkl").write_bytes(pickle.dumps({"a": 1}))
+    (folder / "garbage.pkl").write_bytes(b"not a pickle")
+    bucket = gcs["client"].create_bucket("artifacts")
+    bucket.blob("team/ridge.pkl").upload_from_filename(str(folder / "ridge.pkl"))
+    return folder
+
+
+def register(*args, uri):
+    result = CliRunner().invoke(main, ["online", "register_v2", *args, "--tracking_uri", uri])
+    return result.exit_code, result.stdout, result.stderr
+
+
+def test_a_sklearn_model_from_gcs_becomes_a_loadable_registry_version(weights, tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    code, out, err = register("sklearn", "gs://artifacts/team/ridge.pkl", "outside-ridge", uri=uri)
+    assert code == 0, err
+    answer = json.loads(out)
+    assert answer["model_version"] == "1"
+    import mlflow.pyfunc
+
+    path = MlflowClient(tracking_uri=uri).download_artifacts(answer["run_id"], "model", str(tmp_path))
+    assert mlflow.pyfunc.load_model(path).predict([[0.0] * 10]).shape == (1,)
+    code, out, _ = register("sklearn", str(weights / "ridge.pkl"), "outside-ridge", uri=uri)
+    assert code == 0 and json.loads(out)["model_version"] == "2"
+
+
+@pytest.mark.parametrize("args, message", [
+    (("xgboost", "gs://artifacts/team/ridge.pkl", "m"), "MODEL_TYPE 'xgboost' must be one of sklearn, pytorch"),
+    (("sklearn", "gs://artifacts/team/missing.pkl", "m"), "does not exist"),
+    (("sklearn", "gs://artifacts", "m"), "malformed"),
+    (("sklearn", "/no/such/file.pkl", "m"), "neither gs://"),
+])
+def test_bad_register_v2_inputs_exit_2(weights, tmp_path, args, message):
+    code, _, err = register(*args, uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert code == 2 and message in err
+
+
+@pytest.mark.parametrize("name, message", [("not_a_model.pkl", "has no predict()"), ("garbage.pkl", "not a pickled")])
+def test_files_that_are_not_models_are_refused(weights, tmp_path, name, message):
+    code, _, err = register("sklearn", str(weights / name), "m", uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert code == 2 and message in err
+
+
+def test_pytorch_needs_its_class_from_git(weights, tmp_path):
+    pytest.importorskip("torch", reason="torch is an optional, heavy extra; not installed in this environment")
+    code, _, err = register("pytorch", str(weights / "ridge.pkl"), "m", uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert code == 2 and "pytorch needs GITHUB_URI" in err
