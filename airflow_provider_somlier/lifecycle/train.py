@@ -27,7 +27,7 @@ class TrainResult:
     detail: str = ""
 
 
-def _run_one(uri: str, ref: str, project: str, params: dict[str, object], tracking_uri: str) -> TrainResult:
+def train_one(uri: str, ref: str, project: str, params: dict[str, object], tracking_uri: str) -> TrainResult:
     command = [sys.executable, "-m", "mlflow", "run", uri, "--version", ref, "--env-manager", "local",
                "--experiment-name", project]
     for name, value in params.items():
@@ -44,6 +44,20 @@ def _run_one(uri: str, ref: str, project: str, params: dict[str, object], tracki
     return TrainResult(params, match[1] if match else None, "failed", (own[-1] if own else "")[:500])
 
 
+def experiment_name(project_name: str) -> str:
+    """Runs of ``example-projects/ridge`` go to experiment ``ridge`` (what ``somlier search`` takes)."""
+    return project_name.rstrip("/").rsplit("/", 1)[-1] or "default"
+
+
+def ensure_experiment(tracking_uri: str, experiment: str) -> None:
+    """Create the store and the experiment once, up front: parallel children racing to do it fail."""
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    if client.get_experiment_by_name(experiment) is None:
+        client.create_experiment(experiment)
+
+
 def train_grid(
     github_uri: str,
     project_name: str,
@@ -55,17 +69,12 @@ def train_grid(
     on_result: Callable[[TrainResult], None] | None = None,
 ) -> list[TrainResult]:
     """Train every combination; results in completion order (``on_result`` sees each as it lands)."""
-    from mlflow import MlflowClient
-
     uri = f"{github_uri}#{project_name}" if project_name else github_uri
-    experiment = project_name.rsplit("/", 1)[-1] or "default"
-    # Create the store and the experiment once, here: parallel children racing to do it fail.
-    client = MlflowClient(tracking_uri=tracking_uri)
-    if client.get_experiment_by_name(experiment) is None:
-        client.create_experiment(experiment)
+    experiment = experiment_name(project_name)
+    ensure_experiment(tracking_uri, experiment)
     results = []
     with ThreadPoolExecutor(max_workers=max_parallel) as pool:
-        futures = [pool.submit(_run_one, uri, project_ref, experiment, p, tracking_uri) for p in grid]
+        futures = [pool.submit(train_one, uri, project_ref, experiment, p, tracking_uri) for p in grid]
         for future in as_completed(futures):
             result = future.result()
             results.append(result)

@@ -32,7 +32,8 @@ with mlflow.start_run():
 """
 
 
-def test_a_grid_trains_in_parallel_and_failures_do_not_stop_the_others(tmp_path):
+def _project_repo(tmp_path):
+    """A real git repository holding the MLproject under example-projects/ridge."""
     repo = tmp_path / "ml-projects"
     (repo / "example-projects" / "ridge").mkdir(parents=True)
     (repo / "example-projects" / "ridge" / "MLproject").write_text(MLPROJECT)
@@ -41,6 +42,11 @@ def test_a_grid_trains_in_parallel_and_failures_do_not_stop_the_others(tmp_path)
     subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
     subprocess.run([*git, "add", "."], check=True)
     subprocess.run([*git, "commit", "-qm", "ridge project"], check=True)
+    return repo
+
+
+def test_a_grid_trains_in_parallel_and_failures_do_not_stop_the_others(tmp_path):
+    repo = _project_repo(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
 
     result = CliRunner().invoke(main, [
@@ -65,3 +71,21 @@ def test_a_malformed_grid_exits_2_before_training(tmp_path):
         "--learning_rate", "0.001..0.005",
     ])
     assert result.exit_code == 2 and "--learning_rate '0.001..0.005' is malformed" in result.stderr
+
+
+def test_the_training_dag_maps_one_task_per_combination(airflow_db, tmp_path, monkeypatch):
+    from pathlib import Path
+
+    from tests.helpers import load_dag_file
+
+    repo = _project_repo(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_DEFAULT", json.dumps({"conn_type": "mlflow", "host": uri}))
+    source = (Path(__file__).resolve().parents[2] / "dags" / "somlier_train_grid.py").read_text()
+    dag = load_dag_file(source, "somlier_train_grid")
+    run = dag.test(run_conf={"project_name": "example-projects/ridge", "project_ref": "main",
+                             "github_uri": repo.as_uri(), "grid": {"alpha": "0.5,1.0,2.0"}})
+    assert run.state == "success"
+    client = MlflowClient(tracking_uri=uri)
+    runs = client.search_runs([client.get_experiment_by_name("ridge").experiment_id])
+    assert sorted(r.data.params["alpha"] for r in runs) == ["0.5", "1.0", "2.0"]
