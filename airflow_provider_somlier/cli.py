@@ -17,6 +17,11 @@ TOKEN_ENV = "GITHUB_PERSONAL_ACCESS_TOKEN"
 KST = dt.timezone(dt.timedelta(hours=9))
 
 
+def _yesterday_kst() -> dt.date:
+    """The default first day of a generated schedule (the seed: one day before the command runs)."""
+    return dt.datetime.now(KST).date() - dt.timedelta(days=1)
+
+
 def _run(action: Callable[[], None]) -> None:
     """Turn SoMLier's named errors into a message on stderr and the right exit code."""
     from airflow_provider_somlier.errors import SomlierError, SomlierInputError
@@ -151,7 +156,7 @@ def create_v2(
             dataset_ref=dataset_ref,
             dataset_load_column=dataset_load_column,
             destination_table_ref=destination_table_ref,
-            start_date=start_date or (dt.datetime.now(KST).date() - dt.timedelta(days=1)),
+            start_date=start_date or _yesterday_kst(),
             dataset_load_window=dataset_load_window,
             dataset_load_by_kst=dataset_load_by_kst,
             passthrough_columns=[c.strip() for c in passthrough_columns.split(",") if c.strip()],
@@ -239,7 +244,7 @@ def batch_create(
             schedule=schedule,
             entrypoint=entrypoint,
             dag_id=dag_id,
-            start_date=start_date or (dt.datetime.now(KST).date() - dt.timedelta(days=1)),
+            start_date=start_date or _yesterday_kst(),
             namespace=namespace,
             service_account=service_account,
             cpu=cpu,
