@@ -45,7 +45,8 @@ def _project_repo(tmp_path):
     return repo
 
 
-def test_a_grid_trains_in_parallel_and_failures_do_not_stop_the_others(tmp_path):
+def test_a_grid_trains_in_parallel_and_failures_do_not_stop_the_others(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a SQLite store keeps run artifacts under ./mlruns
     repo = _project_repo(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
 
@@ -76,6 +77,7 @@ def test_a_malformed_grid_exits_2_before_training(tmp_path):
 def test_the_training_dag_maps_one_task_per_combination(airflow_db, tmp_path, monkeypatch):
     from pathlib import Path
 
+    monkeypatch.chdir(tmp_path)  # a SQLite store keeps run artifacts under ./mlruns
     from tests.helpers import load_dag_file
 
     repo = _project_repo(tmp_path)
