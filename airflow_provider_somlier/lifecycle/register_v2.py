@@ -103,4 +103,7 @@ def register_v2(
             def save(path: str) -> None:
                 mlflow.pytorch.save_model(model, path)
 
-        return register_model(tracking_uri, model_name, save, params={"source": weights_uri, "model_type": model_type})
+        return register_model(
+            tracking_uri, model_name, save, params={"source": weights_uri, "model_type": model_type},
+            experiment=f"register_v2-{model_name}",
+        )

@@ -27,6 +27,11 @@ def weights(gcs, tmp_path_factory):
     return folder
 
 
+@pytest.fixture(autouse=True)
+def _artifacts_in_tmp(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a SQLite store keeps run artifacts under ./mlruns
+
+
 def register(*args, uri):
     result = CliRunner().invoke(main, ["online", "register_v2", *args, "--tracking_uri", uri])
     return result.exit_code, result.stdout, result.stderr
