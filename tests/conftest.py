@@ -126,3 +126,37 @@ def gcs():
     finally:
         process.terminate()
         process.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def mlflow_server(session_dir):
+    """A real MLflow tracking server and registry on loopback, SQLite-backed, serving artifacts."""
+    import time
+    import urllib.request
+
+    from airflow_provider_somlier.devtools.emulator import free_port, stop_pid
+
+    port = free_port()
+    folder = session_dir / "mlflow-server"
+    folder.mkdir()
+    bin_dir = os.path.dirname(sys.executable)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
+         "--artifacts-destination", str(folder / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1"],
+        stdout=open(folder / "server.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True,
+        env=os.environ | {"PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"},
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(600):
+            try:
+                urllib.request.urlopen(f"{url}/health", timeout=1)
+                break
+            except OSError:
+                if process.poll() is not None:
+                    raise RuntimeError(f"mlflow server exited; see {folder / 'server.log'}") from None
+                time.sleep(0.2)
+        yield url
+    finally:
+        stop_pid(process.pid)

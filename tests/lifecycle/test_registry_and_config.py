@@ -1,4 +1,4 @@
-"""search, register and config commands against a SQLite registry and a real project folder."""
+"""search, register and config commands against a real MLflow server on loopback and a real project folder."""
 
 from __future__ import annotations
 
@@ -12,12 +12,9 @@ from airflow_provider_somlier.devtools.sample_model import train_and_register
 
 
 @pytest.fixture(scope="module")
-def lifecycle_registry(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("lifecycle")
-    uri = f"sqlite:///{folder / 'mlflow.db'}"
-    runs = [train_and_register(uri, "scratch", alpha=a, experiment="diabetes-project",
-                               artifact_root=(folder / "artifacts").as_uri()) for a in (10.0, 0.01)]
-    return uri, runs
+def lifecycle_registry(mlflow_server):
+    runs = [train_and_register(mlflow_server, "scratch", alpha=a, experiment="diabetes-project") for a in (10.0, 0.01)]
+    return mlflow_server, runs
 
 
 def somlier(*args, uri=None):
