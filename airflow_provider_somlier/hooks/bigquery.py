@@ -41,6 +41,7 @@ if TYPE_CHECKING:
 
     import pyarrow as pa
     from google.api_core.client_options import ClientOptions
+    from google.api_core.retry import Retry
     from google.cloud import bigquery
     from google.cloud.bigquery_storage_v1 import BigQueryReadClient
 
@@ -74,7 +75,8 @@ class SomlierBigQueryHook(BigQueryHook):
         return self._client
 
     @property
-    def retry(self):
+    def retry(self) -> Retry:
+        """The client's default retry, bounded by the connection's ``retry_deadline_seconds``."""
         from google.cloud.bigquery.retry import DEFAULT_RETRY
 
         deadline = float(self._get_field("retry_deadline_seconds", 120))
