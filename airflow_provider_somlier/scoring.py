@@ -34,7 +34,6 @@ DEFAULT_CHUNK_ROWS = 100_000
 class StagedPredictions:
     path: str
     rows_read: int
-    rows_written: int
     schema: list[bigquery.SchemaField] | None  # None when no row was read
 
 
@@ -102,7 +101,7 @@ def score_to_parquet(
     finally:
         if writer is not None:
             writer.close()
-    return StagedPredictions(path=path, rows_read=rows_read, rows_written=rows_read, schema=schema)
+    return StagedPredictions(path=path, rows_read=rows_read, schema=schema)
 
 
 def write_empty_parquet(schema: list[bigquery.SchemaField], path: str) -> None:
