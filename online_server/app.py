@@ -17,7 +17,7 @@ from werkzeug.exceptions import HTTPException
 from online_server import metrics
 from online_server.models import BadInputError, ModelLoadError, load_predictor
 from online_server.settings import Settings
-from online_server.state import ServingState
+from online_server.state import ServingState, as_path
 from online_server.storage import ArchiveTooLargeError, StorageError, latest_model_zip, storage_from_settings
 from online_server.swap import Current, UnsafeArchiveError, unpack
 
@@ -133,7 +133,7 @@ def create_app(settings: Settings | None = None) -> Flask:
             else:
                 candidate = Current(current.src, str(folder), name.removesuffix(".zip"))
             if candidate.model is not None or settings.model_type == "mlflow":
-                new = load_predictor(settings, _path(candidate.src), _path(candidate.model), candidate.version)
+                new = load_predictor(settings, as_path(candidate.src), as_path(candidate.model), candidate.version)
                 smoke = Path(candidate.model or "") / "smoke_input.json"
                 if candidate.model and smoke.is_file():
                     try:
@@ -183,6 +183,3 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     return app
 
-
-def _path(value: str | None) -> Path | None:
-    return Path(value) if value else None

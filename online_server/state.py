@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 from pathlib import Path
 
-from online_server.models import ModelLoadError, Predictor, load_predictor
+from online_server.models import Predictor, load_predictor
 from online_server.swap import Current, Pointer
 
 
@@ -29,22 +29,21 @@ class ServingState:
             if identity == self._identity:
                 return
             current = self.pointer.read()
-            self.install(current, load_predictor(self.settings, _path(current.src), _path(current.model), current.version))
+            self.install(current, load_predictor(self.settings, as_path(current.src), as_path(current.model), current.version))
             self._identity = identity
 
     def install(self, current: Current, predictor: Predictor) -> None:
         self.current, self.predictor = current, predictor
 
     def ensure_loaded(self) -> Predictor:
+        """The serving predictor; each loader raises ModelLoadError naming what is missing."""
         self.refresh()
         if self.predictor is None:
-            if self.settings.model_type != "mlflow" and self.current.model is None and self.settings.model_type != "custom":
-                raise ModelLoadError("no model downloaded yet: call /src_download, then /model_download")
             self.predictor = load_predictor(
-                self.settings, _path(self.current.src), _path(self.current.model), self.current.version
+                self.settings, as_path(self.current.src), as_path(self.current.model), self.current.version
             )
         return self.predictor
 
 
-def _path(value: str | None) -> Path | None:
+def as_path(value: str | None) -> Path | None:
     return Path(value) if value else None
