@@ -20,7 +20,7 @@ import datetime as dt
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
-from airflow_provider_somlier.errors import InvalidWindowError, UnsupportedColumnTypeError
+from airflow_provider_somlier.errors import InvalidArgumentError, InvalidWindowError, UnsupportedColumnTypeError
 from airflow_provider_somlier.refs import validate_column_name
 
 KST = ZoneInfo("Asia/Seoul")
@@ -56,8 +56,6 @@ def parse_bool(value: object, *, field: str) -> bool:
         return True
     if text in ("false", "0", "no", "n"):
         return False
-    from airflow_provider_somlier.errors import InvalidArgumentError
-
     raise InvalidArgumentError(f"{field} must be true or false, got {value!r}")
 
 
