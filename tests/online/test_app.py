@@ -156,8 +156,3 @@ def test_gcs_storage_serves_the_same_contract(tmp_path, gcs_models):
     assert client.post("/model_download").get_json()["version"] == "20261120"
     assert client.post("/result", json={"test": [ROW, ROW]}).status_code == 200
 
-
-def test_write_tree_layout_matches_the_seed(tmp_path, zips):
-    root = write_tree(tmp_path, zips)
-    assert (root / MODEL / "model" / "20261120.zip").is_file()
-    assert (root / MODEL / "src" / f"{MODEL}.zip").is_file()
