@@ -1,6 +1,8 @@
 """Online `/result` throughput and latency against `mlflow models serve` and a bare Flask app.
 
-Same machine, same Ridge (diabetes) model, 2 server workers each, one row per request,
+Same machine, the same model in each server -- a Ridge (diabetes), which SoMLier serves
+through its linear shortcut, and a StandardScaler + Ridge pipeline, which it serves
+through the estimator's own ``predict`` -- 2 server workers each, one row per request,
 a fixed number of concurrent connections: ``wrk`` when installed (``apt-get install wrk``),
 else separate Python client processes (which then share the 2 cores with the servers).
 
@@ -80,7 +82,9 @@ def load_wrk(url: str, body: dict, seconds: float, clients: int) -> dict:
         ["wrk", "-t2", f"-c{clients}", f"-d{int(seconds)}s", "--latency", "-s", str(script), url],
         capture_output=True, text=True, check=True,
     ).stdout
-    percentiles = dict(re.findall(r"^\s+(50|99)%\s+(\S+)$", out, re.MULTILINE))
+    percentiles = dict(re.findall(r"^\s*(50|99)(?:\.0+)?%\s+(\S+)\s*$", out, re.MULTILINE))
+    if set(percentiles) != {"50", "99"}:
+        raise RuntimeError(f"no 50%/99% latency lines in wrk's output:\n{out}")
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     socket_errors = re.search(r"Socket errors: (.*)", out)
     total = int(re.search(r"(\d+) requests in", out)[1])
@@ -131,29 +135,32 @@ def wait_up(url: str, body: dict, timeout: float = 120) -> None:
     raise TimeoutError(url)
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--seconds", type=float, default=15)
-    parser.add_argument("--clients", type=int, default=8)
-    args = parser.parse_args()
-
-    import mlflow.sklearn
+def bench_models() -> dict:
+    """Ridge takes the server's linear shortcut; a scaler + Ridge pipeline goes through its own predict."""
     from sklearn.datasets import load_diabetes
     from sklearn.linear_model import Ridge
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
 
-    from airflow_provider_somlier.devtools.emulator import free_port, stop_pid
-
-    work = Path(tempfile.mkdtemp(prefix="somlier-online-bench-"))
     features, target = load_diabetes(return_X_y=True)
-    model = Ridge().fit(features, target)
+    return {
+        "Ridge": Ridge().fit(features, target),
+        "StandardScaler+Ridge pipeline": make_pipeline(StandardScaler(), Ridge()).fit(features, target),
+    }
+
+
+def servers_for(model, work: Path) -> dict:
+    """The three servers, each given the same pickled model: (command, env, path, body, cwd)."""
+    import mlflow.sklearn
+
     (work / "storage" / "bench" / "model").mkdir(parents=True)
     with zipfile.ZipFile(work / "storage" / "bench" / "model" / "20261120.zip", "w") as zipped:
         zipped.writestr("bench.pkl", pickle.dumps(model))
     (work / "bare.pkl").write_bytes(pickle.dumps(model))
     (work / "bare_app.py").write_text(BARE_APP)
+    (work / "metrics").mkdir()
     mlflow.sklearn.save_model(model, str(work / "mlflow_model"), serialization_format="cloudpickle")
-
-    servers = {
+    return {
         "somlier online_server (gunicorn, 2 gthread workers, keep-alive)": (
             [sys.executable, "-m", "gunicorn", "-c", str(REPO / "online_server" / "gunicorn.conf.py")],
             {"MODEL_NAME": "bench", "STORAGE_ROOT": str(work / "storage"), "WORK_DIR": str(work / "serving"),
@@ -170,37 +177,55 @@ def main() -> int:
             {}, "/invocations", {"inputs": [ROW]}, work,
         ),
     }
-    (work / "metrics").mkdir()
-    rows = []
-    for label, (command, env, path, body, cwd) in servers.items():
-        port = free_port()
-        command = command + (["--port", str(port)] if "mlflow" in command[2] else ["--bind", f"127.0.0.1:{port}"])
-        environ = os.environ | env | {"BIND": f"127.0.0.1:{port}", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
-        process = subprocess.Popen(command, cwd=cwd, env=environ, stdout=subprocess.DEVNULL,
-                                   stderr=open(work / f"{port}.log", "wb"), start_new_session=True)
-        try:
-            url = f"http://127.0.0.1:{port}"
-            if "somlier" in label:
-                wait_up(f"{url}/model_download", {})  # the seed's flow: download, then serve
-            wait_up(url + path, body)
-            load(url + path, body, 2, args.clients)  # warm-up
-            result = load(url + path, body, args.seconds, args.clients)
-        finally:
-            stop_pid(process.pid)
-            os.killpg(process.pid, signal.SIGKILL) if process.poll() is None else None
-        rows.append((label, result))
-        print(f"{label}: {result}", file=sys.stderr)
+
+
+def measure(label: str, command: list[str], env: dict, path: str, body: dict, cwd: Path, args) -> dict:
+    from airflow_provider_somlier.devtools.emulator import free_port, stop_pid
+
+    port = free_port()
+    command = command + (["--port", str(port)] if "mlflow" in command[2] else ["--bind", f"127.0.0.1:{port}"])
+    environ = os.environ | env | {"BIND": f"127.0.0.1:{port}", "PATH": f"{Path(sys.executable).parent}:{os.environ['PATH']}"}
+    process = subprocess.Popen(command, cwd=cwd, env=environ, stdout=subprocess.DEVNULL,
+                               stderr=open(cwd / f"{port}.log", "wb") if cwd != REPO else subprocess.DEVNULL,
+                               start_new_session=True)
+    try:
+        url = f"http://127.0.0.1:{port}"
+        if "somlier" in label:
+            wait_up(f"{url}/model_download", {})  # the seed's flow: download, then serve
+        wait_up(url + path, body)
+        load(url + path, body, 2, args.clients)  # warm-up
+        return load(url + path, body, args.seconds, args.clients)
+    finally:
+        stop_pid(process.pid)
+        os.killpg(process.pid, signal.SIGKILL) if process.poll() is None else None
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seconds", type=float, default=15)
+    parser.add_argument("--clients", type=int, default=8)
+    args = parser.parse_args()
 
     import shutil
 
+    rows = []
+    for model_label, model in bench_models().items():
+        work = Path(tempfile.mkdtemp(prefix="somlier-online-bench-"))
+        for label, server in servers_for(model, work).items():
+            result = measure(label, *server, args)
+            rows.append((model_label, label, result))
+            print(f"{model_label} / {label}: {result}", file=sys.stderr)
+
     generator = "wrk -t2" if shutil.which("wrk") else "Python client processes"
     print(f"\n{args.clients} concurrent connections ({generator}), {args.seconds:.0f} s, one row per request\n")
-    print("| server | req/s | p50 ms | p99 ms | errors |\n|---|---:|---:|---:|---:|")
-    for label, r in rows:
-        print(f"| {label} | {r['rps']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['errors']} |")
-    ours, bare, mlflow_serve = (r for _, r in rows)
-    print(f"\nsomlier / mlflow models serve: {ours['rps'] / mlflow_serve['rps']:.2f}x req/s, "
-          f"p99 {ours['p99_ms']:.1f} vs {mlflow_serve['p99_ms']:.1f} ms; somlier / bare Flask: {ours['rps'] / bare['rps']:.2f}x\n")
+    print("| model | server | req/s | p50 ms | p99 ms | errors |\n|---|---|---:|---:|---:|---:|")
+    for model_label, label, r in rows:
+        print(f"| {model_label} | {label} | {r['rps']:.0f} | {r['p50_ms']:.1f} | {r['p99_ms']:.1f} | {r['errors']} |")
+    print()
+    for index in range(0, len(rows), 3):
+        (model_label, _, ours), (_, _, bare), (_, _, mlflow_serve) = rows[index:index + 3]
+        print(f"{model_label}: somlier / mlflow models serve {ours['rps'] / mlflow_serve['rps']:.2f}x req/s, "
+              f"p99 {ours['p99_ms']:.1f} vs {mlflow_serve['p99_ms']:.1f} ms; somlier / bare Flask {ours['rps'] / bare['rps']:.2f}x")
     return 0
 
 

@@ -5,8 +5,6 @@ from __future__ import annotations
 import fcntl
 import hmac
 import json
-import os
-import logging
 import tempfile
 import time
 from pathlib import Path
@@ -14,14 +12,14 @@ from pathlib import Path
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from online_server import metrics
+from online_server import access, metrics
+from online_server.hot_path import ResultHotPath
 from online_server.models import BadInputError, ModelLoadError, load_predictor
 from online_server.settings import Settings
 from online_server.state import ServingState, as_path
 from online_server.storage import ArchiveTooLargeError, StorageError, latest_model_zip, storage_from_settings
 from online_server.swap import Current, UnsafeArchiveError, unpack
 
-access_log = logging.getLogger("somlier.online.access")
 NEEDS_SOURCES = ("custom", "tf")
 
 
@@ -38,6 +36,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     state = ServingState(settings)
     work_dir = Path(settings.work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
+    try:  # a restarted worker serves its first request without an import-and-unpickle pause
+        state.ensure_loaded()
+    except ModelLoadError as exc:
+        app.logger.info("no model loaded at start: %s", exc)
 
     def error(status: int, code: str, message: str) -> Response:
         response = jsonify({"error_code": code, "message": message})
@@ -64,16 +66,11 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     @app.after_request
     def _finish(response: Response) -> Response:
-        version = state.current.version or (state.predictor.version if state.predictor else "")
-        if version:
-            response.headers["X-Model-Version"] = version
-        response.headers["X-Worker-Pid"] = str(os.getpid())
+        version = state.serving_version()
+        for name, value in access.response_headers(version):
+            response.headers[name] = value
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
-        metrics.observe(request.endpoint or "unknown", response.status_code, elapsed)
-        access_log.info(json.dumps({
-            "method": request.method, "path": request.path, "status": response.status_code,
-            "ms": round(elapsed * 1000, 2), "model_version": version,
-        }))
+        access.record(request.method, request.path, request.endpoint or "unknown", response.status_code, elapsed, version)
         return response
 
     def predictor():
@@ -181,5 +178,6 @@ def create_app(settings: Settings | None = None) -> Flask:
         body, content_type = metrics.render()
         return Response(body, content_type=content_type)
 
+    app.wsgi_app = ResultHotPath(app.wsgi_app, state, settings.max_body_bytes)
     return app
 

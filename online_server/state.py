@@ -35,6 +35,10 @@ class ServingState:
     def install(self, current: Current, predictor: Predictor) -> None:
         self.current, self.predictor = current, predictor
 
+    def serving_version(self) -> str:
+        """The version in the pointer, else the loaded predictor's own (an MLflow ref's), else ""."""
+        return self.current.version or (self.predictor.version if self.predictor else "")
+
     def ensure_loaded(self) -> Predictor:
         """The serving predictor; each loader raises ModelLoadError naming what is missing."""
         self.refresh()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import zipfile
 
 import pytest
@@ -66,6 +67,8 @@ def test_predicting_before_any_download_is_a_503_not_a_crash(tmp_path, storage_r
         (b'{"test": ["a", "b"]}', "application/json", 400, "BAD_INPUT", "must be numbers"),
         (b'{"test": []}', "application/json", 400, "BAD_INPUT", "non-empty"),
         (b'[1, 2]', "application/json", 400, "BAD_REQUEST", "JSON object"),
+        (b'{"test": [0, 0, 0, 0, 0, 0, 0, 0, 0, NaN]}', "application/json", 400, "BAD_INPUT", "NaN or infinity"),
+        (b'{"test": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]}', "text/plain", 400, "BAD_REQUEST", "JSON object"),
         (b'{"test": [' + b"0.1," * 300_000 + b'0]}', "application/json", 413, "PAYLOAD_TOO_LARGE", ""),
     ],
 )
@@ -133,6 +136,39 @@ def test_metrics_count_requests_errors_and_the_version(tmp_path, storage_root):
     assert 'somlier_requests_total{endpoint="result",status="200"}' in text
     assert 'somlier_errors_total{endpoint="result"}' in text
     assert 'somlier_model_version_info{version="20261120"} 1.0' in text
+
+
+def test_each_request_is_counted_and_logged_once_whichever_path_answers(tmp_path, storage_root, caplog):
+    """Good predictions are answered by the hot path, everything else by the Flask routes."""
+    from prometheus_client import REGISTRY
+
+    def count(status: str) -> float:
+        return REGISTRY.get_sample_value("somlier_requests_total", {"endpoint": "result", "status": status}) or 0.0
+
+    client = make_client(tmp_path, storage_root)
+    client.post("/model_download")
+    before = count("200"), count("400")
+    caplog.set_level("INFO", logger="somlier.online.access")
+    caplog.clear()
+    good = [client.post("/result", json={"test": ROW}) for _ in range(3)]
+    bad = client.post("/result", json={"test": [1, 2]})
+    assert [r.status_code for r in good] == [200] * 3 and bad.status_code == 400
+    assert all(r.headers["X-Model-Version"] == "20261120" and r.headers["X-Worker-Pid"] for r in good + [bad])
+    assert (count("200") - before[0], count("400") - before[1]) == (3, 1)
+    lines = [json.loads(r.getMessage()) for r in caplog.records if r.name == "somlier.online.access"]
+    assert [line["status"] for line in lines if line["path"] == "/result"] == [200] * 3 + [400]
+
+
+def test_the_hot_path_answers_as_the_flask_route_does(tmp_path, storage_root):
+    """The same body, bytes and error shape as Flask's jsonify, whichever path answered."""
+    client = make_client(tmp_path, storage_root)
+    client.post("/model_download")
+    one = client.post("/result", json={"test": ROW})
+    many = client.post("/result", json={"test": [ROW, ROW]})
+    objects = client.post("/result", json={"test": {str(i): v for i, v in enumerate(ROW)}})
+    assert one.content_type == "application/json" and one.get_data().endswith(b"\n")
+    assert many.get_json()["result"] == one.get_json()["result"] * 2
+    assert objects.status_code == 400 and "fitted without feature names" in objects.get_json()["message"]
 
 
 def test_ftp_storage_serves_the_same_contract(tmp_path, ftp_server):
