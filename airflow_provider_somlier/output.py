@@ -172,8 +172,31 @@ def check_destination(existing: Sequence[bigquery.SchemaField], expected: Sequen
         )
 
 
-def lineage_columns(lineage: Lineage, rows: int) -> dict[str, pa.Array]:
+def staging_arrow_schema(schema: Sequence[bigquery.SchemaField]) -> pa.Schema:
+    """``arrow_schema`` with the lineage strings dictionary-encoded, as ``lineage_columns`` builds them.
+
+    A column holding one value is written as a one-entry dictionary instead of a million
+    copies to hash: the Parquet file is the same STRING column to BigQuery.
+    """
     import pyarrow as pa
+
+    plain = arrow_schema(schema)
+    return pa.schema([
+        field.with_type(pa.dictionary(pa.int32(), pa.string()))
+        if field.name in LINEAGE_COLUMNS and pa.types.is_string(field.type) else field
+        for field in plain
+    ])
+
+
+def lineage_columns(lineage: Lineage, rows: int) -> dict[str, pa.Array]:
+    """The lineage values repeated ``rows`` times; strings as one-entry dictionaries."""
+    import numpy as np
+    import pyarrow as pa
+
+    def repeated(value, type_) -> pa.Array:
+        if pa.types.is_string(type_):
+            return pa.DictionaryArray.from_arrays(pa.array(np.zeros(rows, dtype=np.int32)), pa.array([value], type_))
+        return pa.repeat(pa.scalar(value, type=type_), rows)
 
     values = {
         "model_name": (lineage.model_name, pa.string()),
@@ -184,4 +207,4 @@ def lineage_columns(lineage: Lineage, rows: int) -> dict[str, pa.Array]:
         "airflow_dag_id": (lineage.airflow_dag_id, pa.string()),
         "airflow_run_id": (lineage.airflow_run_id, pa.string()),
     }
-    return {name: pa.repeat(pa.scalar(value, type=type_), rows) for name, (value, type_) in values.items()}
+    return {name: repeated(value, type_) for name, (value, type_) in values.items()}

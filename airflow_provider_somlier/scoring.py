@@ -16,9 +16,12 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_somlier.errors import ModelPredictionError, SomlierError
 from airflow_provider_somlier.features import FeaturePlan, model_input
 from airflow_provider_somlier.output import (
+    LINEAGE_COLUMNS,
+    TARGET_DATE_COLUMN,
     Lineage,
     arrow_schema,
     lineage_columns,
+    staging_arrow_schema,
     output_schema,
     prediction_columns,
 )
@@ -66,6 +69,7 @@ def score_to_parquet(
     writer: pq.ParquetWriter | None = None
     schema: list[bigquery.SchemaField] | None = None
     staging_schema: pa.Schema | None = None
+    lineage_full: dict[str, pa.Array] | None = None  # built once, sliced for every chunk
     rows_read = 0
     try:
         for chunk in _chunks(batches, chunk_rows):
@@ -86,11 +90,18 @@ def score_to_parquet(
             if schema is None:
                 schema = output_schema(passthrough_types, {n: a.type for n, a in predictions.items()})
                 on_schema(schema)
-                staging_schema = arrow_schema(schema)
-                writer = pq.ParquetWriter(path, staging_schema)
+                staging_schema = staging_arrow_schema(schema)
+                # Dictionary-encode only the lineage columns (one value each): trying it on
+                # ids and predictions, which rarely repeat, costs more than the whole write.
+                # Column statistics are for readers that skip pages; a staging file has none.
+                writer = pq.ParquetWriter(
+                    path, staging_schema, use_dictionary=list(LINEAGE_COLUMNS), write_statistics=False
+                )
+            if lineage_full is None or len(lineage_full[TARGET_DATE_COLUMN]) < chunk.num_rows:
+                lineage_full = lineage_columns(lineage, chunk.num_rows)
             columns = {name: chunk.column(name) for name in plan.passthrough}
             columns.update(predictions)
-            columns.update(lineage_columns(lineage, chunk.num_rows))
+            columns.update({name: values.slice(0, chunk.num_rows) for name, values in lineage_full.items()})
             try:
                 table = pa.table(columns).cast(staging_schema)
             except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError) as exc:

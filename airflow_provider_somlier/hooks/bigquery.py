@@ -150,13 +150,21 @@ class SomlierBigQueryHook(BigQueryHook):
 
     # -- reading ----------------------------------------------------------------------------
     def read_batches(
-        self, ref: TableRef, columns: Sequence[str], row_restriction: str
+        self, ref: TableRef, columns: Sequence[str], row_restriction: str, read_ahead_pages: int = 2
     ) -> Iterator[pa.RecordBatch]:
         """Stream ``columns`` of the rows matching ``row_restriction`` as Arrow record batches.
 
-        Streams are read one after another, so memory holds one page at a time whatever
-        the size of the day.
+        Up to ``read_ahead_pages`` pages are fetched on a background thread while the caller
+        works on the current one (0: read only when asked), so memory holds a few pages
+        whatever the size of the day.
         """
+        from airflow_provider_somlier.read_ahead import read_ahead
+
+        pages = self._stream_pages(ref, columns, row_restriction)
+        return read_ahead(pages, read_ahead_pages) if read_ahead_pages else pages
+
+    def _stream_pages(self, ref: TableRef, columns: Sequence[str], row_restriction: str) -> Iterator[pa.RecordBatch]:
+        """One read session with one stream; its pages as record batches, in order."""
         from google.cloud.bigquery_storage_v1 import types
 
         client = self.read_client()

@@ -1,0 +1,65 @@
+"""read_ahead keeps order, surfaces the producer's error where it happened, and stops when dropped."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+
+from airflow_provider_somlier.read_ahead import read_ahead
+
+
+def test_items_arrive_in_order_and_all_of_them():
+    assert list(read_ahead(iter(range(1000)), depth=3)) == list(range(1000))
+    assert list(read_ahead([], depth=1)) == []
+
+
+def test_the_producer_runs_at_most_depth_items_ahead():
+    produced = []
+
+    def source():
+        for i in range(100):
+            produced.append(i)
+            yield i
+
+    pages = read_ahead(source(), depth=2)
+    assert next(pages) == 0
+    time.sleep(0.3)
+    # one handed out, two queued, one more fetched and waiting for room
+    assert len(produced) <= 4
+    pages.close()
+
+
+def test_an_error_while_reading_is_raised_after_the_items_before_it():
+    def source():
+        yield 1
+        yield 2
+        raise ConnectionError("stream reset at page 3")
+
+    pages = read_ahead(source(), depth=2)
+    assert next(pages) == 1 and next(pages) == 2
+    with pytest.raises(ConnectionError, match="page 3"):
+        next(pages)
+
+
+def test_closing_early_stops_the_thread_and_closes_the_source():
+    closed = threading.Event()
+
+    def source():
+        try:
+            for i in range(10**9):
+                yield i
+        finally:
+            closed.set()
+
+    pages = read_ahead(source(), depth=2)
+    assert next(pages) == 0
+    pages.close()
+    assert closed.wait(5)
+    assert not [t for t in threading.enumerate() if t.name == "somlier-read-ahead"]
+
+
+def test_depth_below_one_is_refused():
+    with pytest.raises(ValueError, match="depth must be at least 1, got 0"):
+        next(read_ahead([1], depth=0))
