@@ -172,39 +172,18 @@ def check_destination(existing: Sequence[bigquery.SchemaField], expected: Sequen
         )
 
 
-def staging_arrow_schema(schema: Sequence[bigquery.SchemaField]) -> pa.Schema:
-    """``arrow_schema`` with the lineage strings dictionary-encoded, as ``lineage_columns`` builds them.
+def lineage_values(lineage: Lineage) -> dict[str, Any]:
+    """The lineage columns' values, by column name: the same for every row a task writes.
 
-    A column holding one value is written as a one-entry dictionary instead of a million
-    copies to hash: the Parquet file is the same STRING column to BigQuery.
+    They are not staged with the predictions: the replace transaction writes them as
+    constants, so the staging file and its load carry only what differs per row.
     """
-    import pyarrow as pa
-
-    plain = arrow_schema(schema)
-    return pa.schema([
-        field.with_type(pa.dictionary(pa.int32(), pa.string()))
-        if field.name in LINEAGE_COLUMNS and pa.types.is_string(field.type) else field
-        for field in plain
-    ])
-
-
-def lineage_columns(lineage: Lineage, rows: int) -> dict[str, pa.Array]:
-    """The lineage values repeated ``rows`` times; strings as one-entry dictionaries."""
-    import numpy as np
-    import pyarrow as pa
-
-    def repeated(value, type_) -> pa.Array:
-        if pa.types.is_string(type_):
-            return pa.DictionaryArray.from_arrays(pa.array(np.zeros(rows, dtype=np.int32)), pa.array([value], type_))
-        return pa.repeat(pa.scalar(value, type=type_), rows)
-
-    values = {
-        "model_name": (lineage.model_name, pa.string()),
-        "model_version": (lineage.model_version, pa.int64()),
-        "model_run_id": (lineage.model_run_id, pa.string()),
-        TARGET_DATE_COLUMN: (lineage.target_date, pa.date32()),
-        "predicted_at": (lineage.predicted_at, pa.timestamp("us", tz="UTC")),
-        "airflow_dag_id": (lineage.airflow_dag_id, pa.string()),
-        "airflow_run_id": (lineage.airflow_run_id, pa.string()),
+    return {
+        "model_name": lineage.model_name,
+        "model_version": lineage.model_version,
+        "model_run_id": lineage.model_run_id,
+        TARGET_DATE_COLUMN: lineage.target_date,
+        "predicted_at": lineage.predicted_at,
+        "airflow_dag_id": lineage.airflow_dag_id,
+        "airflow_run_id": lineage.airflow_run_id,
     }
-    return {name: repeated(value, type_) for name, (value, type_) in values.items()}

@@ -17,11 +17,8 @@ from airflow_provider_somlier.errors import ModelPredictionError, SomlierError
 from airflow_provider_somlier.features import FeaturePlan, model_input
 from airflow_provider_somlier.output import (
     LINEAGE_COLUMNS,
-    TARGET_DATE_COLUMN,
     Lineage,
     arrow_schema,
-    lineage_columns,
-    staging_arrow_schema,
     output_schema,
     prediction_columns,
 )
@@ -69,7 +66,6 @@ def score_to_parquet(
     writer: pq.ParquetWriter | None = None
     schema: list[bigquery.SchemaField] | None = None
     staging_schema: pa.Schema | None = None
-    lineage_full: dict[str, pa.Array] | None = None  # built once, sliced for every chunk
     rows_read = 0
     try:
         for chunk in _chunks(batches, chunk_rows):
@@ -90,18 +86,12 @@ def score_to_parquet(
             if schema is None:
                 schema = output_schema(passthrough_types, {n: a.type for n, a in predictions.items()})
                 on_schema(schema)
-                staging_schema = staging_arrow_schema(schema)
-                # Dictionary-encode only the lineage columns (one value each): trying it on
-                # ids and predictions, which rarely repeat, costs more than the whole write.
-                # Column statistics are for readers that skip pages; a staging file has none.
-                writer = pq.ParquetWriter(
-                    path, staging_schema, use_dictionary=list(LINEAGE_COLUMNS), write_statistics=False
-                )
-            if lineage_full is None or len(lineage_full[TARGET_DATE_COLUMN]) < chunk.num_rows:
-                lineage_full = lineage_columns(lineage, chunk.num_rows)
+                staging_schema = arrow_schema(staged_fields(schema))
+                # Ids and predictions rarely repeat: trying dictionary encoding on them costs
+                # more than the rest of the write, and no reader skips pages by statistics.
+                writer = pq.ParquetWriter(path, staging_schema, use_dictionary=False, write_statistics=False)
             columns = {name: chunk.column(name) for name in plan.passthrough}
             columns.update(predictions)
-            columns.update({name: values.slice(0, chunk.num_rows) for name, values in lineage_full.items()})
             try:
                 table = pa.table(columns).cast(staging_schema)
             except (pa.ArrowInvalid, pa.ArrowTypeError, ValueError) as exc:
@@ -115,8 +105,13 @@ def score_to_parquet(
     return StagedPredictions(path=path, rows_read=rows_read, schema=schema)
 
 
+def staged_fields(schema: list[bigquery.SchemaField]) -> list[bigquery.SchemaField]:
+    """The columns the staging file holds: all but the lineage, which the replace writes as constants."""
+    return [field for field in schema if field.name not in LINEAGE_COLUMNS]
+
+
 def write_empty_parquet(schema: list[bigquery.SchemaField], path: str) -> None:
-    """A zero-row file with ``schema``: replacing a day with it empties the day."""
+    """A zero-row staging file for ``schema``: replacing a day with it empties the day."""
     import pyarrow.parquet as pq
 
-    pq.write_table(arrow_schema(schema).empty_table(), path)
+    pq.write_table(arrow_schema(staged_fields(schema)).empty_table(), path)

@@ -27,7 +27,7 @@ import hashlib
 import re
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -150,7 +150,7 @@ class SomlierBigQueryHook(BigQueryHook):
 
     # -- reading ----------------------------------------------------------------------------
     def read_batches(
-        self, ref: TableRef, columns: Sequence[str], row_restriction: str, read_ahead_pages: int = 2
+        self, ref: TableRef, columns: Sequence[str], row_restriction: str, read_ahead_pages: int = 1
     ) -> Iterator[pa.RecordBatch]:
         """Stream ``columns`` of the rows matching ``row_restriction`` as Arrow record batches.
 
@@ -203,24 +203,37 @@ class SomlierBigQueryHook(BigQueryHook):
         day: dt.date,
         parquet_path: str,
         job_id_seed: str,
+        constants: Mapping[str, Any] | None = None,
     ) -> ReplaceResult:
         """Make the destination's ``day`` hold exactly the rows of ``parquet_path``.
 
-        The file is loaded into a staging table first; one transaction then deletes the
-        day and inserts the staged rows, so a reader (or a killed task) sees the old day
-        or the new day, never a mixture. Staging tables expire on their own if this
-        process dies before dropping them.
+        The file holds the columns of ``schema`` except those in ``constants`` (column →
+        value, the same on every row), which the insert writes as literals. It is loaded
+        into a staging table first; one transaction then deletes the day and inserts the
+        staged rows, so a reader (or a killed task) sees the old day or the new day, never
+        a mixture. Staging tables expire on their own if this process dies before dropping
+        them.
         """
         import datetime as dt
 
         from google.cloud import bigquery
+
+        from airflow_provider_somlier.bq_sql import literal
+
+        constants = dict(constants or {})
+        select_list = ", ".join(
+            literal(constants[field.name], field.field_type, field=field.name) if field.name in constants
+            else f"`{field.name}`"
+            for field in schema
+        )
+        staged_schema = [field for field in schema if field.name not in constants]
 
         digest = hashlib.sha256(job_id_seed.encode()).hexdigest()[:12]
         staging = destination.sibling(
             f"{STAGING_PREFIX}{destination.table}_{day:%Y%m%d}_{digest}_{uuid.uuid4().hex[:8]}"
         )
         client = self.client()
-        staging_table = bigquery.Table(staging.table_id, schema=list(schema))
+        staging_table = bigquery.Table(staging.table_id, schema=staged_schema)
         staging_table.expires = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=STAGING_TTL_HOURS)
         self._call(client.create_table, staging_table, retry=self.retry)
         try:
@@ -233,7 +246,7 @@ class SomlierBigQueryHook(BigQueryHook):
                     job_id_prefix=f"somlier_stage_{digest}_",
                     job_config=bigquery.LoadJobConfig(
                         source_format=bigquery.SourceFormat.PARQUET,
-                        schema=list(schema),
+                        schema=staged_schema,
                         write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
                     ),
                 )
@@ -242,7 +255,7 @@ class SomlierBigQueryHook(BigQueryHook):
             script = (
                 "BEGIN TRANSACTION;\n"
                 f"DELETE FROM {destination.sql} WHERE `{partition_column}` = DATE '{day.isoformat()}';\n"
-                f"INSERT INTO {destination.sql} ({column_list}) SELECT {column_list} FROM {staging.sql};\n"
+                f"INSERT INTO {destination.sql} ({column_list}) SELECT {select_list} FROM {staging.sql};\n"
                 "COMMIT TRANSACTION;"
             )
             job_id = self._run_transaction(script, digest)

@@ -99,11 +99,14 @@ class MLOpsOfflineOperator(BaseOperator):
         from airflow_provider_somlier.features import plan_features, signature_inputs
         from airflow_provider_somlier.hooks.bigquery import SomlierBigQueryHook
         from airflow_provider_somlier.hooks.mlflow import MLflowHook
+        from airflow_provider_somlier.bq_sql import literal
         from airflow_provider_somlier.output import (
+            LINEAGE_COLUMNS,
             TARGET_DATE_COLUMN,
             Lineage,
             check_destination,
             check_passthrough,
+            lineage_values,
         )
         from airflow_provider_somlier.refs import parse_model_ref, parse_table_ref, validate_column_name
         from airflow_provider_somlier.scoring import score_to_parquet
@@ -155,6 +158,9 @@ class MLOpsOfflineOperator(BaseOperator):
             airflow_dag_id=context["ti"].dag_id,
             airflow_run_id=context["run_id"],
         )
+        constants = lineage_values(lineage)
+        for name, value in constants.items():  # refuse lineage that cannot be written before reading a row
+            literal(value, LINEAGE_COLUMNS[name], field=name)
         passthrough_types = {c: source_types[c] for c in plan.passthrough}
 
         def check_against_destination(schema: list) -> None:
@@ -187,6 +193,7 @@ class MLOpsOfflineOperator(BaseOperator):
                 job_id_seed="|".join(
                     map(str, (lineage.airflow_dag_id, self.task_id, lineage.airflow_run_id, destination, day))
                 ),
+                constants=constants,
             )
 
         summary = {

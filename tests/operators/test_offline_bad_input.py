@@ -262,3 +262,12 @@ def test_bad_operator_arguments_fail_when_the_dag_is_parsed(kwargs, match):
             task_id="predict", model_ref="m/1", dataset_ref="d.t", dataset_load_column="c",
             destination_table_ref="d.o", **kwargs,
         )
+
+
+@pytest.mark.parametrize("field", ["dag_id", "run_id"])
+def test_lineage_with_a_control_character_is_refused_before_reading(scored, field):
+    base, snapshot, before = scored
+    context = run_context(RUN_AT, **{field: "manual__bell\x07"})
+    with pytest.raises(errors.InvalidArgumentError, match=r"airflow_%s 'manual__bell\\x07' holds the control character" % field):
+        MLOpsOfflineOperator(**base).execute(context)
+    assert snapshot() == before, "the destination changed"

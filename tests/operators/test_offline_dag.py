@@ -116,3 +116,16 @@ def test_moving_the_alias_changes_the_version_of_the_next_run(registry, features
     versions = {r.model_version for r in bq_client.query(f"SELECT DISTINCT model_version FROM `{destination}`").result()}
     assert versions == {int(registry["v2"].version)}
     assert rows_per_day(bq_client, destination) == {"2026-11-19": 50}
+
+
+def test_lineage_text_is_stored_verbatim(registry, features_table, destination, bq_client):
+    """Run ids typed into the UI can hold quotes, backslashes, newlines: they land as they were."""
+    run_id = "manual__it's a \\'test\\'\n\tfrom the UI — 한국어 🎉"
+    summary = MLOpsOfflineOperator(
+        task_id="predict", model_ref="diabetes-ridge/1", dataset_ref=features_table,
+        dataset_load_column="load_date", destination_table_ref=destination, passthrough_columns=["row_id"],
+    ).execute(run_context(dt.datetime(2026, 11, 20, 0, 0, tzinfo=UTC), dag_id="dag.with-odd_id", run_id=run_id))
+    rows = list(bq_client.query(
+        f"SELECT DISTINCT airflow_dag_id, airflow_run_id, CAST(target_date AS STRING) AS day FROM `{destination}`"
+    ).result())
+    assert [tuple(r.values()) for r in rows] == [("dag.with-odd_id", run_id, summary["target_date"])]
