@@ -1,10 +1,12 @@
-"""Score a stream of feature batches and stage the output as one Parquet file.
+"""Score a stream of feature batches and stage the per-row output as one Parquet file.
 
-Memory holds one input page and one chunk of predictions at a time; everything
-else is on local disk, so a day of ten million rows costs what a day of ten
-thousand does. Nothing here talks to BigQuery: the file is handed to the hook,
-which swaps it into the destination in one transaction, so a failure anywhere in
-this module leaves the destination untouched.
+Memory holds an input page or two (the reader fetches one ahead) and one chunk of
+predictions at a time; everything else is on local disk, so a day of ten million
+rows costs what a day of ten thousand does. The file holds the passthrough ids and
+the predictions; the lineage, the same on every row, is stamped by the transaction.
+Nothing here talks to BigQuery: the file is handed to the hook, which swaps it into
+the destination in one transaction, so a failure anywhere in this module leaves the
+destination untouched.
 """
 
 from __future__ import annotations

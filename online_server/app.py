@@ -36,10 +36,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     state = ServingState(settings)
     work_dir = Path(settings.work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
-    try:  # a restarted worker serves its first request without an import-and-unpickle pause
-        state.ensure_loaded()
-    except ModelLoadError as exc:
-        app.logger.info("no model loaded at start: %s", exc)
+    if state.pointer.read().model:  # a (re)started worker answers its first request without unpickling
+        try:
+            state.ensure_loaded()
+        except Exception:  # noqa: BLE001 - the worker still starts; requests and /readyz report it
+            app.logger.exception("the current model did not load at start")
 
     def error(status: int, code: str, message: str) -> Response:
         response = jsonify({"error_code": code, "message": message})

@@ -139,10 +139,10 @@ def main() -> int:
 
         first = last - dt.timedelta(days=6)
         step(f"Backfilling {first:%Y-%m-%d} .. {last:%Y-%m-%d} (reprocessing finished runs)")
-        session.post(
-            f"{airflow.url}/api/v2/backfills",
-            json={"dag_id": DAG_ID, "from_date": first.isoformat(), "to_date": last.isoformat(),
-                  "reprocess_behavior": "completed", "max_active_runs": 3},
+        airflow.create_backfill(
+            session,
+            {"dag_id": DAG_ID, "from_date": first.isoformat(), "to_date": last.isoformat(),
+             "reprocess_behavior": "completed", "max_active_runs": 3},
         ).raise_for_status()
         runs = wait_runs(session, airflow.url, 7)
 

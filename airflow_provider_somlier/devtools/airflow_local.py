@@ -67,6 +67,15 @@ class LocalAirflow:
         session.headers["Authorization"] = f"Bearer {token}"
         return session
 
+    def create_backfill(self, session: requests.Session, body: dict, attempts: int = 10) -> requests.Response:
+        """POST a backfill; on SQLite the API answers 503 while the scheduler holds the database lock."""
+        for attempt in range(1, attempts + 1):
+            response = session.post(f"{self.url}/api/v2/backfills", json=body, timeout=30)
+            if response.status_code != 503 or "Database is locked" not in response.text or attempt == attempts:
+                return response
+            time.sleep(1)
+        raise AssertionError("unreachable")
+
 
 def _wait_healthy(airflow: LocalAirflow, timeout: float) -> None:
     deadline = time.monotonic() + timeout

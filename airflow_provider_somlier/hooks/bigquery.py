@@ -254,7 +254,7 @@ class SomlierBigQueryHook(BigQueryHook):
             column_list = ", ".join(f"`{field.name}`" for field in schema)
             script = (
                 "BEGIN TRANSACTION;\n"
-                f"DELETE FROM {destination.sql} WHERE `{partition_column}` = DATE '{day.isoformat()}';\n"
+                f"DELETE FROM {destination.sql} WHERE `{partition_column}` = {literal(day, 'DATE')};\n"
                 f"INSERT INTO {destination.sql} ({column_list}) SELECT {select_list} FROM {staging.sql};\n"
                 "COMMIT TRANSACTION;"
             )

@@ -51,6 +51,16 @@ def test_a_custom_model_needs_its_sources_first(tmp_path, storage_root):
     assert isinstance(client.post("/result", json={"test": ROW}).get_json()["result"][0], float)
 
 
+def test_a_worker_started_after_a_download_loads_the_model_before_its_first_request(tmp_path, storage_root):
+    import shutil
+
+    assert make_client(tmp_path, storage_root).post("/model_download").status_code == 200
+    restarted = make_client(tmp_path, storage_root)
+    shutil.rmtree(tmp_path / "work" / "model")  # nothing left to load lazily
+    answer = restarted.post("/result", json={"test": ROW})
+    assert answer.status_code == 200 and answer.headers["X-Model-Version"] == "20261120"
+
+
 def test_predicting_before_any_download_is_a_503_not_a_crash(tmp_path, storage_root):
     client = make_client(tmp_path, storage_root)
     answer = client.post("/result", json={"test": ROW})
