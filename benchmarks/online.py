@@ -161,7 +161,7 @@ def servers_for(model, work: Path) -> dict:
     (work / "metrics").mkdir()
     mlflow.sklearn.save_model(model, str(work / "mlflow_model"), serialization_format="cloudpickle")
     return {
-        "somlier online_server (gunicorn, 2 gthread workers, keep-alive)": (
+        "somlier online_server (gunicorn, 2 sync workers)": (
             [sys.executable, "-m", "gunicorn", "-c", str(REPO / "online_server" / "gunicorn.conf.py")],
             {"MODEL_NAME": "bench", "STORAGE_ROOT": str(work / "storage"), "WORK_DIR": str(work / "serving"),
              "WORKERS": "2", "PROMETHEUS_MULTIPROC_DIR": str(work / "metrics")},
