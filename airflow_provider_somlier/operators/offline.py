@@ -96,10 +96,10 @@ class MLOpsOfflineOperator(BaseOperator):
         import tempfile
         import time
 
+        from airflow_provider_somlier.bq_sql import literal
         from airflow_provider_somlier.features import plan_features, signature_inputs
         from airflow_provider_somlier.hooks.bigquery import SomlierBigQueryHook
         from airflow_provider_somlier.hooks.mlflow import MLflowHook
-        from airflow_provider_somlier.bq_sql import literal
         from airflow_provider_somlier.output import (
             LINEAGE_COLUMNS,
             TARGET_DATE_COLUMN,
