@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -25,6 +27,20 @@ class RunScore:
     run_id: str
     metric_value: float
     params: dict[str, str]
+
+
+@contextlib.contextmanager
+def _without_airflow_deprecation_warnings() -> Iterator[None]:
+    """Silence Airflow's deprecated-attribute warnings while a model is saved.
+
+    skops (MLflow's scikit-learn format) finds objects such as numpy ufuncs by looking
+    their name up on every loaded module; in a process that imported Airflow, each lookup
+    on one of Airflow's deprecated module aliases warns -- over a thousand log lines per
+    saved model, none of them about the user's code.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"The `airflow\.", category=FutureWarning)
+        yield
 
 
 def _order(order_by: str) -> str:
@@ -106,7 +122,7 @@ def register_model(
         client.log_param(run.info.run_id, key, value)
     for key, value in (metrics or {}).items():
         client.log_metric(run.info.run_id, key, value)
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, _without_airflow_deprecation_warnings():
         save(f"{tmp}/model")
         client.log_artifacts(run.info.run_id, f"{tmp}/model", artifact_path="model")
     client.set_terminated(run.info.run_id)

@@ -106,3 +106,17 @@ def test_bad_somlier_yaml_names_the_key(project, yaml_text, message):
 def test_an_unknown_entrypoint_is_named(project):
     code, _, err = somlier("config", "run", "train")
     assert code == 2 and "entrypoint 'train'" in err and "main, broken" in err
+
+
+def test_saving_a_model_in_an_airflow_process_does_not_flood_the_log(tmp_path):
+    """skops looks names up on every loaded module; Airflow's deprecated aliases each warn."""
+    import warnings
+
+    import airflow.providers.google  # noqa: F401 - the modules an Airflow worker has loaded
+
+    from airflow_provider_somlier.devtools.sample_model import train_and_register
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train_and_register(f"sqlite:///{tmp_path / 'mlflow.db'}", "quiet-save", artifact_root=(tmp_path / "a").as_uri())
+    assert [str(w.message) for w in caught if str(w.message).startswith("The `airflow.")] == []
