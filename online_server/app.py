@@ -112,6 +112,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         with open(work_dir / ".download.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             current = state.pointer.read()
+            if kind == "model" and settings.model_type == "mlflow":
+                return install_registry_version(current)
             if kind == "src":
                 name = f"{settings.model_name}.zip"
                 if name not in storage.list("src"):
@@ -130,21 +132,27 @@ def create_app(settings: Settings | None = None) -> Flask:
                 candidate = Current(str(folder), current.model, current.version)
             else:
                 candidate = Current(current.src, str(folder), name.removesuffix(".zip"))
-            if candidate.model is not None or settings.model_type == "mlflow":
+            if candidate.model is not None:
                 new = load_predictor(settings, as_path(candidate.src), as_path(candidate.model), candidate.version)
-                smoke = Path(candidate.model or "") / "smoke_input.json"
-                if candidate.model and smoke.is_file():
+                smoke = Path(candidate.model) / "smoke_input.json"
+                if smoke.is_file():
                     try:
                         new.predict(json.loads(smoke.read_text()))
                     except BadInputError as exc:
                         raise ModelLoadError(f"the smoke test failed: {exc}") from None
-                if settings.model_type == "mlflow":
-                    candidate = Current(candidate.src, candidate.model, new.version)
                 state.pointer.write(candidate)
                 state.install(candidate, new)
             else:
                 state.pointer.write(candidate)
             return candidate
+
+    def install_registry_version(current: Current) -> Current:
+        """MODEL_TYPE=mlflow: resolve MODEL_REF again (an alias may have moved) and switch to it."""
+        new = load_predictor(settings, as_path(current.src), None, None)
+        candidate = Current(current.src, None, new.version)
+        state.pointer.write(candidate)
+        state.install(candidate, new)
+        return candidate
 
     def download(kind: str):
         require_token()

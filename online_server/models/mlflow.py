@@ -5,12 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from online_server.models import BadInputError, ModelLoadError
+from online_server.models.sklearn import SklearnPredictor
 from online_server.models.tabular import as_rows, to_json
 
 
 class MlflowPredictor:
     def __init__(self, model: Any, version: str, columns: list[str] | None):
         self.model, self.version, self.columns = model, version, columns
+        self.direct = direct_sklearn(model, version)
 
     @classmethod
     def load(cls, model_ref: str, conn_id: str) -> MlflowPredictor:
@@ -30,9 +32,37 @@ class MlflowPredictor:
         return cls(model, f"{resolved.name}/{resolved.version}", [n for n, _ in inputs] if inputs else None)
 
     def predict(self, data: Any) -> list:
+        if self.direct is not None:
+            return self.direct.predict(data)
         try:
             return to_json(self.model.predict(as_rows(data, self.columns)))
         except BadInputError:
             raise
         except Exception as exc:  # noqa: BLE001 - MLflow's schema enforcement raises several types
             raise BadInputError(f"the model rejected the input: {exc}") from None
+
+
+def direct_sklearn(model: Any, version: str) -> SklearnPredictor | None:
+    """The registry model's own scikit-learn estimator, when MLflow's input check adds nothing.
+
+    MLflow's schema enforcement costs ~2 ms for a one-row request, against microseconds for
+    the prediction. For a scikit-learn model whose signature is only required ``double``
+    columns, in the order the estimator was fitted on, and no params, it checks what the
+    scikit-learn path checks anyway (numbers, every named column, finite values) and then
+    calls the estimator's ``predict`` unchanged -- so the server calls it directly. Any
+    other signature (integers, strings, optional columns, float32, params) keeps MLflow's
+    enforcement.
+    """
+    if getattr(model, "loader_module", None) != "mlflow.sklearn":
+        return None
+    metadata = model.metadata
+    schema = metadata.get_input_schema()
+    if schema is None or not schema.has_input_names() or metadata.get_params_schema() is not None:
+        return None
+    if any(not spec.required or getattr(spec.type, "name", None) != "double" for spec in schema.inputs):
+        return None
+    estimator = model.get_raw_model()
+    fitted_on = getattr(estimator, "feature_names_in_", None)
+    if fitted_on is None or [str(n) for n in fitted_on] != schema.input_names():
+        return None
+    return SklearnPredictor(estimator, version)
