@@ -1,8 +1,9 @@
 """Online `/result` throughput and latency against `mlflow models serve` and a bare Flask app.
 
 Same machine, the same model in each server -- a Ridge (diabetes), which SoMLier serves
-through its linear shortcut, and a StandardScaler + Ridge pipeline, which it serves
-through the estimator's own ``predict`` -- 2 server workers each, one row per request,
+through its linear shortcut; a StandardScaler + Ridge pipeline, which it serves through the
+estimator's own ``predict``; and a Ridge registered in a SQLite MLflow registry, served by
+SoMLier with ``MODEL_TYPE=mlflow`` and by ``mlflow models serve -m models:/...`` -- 2 server workers each, one row per request,
 a fixed number of concurrent connections: ``wrk`` when installed (``apt-get install wrk``),
 else separate Python client processes (which then share the 2 cores with the servers).
 
@@ -200,6 +201,42 @@ def measure(label: str, command: list[str], env: dict, path: str, body: dict, cw
         os.killpg(process.pid, signal.SIGKILL) if process.poll() is None else None
 
 
+def registry_servers(work: Path) -> dict:
+    """The same three servers on a registry model: SoMLier with MODEL_TYPE=mlflow, ``models:/``."""
+    import json
+
+    import mlflow.sklearn
+
+    from airflow_provider_somlier.devtools.sample_model import FEATURES, train_and_register
+
+    uri = f"sqlite:///{work / 'mlflow.db'}"
+    registered = train_and_register(uri, "bench-ridge", artifact_root=(work / "artifacts").as_uri())
+    ref = f"models:/bench-ridge/{registered.version}"
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+    (work / "bare.pkl").write_bytes(pickle.dumps(mlflow.sklearn.load_model(ref)))
+    (work / "bare_app.py").write_text(BARE_APP)
+    (work / "metrics").mkdir()
+    return {
+        "somlier online_server (gunicorn, 2 sync workers)": (
+            [sys.executable, "-m", "gunicorn", "-c", str(REPO / "online_server" / "gunicorn.conf.py")],
+            {"MODEL_NAME": "bench", "MODEL_TYPE": "mlflow", "MODEL_REF": f"bench-ridge/{registered.version}",
+             "AIRFLOW_CONN_MLFLOW_DEFAULT": json.dumps({"conn_type": "mlflow", "host": uri}),
+             "WORK_DIR": str(work / "serving"), "WORKERS": "2", "PROMETHEUS_MULTIPROC_DIR": str(work / "metrics")},
+            "/result", {"test": ROW}, REPO,
+        ),
+        "bare Flask app (gunicorn, 2 sync workers), predict only": (
+            [sys.executable, "-m", "gunicorn", "-w", "2", "bare_app:app"],
+            {"BARE_MODEL": str(work / "bare.pkl")}, "/result", {"test": ROW}, work,
+        ),
+        "mlflow models serve (2 workers)": (
+            [sys.executable, "-m", "mlflow", "models", "serve", "-m", ref, "--env-manager", "local",
+             "--workers", "2", "--host", "127.0.0.1"],
+            {"MLFLOW_TRACKING_URI": uri}, "/invocations",
+            {"dataframe_split": {"columns": list(FEATURES), "data": [ROW]}}, work,
+        ),
+    }
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=float, default=15)
@@ -209,9 +246,11 @@ def main() -> int:
     import shutil
 
     rows = []
-    for model_label, model in bench_models().items():
+    cases = [(label, lambda work, model=model: servers_for(model, work)) for label, model in bench_models().items()]
+    cases.append(("registry Ridge (MODEL_TYPE=mlflow)", registry_servers))
+    for model_label, servers in cases:
         work = Path(tempfile.mkdtemp(prefix="somlier-online-bench-"))
-        for label, server in servers_for(model, work).items():
+        for label, server in servers(work).items():
             result = measure(label, *server, args)
             rows.append((model_label, label, result))
             print(f"{model_label} / {label}: {result}", file=sys.stderr)
