@@ -141,7 +141,7 @@ def create_app(settings: Settings | None = None) -> Flask:
                     except BadInputError as exc:
                         raise ModelLoadError(f"the smoke test failed: {exc}") from None
                 state.pointer.write(candidate)
-                state.install(candidate, new)
+                state.install(candidate, new, state.pointer.identity())  # under the download lock
             else:
                 state.pointer.write(candidate)
             return candidate
@@ -151,7 +151,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         new = load_predictor(settings, as_path(current.src), None, None)
         candidate = Current(current.src, None, new.version)
         state.pointer.write(candidate)
-        state.install(candidate, new)
+        state.install(candidate, new, state.pointer.identity())  # under the download lock
         return candidate
 
     def download(kind: str):

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
-from online_server.models import Predictor, load_predictor
+from online_server.models import ModelLoadError, Predictor, load_predictor
 from online_server.swap import Current, Pointer
+
+# A model that failed to load is not tried again for this long unless the pointer moves:
+# a registry that is down must not make every request wait for MLflow's own retries.
+RETRY_LOAD_AFTER_SECONDS = 5.0
 
 
 class ServingState:
@@ -19,6 +24,7 @@ class ServingState:
         self._identity: tuple[int, int] | None = None
         self.predictor: Predictor | None = None
         self.current = Current(None, None, None)
+        self._failure: tuple[tuple[int, int] | None, float, str] | None = None  # pointer identity, when, why
 
     def refresh(self) -> None:
         """Reload when another worker switched versions (a stat call when nothing changed)."""
@@ -29,23 +35,39 @@ class ServingState:
             if identity == self._identity:
                 return
             current = self.pointer.read()
-            self.install(current, load_predictor(self.settings, as_path(current.src), as_path(current.model), current.version))
-            self._identity = identity
+            predictor = load_predictor(self.settings, as_path(current.src), as_path(current.model), current.version)
+            self.install(current, predictor, identity)
 
-    def install(self, current: Current, predictor: Predictor) -> None:
+    def install(self, current: Current, predictor: Predictor, identity: tuple[int, int] | None = None) -> None:
+        """Serve ``predictor``; ``identity`` is the pointer it was loaded for (None: refresh decides)."""
         self.current, self.predictor = current, predictor
+        if identity is not None:
+            self._identity, self._failure = identity, None
 
     def serving_version(self) -> str:
         """The version in the pointer, else the loaded predictor's own (an MLflow ref's), else ""."""
         return self.current.version or (self.predictor.version if self.predictor else "")
 
     def ensure_loaded(self) -> Predictor:
-        """The serving predictor; each loader raises ModelLoadError naming what is missing."""
-        self.refresh()
-        if self.predictor is None:
-            self.predictor = load_predictor(
-                self.settings, as_path(self.current.src), as_path(self.current.model), self.current.version
-            )
+        """The serving predictor; each loader raises ModelLoadError naming what is missing.
+
+        A failure is remembered for ``RETRY_LOAD_AFTER_SECONDS`` (or until the pointer
+        moves) and raised again at once, so requests in that time answer 503 immediately.
+        """
+        identity = self.pointer.identity()
+        failure = self._failure
+        if failure and failure[0] == identity and time.monotonic() - failure[1] < RETRY_LOAD_AFTER_SECONDS:
+            raise ModelLoadError(failure[2])
+        try:
+            self.refresh()
+            if self.predictor is None:
+                self.predictor = load_predictor(
+                    self.settings, as_path(self.current.src), as_path(self.current.model), self.current.version
+                )
+        except ModelLoadError as exc:
+            self._failure = (identity, time.monotonic(), str(exc))
+            raise
+        self._failure = None
         return self.predictor
 
 

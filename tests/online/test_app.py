@@ -202,3 +202,14 @@ def test_gcs_storage_serves_the_same_contract(tmp_path, gcs_models):
     assert client.post("/model_download").get_json()["version"] == "20261120"
     assert client.post("/result", json={"test": [ROW, ROW]}).status_code == 200
 
+
+
+def test_the_worker_that_switched_serves_the_new_model_without_loading_it_again(tmp_path, storage_root, monkeypatch):
+    from online_server import state as serving_state
+
+    client = make_client(tmp_path, storage_root)
+    assert client.post("/model_download").status_code == 200
+    reloads = []
+    monkeypatch.setattr(serving_state, "load_predictor", lambda *a: reloads.append(a))
+    assert client.post("/result", json={"test": ROW}).status_code == 200
+    assert reloads == []

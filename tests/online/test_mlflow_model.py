@@ -98,3 +98,23 @@ def test_an_unknown_alias_is_a_503_naming_it_and_a_rejected_switch(tmp_path, reg
     assert answer.status_code == 503 and "nope" in answer.get_json()["message"]
     switch = client.post("/model_download")
     assert switch.status_code == 422 and switch.get_json()["error_code"] == "MODEL_REJECTED"
+
+
+def test_a_failed_load_is_not_retried_on_every_request(tmp_path, registry, monkeypatch):
+    """An unreachable or wrong registry answers 503 at once for a while instead of per-request lookups."""
+    from online_server import state as serving_state
+    from online_server.app import create_app
+    from online_server.settings import Settings
+
+    attempts = []
+    real_load = serving_state.load_predictor
+    monkeypatch.setattr(serving_state, "load_predictor", lambda *a: attempts.append(1) or real_load(*a))
+    settings = Settings(model_name="diabetes", model_type="mlflow", model_ref="diabetes-ridge@nope",
+                        work_dir=str(tmp_path / "work"))
+    client = create_app(settings).test_client()
+    answers = [client.post("/result", json={"test": [0.0] * 10}) for _ in range(5)]
+    assert {a.status_code for a in answers} == {503} and len(attempts) == 1
+    assert all("nope" in a.get_json()["message"] for a in answers)
+    monkeypatch.setattr(serving_state, "RETRY_LOAD_AFTER_SECONDS", 0.0)  # the window has passed
+    client.post("/result", json={"test": [0.0] * 10})
+    assert len(attempts) > 1
