@@ -8,7 +8,6 @@ through the REST API v2. The destination is then checked row by row per day.
 
 from __future__ import annotations
 
-import datetime as dt
 import subprocess
 import time
 

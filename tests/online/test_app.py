@@ -10,7 +10,7 @@ import pytest
 
 from online_server.app import create_app
 from online_server.settings import Settings
-from tests.online.conftest import MODEL, ROW, write_tree
+from tests.online.conftest import MODEL, ROW
 
 
 def make_client(tmp_path, storage_root, **overrides):

@@ -5,8 +5,6 @@ from __future__ import annotations
 import datetime as dt
 from concurrent.futures import ThreadPoolExecutor
 
-import pytest
-
 from airflow_provider_somlier.operators import MLOpsOfflineOperator
 from tests.helpers import load_dag_file, rows_per_day, run_context
 
