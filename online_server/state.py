@@ -26,9 +26,8 @@ class ServingState:
         self.current = Current(None, None, None)
         self._failure: tuple[tuple[int, int] | None, float, str] | None = None  # pointer identity, when, why
 
-    def refresh(self) -> None:
-        """Reload when another worker switched versions (a stat call when nothing changed)."""
-        identity = self.pointer.identity()
+    def refresh(self, identity: tuple[int, int] | None) -> None:
+        """Reload when another worker moved the pointer to ``identity`` (nothing when it did not)."""
         if identity == self._identity:
             return
         with self._lock:
@@ -54,12 +53,12 @@ class ServingState:
         A failure is remembered for ``RETRY_LOAD_AFTER_SECONDS`` (or until the pointer
         moves) and raised again at once, so requests in that time answer 503 immediately.
         """
-        identity = self.pointer.identity()
+        identity = self.pointer.identity()  # the one stat per request
         failure = self._failure
         if failure and failure[0] == identity and time.monotonic() - failure[1] < RETRY_LOAD_AFTER_SECONDS:
             raise ModelLoadError(failure[2])
         try:
-            self.refresh()
+            self.refresh(identity)
             if self.predictor is None:
                 self.predictor = load_predictor(
                     self.settings, as_path(self.current.src), as_path(self.current.model), self.current.version

@@ -65,7 +65,11 @@ def linear_shortcut(estimator: Any) -> Callable | None:
     """
     import numpy as np
     from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
-    from sklearn.linear_model._base import LinearClassifierMixin, LinearModel
+
+    try:  # private module: if a scikit-learn release moves it, every model keeps its own predict
+        from sklearn.linear_model._base import LinearClassifierMixin, LinearModel
+    except ImportError:
+        return None
 
     kind = type(estimator)
     coef = getattr(estimator, "coef_", None)
