@@ -206,14 +206,15 @@ def registry_servers(work: Path) -> dict:
     import json
 
     import mlflow.sklearn
+    from mlflow import MlflowClient
 
     from airflow_provider_somlier.devtools.sample_model import FEATURES, train_and_register
 
     uri = f"sqlite:///{work / 'mlflow.db'}"
     registered = train_and_register(uri, "bench-ridge", artifact_root=(work / "artifacts").as_uri())
     ref = f"models:/bench-ridge/{registered.version}"
-    os.environ["MLFLOW_TRACKING_URI"] = uri
-    (work / "bare.pkl").write_bytes(pickle.dumps(mlflow.sklearn.load_model(ref)))
+    artifacts = MlflowClient(tracking_uri=uri).download_artifacts(registered.run_id, "model", str(work))
+    (work / "bare.pkl").write_bytes(pickle.dumps(mlflow.sklearn.load_model(artifacts)))
     (work / "bare_app.py").write_text(BARE_APP)
     (work / "metrics").mkdir()
     return {
