@@ -51,11 +51,12 @@ def _deliver(
 
     from airflow_provider_somlier.errors import InvalidArgumentError
     from airflow_provider_somlier.generate.airflow_check import wait_for_dag
-    from airflow_provider_somlier.generate.publish import GitHubPublisher, LocalGitPublisher
+    from airflow_provider_somlier.generate.publish import GitHubPublisher, LocalGitPublisher, Publisher
     from airflow_provider_somlier.generate.settings import Settings
 
     settings = Settings.load()
     local_repo = local_repo or settings.local_dags_repo
+    publisher: Publisher
     if local_repo:
         publisher = LocalGitPublisher(Path(local_repo), folder=settings.dags_folder)
     else:
