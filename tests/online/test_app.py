@@ -177,7 +177,8 @@ def test_the_hot_path_answers_as_the_flask_route_does(tmp_path, storage_root):
     many = client.post("/result", json={"test": [ROW, ROW]})
     objects = client.post("/result", json={"test": {str(i): v for i, v in enumerate(ROW)}})
     assert one.content_type == "application/json" and one.get_data().endswith(b"\n")
-    assert many.get_json()["result"] == one.get_json()["result"] * 2
+    # One row and two rows may take different BLAS kernels: equal within rounding, not bit for bit.
+    assert many.get_json()["result"] == pytest.approx(one.get_json()["result"] * 2, rel=1e-12)
     assert objects.status_code == 400 and "fitted without feature names" in objects.get_json()["message"]
 
 
