@@ -323,16 +323,28 @@ def search(project_name: str, standard_metric: str, order_by: str, output: str, 
 @click.argument("model_name")
 @click.option("--standard_metric", default="training_mae", show_default=True, help="Metric deciding is_newer_version.")
 @click.option("--order_by", default="ASC", show_default=True, help="ASC: lower is better; DESC: higher is better.")
+@click.option("--alias", help="Move this alias (e.g. champion) to the new version when it beats the best one.")
+@click.option("--artifact_path", default="model", show_default=True, help="Name of the run's logged model.")
 @_tracking_option
-def register(run_id: str, model_name: str, standard_metric: str, order_by: str, tracking_uri: str | None) -> None:
-    """Register RUN_ID's model under MODEL_NAME; print {model_version, is_newer_version, message}."""
+def register(
+    run_id: str, model_name: str, standard_metric: str, order_by: str, alias: str | None, artifact_path: str,
+    tracking_uri: str | None,
+) -> None:
+    """Register the model RUN_ID logged under MODEL_NAME; print {model_version, is_newer_version, message}.
+
+    The run must be FINISHED and have logged the metric and a model; is_newer_version
+    compares it with the best registered version on the metric.
+    """
 
     def action() -> None:
         import json
 
         from airflow_provider_somlier.lifecycle.registry import register_run
 
-        answer = register_run(_mlflow_client(tracking_uri), run_id, model_name, metric=standard_metric, order_by=order_by)
+        answer = register_run(
+            _mlflow_client(tracking_uri), run_id, model_name, metric=standard_metric, order_by=order_by,
+            artifact_path=artifact_path, alias=alias,
+        )
         click.echo(json.dumps(answer))
 
     _run(action)

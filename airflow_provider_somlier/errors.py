@@ -28,6 +28,10 @@ class ModelNotFoundError(SomlierInputError):
     """The registry has no such model, version or alias."""
 
 
+class RunNotRegistrableError(SomlierInputError):
+    """A training run cannot become a model version: it did not finish, or logged no model or metric."""
+
+
 class RegistryUnavailableError(SomlierError):
     """The MLflow tracking/registry endpoint could not be reached."""
 

@@ -76,6 +76,33 @@ def _load_pytorch(path: Path, github_uri: str, project: str, ref: str, module_pa
     return model.eval()
 
 
+# scikit-learn's own classes that skops does not trust by default but that a fitted
+# estimator holds: HistGradientBoosting* keep their trees as TreePredictor objects.
+# Only these are named as trusted when the model is saved in MLflow's skops format.
+SKOPS_TRUSTED_SKLEARN_TYPES = (
+    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+)
+
+
+def skops_trusted_types(model: object) -> list[str]:
+    """The types the saved model must name as trusted for skops to load it.
+
+    Refuses, by name, any type outside :data:`SKOPS_TRUSTED_SKLEARN_TYPES`: trusting
+    arbitrary classes would make the skops file as unsafe to load as a pickle.
+    """
+    import skops.io
+
+    untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+    unknown = sorted(set(untrusted) - set(SKOPS_TRUSTED_SKLEARN_TYPES))
+    if unknown:
+        raise InvalidArgumentError(
+            f"the model holds types skops does not trust: {', '.join(unknown)}; register a model built "
+            "from scikit-learn's own estimators, or log it yourself with mlflow.sklearn.log_model(..., "
+            "skops_trusted_types=[...])"
+        )
+    return sorted(untrusted)
+
+
 def register_v2(
     model_type: str, weights_uri: str, model_name: str, tracking_uri: str, *,
     github_uri: str = "", project: str = "", ref: str = "", module_path: str = "", class_name: str = "",
@@ -93,8 +120,13 @@ def register_v2(
             if not hasattr(model, "predict"):
                 raise InvalidArgumentError(f"{weights.name} holds a {type(model).__name__}, which has no predict()")
 
+            trusted = skops_trusted_types(model)
+
             def save(path: str) -> None:
-                mlflow.sklearn.save_model(model, path, pip_requirements=[f"scikit-learn=={sklearn.__version__}"])
+                mlflow.sklearn.save_model(
+                    model, path, pip_requirements=[f"scikit-learn=={sklearn.__version__}"],
+                    skops_trusted_types=trusted or None,
+                )
         else:
             import mlflow.pytorch
 

@@ -1,4 +1,4 @@
-"""Search runs by a metric and register a run's model, on an explicit MlflowClient."""
+"""Search runs by a metric and register the model a run logged, on an explicit MlflowClient."""
 
 from __future__ import annotations
 
@@ -9,7 +9,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from airflow_provider_somlier.errors import InvalidArgumentError, ModelNotFoundError
+from airflow_provider_somlier.errors import InvalidArgumentError, ModelNotFoundError, RunNotRegistrableError
+from airflow_provider_somlier.refs import parse_model_ref
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -50,52 +51,118 @@ def _order(order_by: str) -> str:
     return order
 
 
-def search_runs(client: MlflowClient, project: str, metric: str, order_by: str, limit: int = 100) -> list[RunScore]:
-    """The project's runs that logged ``metric``, best first by ``order_by``."""
+def search_runs(
+    client: MlflowClient, project: str, metric: str, order_by: str, limit: int = 100, *, finished_only: bool = True,
+) -> list[RunScore]:
+    """The project's runs that logged ``metric``, best first by ``order_by``.
+
+    Only FINISHED runs by default: a run that failed after logging a good metric holds no
+    usable model, and the best run is what ``register`` is asked to take.
+    """
     order = _order(order_by)
     experiment = client.get_experiment_by_name(project)
     if experiment is None:
         raise ModelNotFoundError(f"project {project!r} has no MLflow experiment (train it first)")
+    status = " and attributes.status = 'FINISHED'" if finished_only else ""
     runs = client.search_runs(
         [experiment.experiment_id],
-        filter_string=f"metrics.`{metric}` > -1e308",
+        filter_string=f"metrics.`{metric}` > -1e308{status}",
         order_by=[f"metrics.`{metric}` {order}"],
         max_results=limit,
     )
     if not runs:
-        raise InvalidArgumentError(f"no run of project {project!r} logged the metric {metric!r}")
+        finished = "finished " if finished_only else ""
+        raise InvalidArgumentError(f"no {finished}run of project {project!r} logged the metric {metric!r}")
     return [RunScore(r.info.run_id, float(r.data.metrics[metric]), dict(r.data.params)) for r in runs]
+
+
+def _better(value: float, than: float, order: str) -> bool:
+    return value < than if order == "ASC" else value > than
+
+
+def best_registered(client: MlflowClient, model_name: str, metric: str, order_by: str) -> tuple[str, float] | None:
+    """The registered version whose run scored best on ``metric``, as (version, value); None if none did.
+
+    Every version is considered, not only the latest: a retrained model that came out worse
+    must not be called an improvement just because the previous upload was worse still.
+    """
+    from mlflow.exceptions import MlflowException
+
+    order = _order(order_by)
+    best: tuple[str, float] | None = None
+    values: dict[str, float | None] = {}
+    for version in client.search_model_versions(f"name = '{model_name}'"):
+        if not version.run_id:
+            continue
+        if version.run_id not in values:
+            try:
+                values[version.run_id] = client.get_run(version.run_id).data.metrics.get(metric)
+            except MlflowException:  # the run was deleted; its version has nothing to compare
+                values[version.run_id] = None
+        value = values[version.run_id]
+        if value is not None and (best is None or _better(value, best[1], order)):
+            best = (str(version.version), float(value))
+    return best
 
 
 def register_run(
     client: MlflowClient, run_id: str, model_name: str, *, metric: str = "training_mae", order_by: str = "ASC",
-    artifact_path: str = "model",
+    artifact_path: str = "model", alias: str | None = None,
 ) -> dict[str, object]:
-    """Register the run's model as a new version; say whether it beats the latest version on ``metric``."""
+    """Register the model ``run_id`` logged as a new version of ``model_name``.
+
+    The run must be FINISHED and have logged ``metric`` and a model (MLflow 3's logged
+    model, or an MLflow 2-style ``artifact_path`` folder). ``is_newer_version`` says whether
+    it beats the best registered version on ``metric``; when it does and ``alias`` is
+    given, the alias moves to the new version (otherwise it stays where it was).
+    """
     from mlflow.exceptions import MlflowException
 
+    from airflow_provider_somlier.lifecycle.logged_model import find_run_model
+
     order = _order(order_by)
+    name = parse_model_ref(f"{model_name}/1").name
+    if alias is not None:
+        parse_model_ref(f"{name}@{alias}")
     try:
         run = client.get_run(run_id)
     except MlflowException:
         raise ModelNotFoundError(f"run {run_id!r} does not exist in {client.tracking_uri}") from None
+    if run.info.status != "FINISHED":
+        raise RunNotRegistrableError(
+            f"run {run_id} is {run.info.status}, not FINISHED: only a run that finished can be registered"
+        )
     new_value = run.data.metrics.get(metric)
-    previous = None
-    if client.search_registered_models(filter_string=f"name = '{model_name}'"):
-        versions = client.search_model_versions(f"name = '{model_name}'")
-        if versions:
-            latest = max(versions, key=lambda v: int(v.version))
-            previous = client.get_run(latest.run_id).data.metrics.get(metric) if latest.run_id else None
+    if new_value is None:
+        logged = ", ".join(sorted(run.data.metrics)) or "none"
+        raise RunNotRegistrableError(
+            f"run {run_id} logged no metric {metric!r} (it logged: {logged}); pass the metric it logs "
+            "as --standard_metric"
+        )
+    model = find_run_model(client, run, artifact_path)
+    best = best_registered(client, name, metric, order)
+    try:
+        client.create_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+    version = client.create_model_version(name, source=model.source, run_id=run_id, model_id=model.model_id)
+    if best is None:
+        newer, message = True, f"first version with {metric} ({metric} {new_value:g})"
     else:
-        client.create_registered_model(model_name)
-    version = client.create_model_version(model_name, source=f"{run.info.artifact_uri}/{artifact_path}", run_id=run_id)
-    if previous is None or new_value is None:
-        newer = previous is None
-        message = "first version" if previous is None else f"run has no {metric}; cannot compare"
-    else:
-        newer = new_value < previous if order == "ASC" else new_value > previous
-        message = f"{metric} {new_value:g} vs previous {previous:g} ({'better' if newer else 'not better'})"
-    return {"model_version": str(version.version), "is_newer_version": newer, "message": message}
+        newer = _better(new_value, best[1], order)
+        message = (
+            f"{metric} {new_value:g} vs best registered version {best[0]} at {best[1]:g} "
+            f"({'better' if newer else 'not better'})"
+        )
+    answer: dict[str, object] = {"model_version": str(version.version), "is_newer_version": newer, "message": message}
+    if alias is not None:
+        if newer:
+            client.set_registered_model_alias(name, alias, version.version)
+            answer["message"] = f"{message}; alias {alias!r} now points at version {version.version}"
+        else:
+            answer["message"] = f"{message}; alias {alias!r} left where it was"
+    return answer
 
 
 def register_model(

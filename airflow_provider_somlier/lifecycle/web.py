@@ -72,7 +72,10 @@ def create_app(tracking_uri: str | None = None, *, github_uri: str | None = None
         from airflow_provider_somlier.lifecycle.registry import register_run
 
         data = body("run_id", "model_name")
-        return jsonify(register_run(client(), data["run_id"], data["model_name"]))
+        return jsonify(register_run(
+            client(), data["run_id"], data["model_name"], metric=data.get("standard_metric", "training_mae"),
+            order_by=data.get("order_by", "ASC"), alias=data.get("alias"),
+        ))
 
     @app.post("/deploy")
     def deploy():

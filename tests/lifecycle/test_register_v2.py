@@ -12,14 +12,31 @@ from mlflow import MlflowClient
 from airflow_provider_somlier.cli import main
 
 
+class OwnRidge:
+    """A user's own estimator class: skops does not trust it, and SoMLier will not trust it for them."""
+
+    def fit(self, features, target):
+        from sklearn.linear_model import Ridge
+
+        self.inner = Ridge().fit(features, target)
+        return self
+
+    def predict(self, features):
+        return self.inner.predict(features)
+
+
 @pytest.fixture(scope="module")
 def weights(gcs, tmp_path_factory):
     from sklearn.datasets import load_diabetes
+    from sklearn.ensemble import HistGradientBoostingRegressor
     from sklearn.linear_model import Ridge
 
     folder = tmp_path_factory.mktemp("weights")
-    model = Ridge().fit(*load_diabetes(return_X_y=True))
+    features, target = load_diabetes(return_X_y=True)
+    model = Ridge().fit(features, target)
     (folder / "ridge.pkl").write_bytes(pickle.dumps(model))
+    (folder / "hgb.pkl").write_bytes(pickle.dumps(HistGradientBoostingRegressor(max_iter=5).fit(features, target)))
+    (folder / "own_class.pkl").write_bytes(pickle.dumps(OwnRidge().fit(features, target)))
     (folder / "not_a_model.pkl").write_bytes(pickle.dumps({"a": 1}))
     (folder / "garbage.pkl").write_bytes(b"not a pickle")
     bucket = gcs["client"].create_bucket("artifacts")
@@ -49,6 +66,22 @@ def test_a_sklearn_model_from_gcs_becomes_a_loadable_registry_version(weights, t
     assert mlflow.pyfunc.load_model(path).predict([[0.0] * 10]).shape == (1,)
     code, out, _ = register("sklearn", str(weights / "ridge.pkl"), "outside-ridge", uri=uri)
     assert code == 0 and json.loads(out)["model_version"] == "2"
+
+
+def test_a_hist_gradient_boosting_model_registers_in_the_skops_format_and_loads(weights, tmp_path):
+    import mlflow.pyfunc
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    code, out, err = register("sklearn", str(weights / "hgb.pkl"), "outside-hgb", uri=uri)
+    assert code == 0, err
+    path = MlflowClient(tracking_uri=uri).download_artifacts(json.loads(out)["run_id"], "model", str(tmp_path))
+    assert (tmp_path / "model" / "model.skops").is_file()
+    assert mlflow.pyfunc.load_model(path).predict([[0.0] * 10]).shape == (1,)
+
+
+def test_a_model_of_an_untrusted_class_is_refused_naming_the_type(weights, tmp_path):
+    code, _, err = register("sklearn", str(weights / "own_class.pkl"), "m", uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert code == 2 and "OwnRidge" in err and "skops does not trust" in err
 
 
 @pytest.mark.parametrize("args, message", [

@@ -1,0 +1,95 @@
+"""Find the model a training run logged, as MLflow 3 and MLflow 2 store it.
+
+MLflow 3's ``mlflow.<flavor>.log_model(model, name="model")`` creates a *logged model*
+(``models:/m-…``) whose artifacts live outside the run's artifact folder; the run only
+lists it among its outputs. MLflow 2 (and ``log_artifacts`` of a saved model) put the
+model in a folder of the run's artifacts. A version registered from the wrong one of
+the two cannot be loaded, so the source is looked up, never assumed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from airflow_provider_somlier.errors import RunNotRegistrableError
+
+if TYPE_CHECKING:
+    from mlflow import MlflowClient
+    from mlflow.entities import LoggedModel, Run
+
+
+@dataclass(frozen=True)
+class RunModel:
+    """Where a run's model lives: the source a registry version points at, and its logged-model id."""
+
+    source: str
+    model_id: str | None = None
+
+
+def _logged_models(client: MlflowClient, run: Run) -> list[tuple[LoggedModel, int]]:
+    """The run's MLflow 3 logged models with the step each was logged at."""
+    from mlflow.exceptions import MlflowException
+
+    steps = {output.model_id: output.step for output in (run.outputs.model_outputs if run.outputs else [])}
+    found: dict[str, LoggedModel] = {}
+    for model_id in steps:
+        try:
+            found[model_id] = client.get_logged_model(model_id)
+        except MlflowException:
+            continue  # deleted since
+    if not found:
+        # Models logged with an explicit run id outside an active run are not run outputs.
+        try:
+            for model in client.search_logged_models(
+                [run.info.experiment_id], filter_string=f"source_run_id = '{run.info.run_id}'"
+            ):
+                found[model.model_id] = model
+        except MlflowException:
+            pass  # a backend without logged models (MLflow 2 server) or without that filter
+    return [(model, steps.get(model_id, 0)) for model_id, model in found.items()]
+
+
+def _artifact_folder(client: MlflowClient, run: Run, artifact_path: str) -> str | None:
+    """An MLflow 2-style model folder (one holding ``MLmodel``) among the run's artifacts."""
+    def holds_model(folder: str) -> bool:
+        return any(item.path.rsplit("/", 1)[-1] == "MLmodel" for item in client.list_artifacts(run.info.run_id, folder))
+
+    if holds_model(artifact_path):
+        return artifact_path
+    folders = [item.path for item in client.list_artifacts(run.info.run_id) if item.is_dir]
+    with_model = [folder for folder in folders if holds_model(folder)]
+    return with_model[0] if len(with_model) == 1 else None
+
+
+def find_run_model(client: MlflowClient, run: Run, artifact_path: str = "model") -> RunModel:
+    """The model ``run`` logged: its logged model named ``artifact_path`` (latest step first), else
+    its only READY logged model, else its MLflow 2-style ``artifact_path`` folder.
+
+    Raises :class:`RunNotRegistrableError` naming what the run holds when none of these exists.
+    """
+    from mlflow.entities import LoggedModelStatus
+
+    run_id = run.info.run_id
+    logged = _logged_models(client, run)
+    ready = [(model, step) for model, step in logged if model.status == LoggedModelStatus.READY]
+    named = [(model, step) for model, step in ready if model.name == artifact_path]
+    candidates = named or (ready if len({model.name for model, _ in ready}) == 1 else [])
+    if candidates:
+        model, _ = max(candidates, key=lambda pair: (pair[1], pair[0].creation_timestamp or 0))
+        return RunModel(source=f"models:/{model.model_id}", model_id=model.model_id)
+    folder = _artifact_folder(client, run, artifact_path)
+    if folder is not None:
+        return RunModel(source=f"{run.info.artifact_uri.rstrip('/')}/{folder}")
+    if ready:
+        names = ", ".join(sorted({model.name for model, _ in ready}))
+        raise RunNotRegistrableError(
+            f"run {run_id} logged several models ({names}) and none is named {artifact_path!r}: "
+            "pass the one to register as --artifact_path"
+        )
+    pending = ", ".join(f"{model.name} ({model.status})" for model, _ in logged)
+    raise RunNotRegistrableError(
+        f"run {run_id} holds no model to register"
+        + (f": its logged models are not READY: {pending}" if pending else "")
+        + "; log one in the training code with mlflow.<flavor>.log_model(model, name='model')"
+    )
