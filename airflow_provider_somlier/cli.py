@@ -410,8 +410,13 @@ def online() -> None:
 @online.command("train", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.argument("project_name")
 @click.argument("project_ref")
-@click.option("--github_uri", required=True, help="Git repository of the MLflow Projects (https://, git@, file://).")
-@click.option("--max_parallel", default=2, show_default=True, help="Combinations trained at the same time.")
+@click.option(
+    "--github_uri", required=True,
+    help="Git repository of the MLflow Projects (https://, git@, file:// or a path); cloned, never modified.",
+)
+@click.option(
+    "--max_parallel", default=2, show_default=True, type=click.IntRange(min=1), help="Combinations trained at the same time.",
+)
 @click.option("--max_combinations", default=256, show_default=True, help="Refuse grids larger than this.")
 @_tracking_option
 @click.pass_context
@@ -421,7 +426,8 @@ def online_train(
 ) -> None:
     """Train PROJECT_NAME at PROJECT_REF over a parameter grid, in parallel.
 
-    Grid flags: --NAME START..END..INCREMENT (END excluded), --NAME V1,V2, --NAME VALUE.
+    The repository is cloned once into a temporary directory and PROJECT_REF resolved to one
+    commit, recorded on every run. Grid flags: --NAME START..END..INCREMENT (END excluded), --NAME V1,V2, --NAME VALUE.
     """
 
     def action() -> None:
@@ -432,10 +438,14 @@ def online_train(
         specs, extra = {}, list(ctx.args)
         while extra:
             flag = extra.pop(0)
-            if not flag.startswith("--") or not extra:
-                raise InvalidArgumentError(f"grid arguments come as --NAME VALUE pairs; {flag!r} has no value")
-            name = flag[2:].split("=", 1)[0]
-            specs[name] = flag.split("=", 1)[1] if "=" in flag else extra.pop(0)
+            if not flag.startswith("--") or len(flag) < 3:
+                raise InvalidArgumentError(f"grid arguments come as --NAME VALUE pairs; got {flag!r}")
+            name, equals, value = flag[2:].partition("=")
+            if not equals:
+                if not extra:
+                    raise InvalidArgumentError(f"grid arguments come as --NAME VALUE pairs; {flag!r} has no value")
+                value = extra.pop(0)
+            specs[name] = value
         grid = expand_grid(specs, max_combinations=max_combinations)
         uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
         if not uri:
@@ -443,6 +453,7 @@ def online_train(
         click.echo(f"training {len(grid)} combination(s), {max_parallel} at a time", err=True)
         results = train_grid(
             github_uri, project_name, project_ref, grid, uri, max_parallel=max_parallel,
+            on_start=lambda c: click.echo(f"  {c.repository} {c.project_name} at {c.commit}", err=True),
             on_result=lambda r: click.echo(f"  {r.status:<9} {r.run_id or '-':<32} {r.params} {r.detail}", err=True),
         )
         failed = [r for r in results if r.status != "succeeded"]

@@ -36,19 +36,27 @@ with DAG(
         grid = {name: str(spec) for name, spec in params["grid"].items()}
         return expand_grid(grid, max_combinations=params["max_combinations"]) if grid else [{}]
 
+    @task
+    def pin_commit(params=None) -> str:
+        """Resolve the ref once, so every combination trains the same commit."""
+        from airflow_provider_somlier.lifecycle.checkout import project_checkout
+
+        with project_checkout(params["github_uri"], params["project_ref"], params["project_name"]) as checkout:
+            return checkout.commit
+
     @task(max_active_tis_per_dag=4)
-    def train(combination: dict, params=None) -> dict:
+    def train(combination: dict, commit: str, params=None) -> dict:
         from airflow_provider_somlier.errors import SomlierError
         from airflow_provider_somlier.hooks.mlflow import MLflowHook
+        from airflow_provider_somlier.lifecycle.checkout import project_checkout
         from airflow_provider_somlier.lifecycle.train import ensure_experiment, experiment_name, train_one
 
         tracking_uri = MLflowHook().tracking_uri
-        experiment = experiment_name(params["project_name"])
-        ensure_experiment(tracking_uri, experiment)
-        uri = f"{params['github_uri']}#{params['project_name']}"
-        result = train_one(uri, params["project_ref"], experiment, combination, tracking_uri)
+        experiment_id = ensure_experiment(tracking_uri, experiment_name(params["project_name"]))
+        with project_checkout(params["github_uri"], commit, params["project_name"]) as checkout:
+            result = train_one(checkout, experiment_id, combination, tracking_uri)
         if result.status != "succeeded":
             raise SomlierError(f"combination {combination} failed: {result.detail}")
         return {"run_id": result.run_id, "params": combination}
 
-    train.expand(combination=combinations())
+    train.partial(commit=pin_commit()).expand(combination=combinations())

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import subprocess
 
+import pytest
+
 from click.testing import CliRunner
 from mlflow import MlflowClient
 
@@ -45,25 +47,75 @@ def _project_repo(tmp_path):
     return repo
 
 
-def test_a_grid_trains_in_parallel_and_failures_do_not_stop_the_others(tmp_path, monkeypatch):
+def _git_state(repo):
+    def git(*args):
+        return subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True, check=True).stdout
+
+    return {"status": git("status", "--porcelain"), "head": git("rev-parse", "HEAD"), "branch": git("branch", "--show-current"),
+            "remotes": git("remote"), "refs": git("for-each-ref"), "shallow": (repo / ".git" / "shallow").exists()}
+
+
+def test_a_grid_trains_in_parallel_on_one_commit_without_touching_the_repository(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # a SQLite store keeps run artifacts under ./mlruns
     repo = _project_repo(tmp_path)
+    commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
+    # An uncommitted edit that would break every combination if training ran in the work tree.
+    (repo / "example-projects" / "ridge" / "train.py").write_text("raise SystemExit('uncommitted edit ran')\n")
+    before = _git_state(repo)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
 
     result = CliRunner().invoke(main, [
-        "online", "train", "example-projects/ridge", "main", "--github_uri", repo.as_uri(), "--tracking_uri", uri,
-        "--max_parallel", "2", "--alpha", "0.5,1.0", "--fail", "0,1",
+        "online", "train", "example-projects/ridge", "main", "--github_uri", str(repo), "--tracking_uri", uri,
+        "--max_parallel", "2", "--fail", "0,1", "--alpha=0.5,1.0",
     ])
     assert result.exit_code == 1, result.stderr
     assert result.stdout.strip() == "2 succeeded, 2 failed", result.stderr
-    assert "fails on purpose" in result.stderr
+    assert "fails on purpose" in result.stderr and f"at {commit}" in result.stderr
+    assert _git_state(repo) == before
 
     client = MlflowClient(tracking_uri=uri)
-    runs = client.search_runs([client.get_experiment_by_name("ridge").experiment_id], filter_string="attributes.status = 'FINISHED'")
-    assert sorted(r.data.params["alpha"] for r in runs) == ["0.5", "1.0"]
-    assert all("training_mae" in r.data.metrics for r in runs)
+    runs = client.search_runs([client.get_experiment_by_name("ridge").experiment_id])
+    assert {r.data.tags["mlflow.source.git.commit"] for r in runs} == {commit}
+    finished = [r for r in runs if r.info.status == "FINISHED"]
+    assert sorted(r.data.params["alpha"] for r in finished) == ["0.5", "1.0"]
+    assert all("training_mae" in r.data.metrics for r in finished)
+    failed = [r for r in runs if r.info.status == "FAILED"]
+    assert len(failed) == 2 and all("fails on purpose" in r.data.tags["somlier.failure"] for r in failed)
     searched = CliRunner().invoke(main, ["search", "ridge", "training_mae", "ASC", "--output", "json", "--tracking_uri", uri])
     assert json.loads(searched.stdout)[0]["params"]["alpha"] == "0.5"
+
+
+@pytest.mark.parametrize("args, message", [
+    (("example-projects/ridge", "no-such-branch"), "PROJECT_REF 'no-such-branch' is not a branch, tag or commit"),
+    (("example-projects/lasso", "main"), "PROJECT_NAME 'example-projects/lasso' is not a folder holding an MLproject"),
+    (("../..", "main"), "PROJECT_NAME '../..'"),
+    (("example-projects/ridge", "--upload-pack=x"), "must name a branch"),
+    (("example-projects/ridge", "main", "--max_parallel", "0"), "0 is not in the range x>=1"),
+    (("example-projects/ridge", "main", "--alpha"), "'--alpha' has no value"),
+])
+def test_bad_training_inputs_exit_2_before_any_run(tmp_path, monkeypatch, args, message):
+    monkeypatch.chdir(tmp_path)
+    repo = _project_repo(tmp_path)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    project, ref, *rest = args
+    result = CliRunner().invoke(main, [
+        "online", "train", project, ref, "--github_uri", repo.as_uri(), "--tracking_uri", uri, *(rest or ["--alpha", "1"]),
+    ])
+    assert result.exit_code == 2 and message in result.stderr, result.stderr
+    experiment = MlflowClient(tracking_uri=uri).get_experiment_by_name(project.rsplit("/", 1)[-1])
+    assert experiment is None or MlflowClient(tracking_uri=uri).search_runs([experiment.experiment_id]) == []
+
+
+def test_parallel_experiment_creation_yields_one_experiment(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from airflow_provider_somlier.lifecycle.train import ensure_experiment
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    ensure_experiment(uri, "warm-up")  # the store's tables, created once
+    with ThreadPoolExecutor(4) as pool:
+        ids = list(pool.map(lambda _: ensure_experiment(uri, "raced"), range(8)))
+    assert len(set(ids)) == 1
 
 
 def test_a_malformed_grid_exits_2_before_training(tmp_path):
