@@ -7,6 +7,8 @@ __version__ = "0.1.0"
 
 def get_provider_info() -> dict:
     """What ``airflow providers list`` and the connection form learn about this package."""
+    from airflow_provider_somlier.hooks.mlflow_form import CONNECTION_TYPE as MLFLOW_CONNECTION_TYPE
+
     return {
         "package-name": "airflow-provider-somlier",
         "name": "SoMLier",
@@ -23,10 +25,5 @@ def get_provider_info() -> dict:
             {"integration-name": "MLflow", "python-modules": ["airflow_provider_somlier.hooks.mlflow"]},
             {"integration-name": "SoMLier", "python-modules": ["airflow_provider_somlier.hooks.bigquery"]},
         ],
-        "connection-types": [
-            {
-                "connection-type": "mlflow",
-                "hook-class-name": "airflow_provider_somlier.hooks.mlflow.MLflowHook",
-            },
-        ],
+        "connection-types": [MLFLOW_CONNECTION_TYPE],
     }

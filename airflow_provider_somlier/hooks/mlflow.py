@@ -8,14 +8,19 @@ can talk to two registries.
 
 from __future__ import annotations
 
+import contextvars
+import re
 import threading
+import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.sdk import BaseHook
 
-from airflow_provider_somlier.errors import ModelNotFoundError, RegistryUnavailableError
+from airflow_provider_somlier.errors import InvalidArgumentError, ModelNotFoundError, RegistryUnavailableError
+from airflow_provider_somlier.hooks.mlflow_connection import MLflowSettings, credentials, settings_from_connection
 from airflow_provider_somlier.refs import ModelRef, parse_model_ref
 
 if TYPE_CHECKING:
@@ -38,6 +43,50 @@ class ResolvedModel:
         return f"models:/{self.name}/{self.version}"
 
 
+T = TypeVar("T")
+
+
+def _within(function: Callable[[], T], seconds: float, settings: MLflowSettings) -> tuple[bool, Any, BaseException | None]:
+    """(finished, value, error) of ``function()`` run in a daemon thread given ``seconds`` to finish."""
+    outcome: dict[str, Any] = {}
+
+    def run() -> None:
+        try:
+            with credentials(settings, seconds):
+                outcome["value"] = function()
+        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+            outcome["error"] = exc
+
+    context = contextvars.copy_context()
+    worker = threading.Thread(target=context.run, args=(run,), name="somlier-mlflow-call", daemon=True)
+    worker.start()
+    worker.join(seconds)
+    if worker.is_alive():
+        return False, None, None
+    return True, outcome.get("value"), outcome.get("error")
+
+
+_HTTP_STATUS = re.compile(r"error code (\d{3})")
+
+
+def _is_transport_failure(error: BaseException | None) -> bool:
+    """A failure to reach the registry (worth a retry), as opposed to an answer from it."""
+    import requests
+
+    seen = error
+    while seen is not None:
+        if isinstance(seen, (OSError, requests.exceptions.RequestException, RegistryUnavailableError)):
+            return True
+        message = str(seen)
+        if "failed with exception" in message or "Max retries exceeded" in message:
+            return True
+        status = _HTTP_STATUS.search(message)
+        if status and (status[1].startswith("5") or status[1] == "429"):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 # Loaded models, per worker process, keyed by (registry, name, version): a resolved
 # version's artifacts never change, so a second task in the same worker skips the load.
 _MODEL_CACHE: dict[tuple[str, str, str], PyFuncModel] = {}
@@ -49,8 +98,12 @@ class MLflowHook(BaseHook):
 
     Connection (type ``mlflow``): put the tracking URI in *Host* as a full URI
     (``sqlite:////data/mlflow.db``, ``http://mlflow:5000``, ``databricks``), or a host
-    name with *Schema* ``http``/``https`` and *Port*. Extras: ``registry_uri`` when the
-    registry lives elsewhere than the tracking store.
+    name with *Schema* ``http``/``https`` and *Port*. *Login*/*Password* for basic auth or
+    extra ``token`` for bearer auth; extras ``registry_uri``, ``request_timeout_seconds``,
+    ``max_retries`` and ``download_timeout_seconds`` (see ``mlflow_connection``). Every
+    call has a deadline: a registry that is down or silent raises
+    :class:`RegistryUnavailableError` within the connection's bound, enforced per call
+    here, so the setting of one connection never changes another's.
     """
 
     conn_name_attr = "mlflow_conn_id"
@@ -58,60 +111,26 @@ class MLflowHook(BaseHook):
     conn_type = "mlflow"
     hook_name = "MLflow"
 
-    @classmethod
-    def get_ui_field_behaviour(cls) -> dict[str, Any]:
-        return {
-            "hidden_fields": ["login", "password", "extra"],
-            "relabeling": {"host": "Tracking URI or host", "schema": "Scheme (http/https)"},
-            "placeholders": {
-                "host": "sqlite:////opt/mlflow/mlflow.db  or  mlflow.internal",
-                "schema": "http",
-                "port": "5000",
-                "registry_uri": "leave empty to use the tracking URI",
-            },
-        }
-
-    @classmethod
-    def get_connection_form_widgets(cls) -> dict[str, Any]:
-        from flask_appbuilder.fieldwidgets import BS3TextFieldWidget
-        from flask_babel import lazy_gettext
-        from wtforms import StringField
-
-        return {"registry_uri": StringField(lazy_gettext("Registry URI"), widget=BS3TextFieldWidget())}
-
     def __init__(self, mlflow_conn_id: str = default_conn_name, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.mlflow_conn_id = mlflow_conn_id
         self._client: MlflowClient | None = None
-        self._uris: tuple[str, str] | None = None
+        self._settings: MLflowSettings | None = None
 
     # -- connection -------------------------------------------------------------------------
     @property
+    def settings(self) -> MLflowSettings:
+        if self._settings is None:
+            self._settings = settings_from_connection(self.mlflow_conn_id, self.get_connection(self.mlflow_conn_id))
+        return self._settings
+
+    @property
     def tracking_uri(self) -> str:
-        return self._resolve_uris()[0]
+        return self.settings.tracking_uri
 
     @property
     def registry_uri(self) -> str:
-        return self._resolve_uris()[1]
-
-    def _resolve_uris(self) -> tuple[str, str]:
-        if self._uris is None:
-            conn = self.get_connection(self.mlflow_conn_id)
-            host = (conn.host or "").strip()
-            if "://" in host or host in ("databricks",):
-                tracking = host
-            elif host:
-                scheme = conn.schema or "http"
-                tracking = f"{scheme}://{host}" + (f":{conn.port}" if conn.port else "")
-            else:
-                tracking = conn.extra_dejson.get("tracking_uri", "")
-            if not tracking:
-                raise RegistryUnavailableError(
-                    f"connection {self.mlflow_conn_id!r} names no MLflow tracking URI: set its Host "
-                    "to a URI such as sqlite:////path/mlflow.db or http://mlflow:5000"
-                )
-            self._uris = (tracking, conn.extra_dejson.get("registry_uri") or tracking)
-        return self._uris
+        return self.settings.registry_uri
 
     def get_conn(self) -> MlflowClient:
         """An ``MlflowClient`` bound to this connection's tracking and registry URIs."""
@@ -120,6 +139,41 @@ class MLflowHook(BaseHook):
 
             self._client = MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.registry_uri)
         return self._client
+
+    def call(self, what: str, function: Callable[[], T], *, timeout_seconds: float | None = None) -> T:
+        """``function()`` within the connection's deadline, retried on timeouts and failed connects.
+
+        Each attempt runs in its own daemon thread and is abandoned at the deadline: MLflow's
+        own HTTP timeout and retries are process-wide environment settings (minutes by
+        default), so they are left alone and the bound is enforced here instead.
+        """
+        settings = self.settings
+        deadline = timeout_seconds or settings.request_timeout_seconds
+        failure = ""
+        for attempt in range(settings.max_retries + 1):
+            if attempt:
+                time.sleep(min(2.0 ** (attempt - 1), 8.0))
+            done, value, error = _within(function, deadline, settings)
+            if done and error is None:
+                return value
+            if done and not _is_transport_failure(error):
+                raise error
+            failure = f"no answer within {deadline:g} s" if not done else f"{type(error).__name__}: {error}"
+            self.log.warning("MLflow %s at %s failed (attempt %d): %s", what, self.registry_uri, attempt + 1, failure)
+        raise RegistryUnavailableError(
+            f"MLflow registry at {self.registry_uri} is unavailable: {what} failed "
+            f"{settings.max_retries + 1} time(s), last: {failure[:300]} (connection {self.mlflow_conn_id!r}: "
+            "raise request_timeout_seconds/max_retries if the registry is just slow)"
+        )
+
+    def test_connection(self) -> tuple[bool, str]:
+        """What the connection form's *Test* button shows: can the registry be listed within the bound."""
+        try:
+            self.call("listing registered models", lambda: self.get_conn().search_registered_models(max_results=1))
+        except Exception as exc:  # noqa: BLE001 - every failure is the answer to show
+            shown = self._translate(exc, None)
+            return False, f"{type(shown).__name__}: {shown}"
+        return True, f"Connected to the MLflow registry at {self.registry_uri}"
 
     # -- registry ---------------------------------------------------------------------------
     def resolve(self, ref: str | ModelRef) -> ResolvedModel:
@@ -130,15 +184,15 @@ class MLflowHook(BaseHook):
         client = self.get_conn()
         try:
             if model_ref.version is not None:
-                version = client.get_model_version(model_ref.name, model_ref.version)
+                version = self.call(
+                    f"getting {model_ref}", lambda: client.get_model_version(model_ref.name, model_ref.version)
+                )
             else:
-                version = client.get_model_version_by_alias(model_ref.name, model_ref.alias)
+                version = self.call(
+                    f"resolving {model_ref}", lambda: client.get_model_version_by_alias(model_ref.name, model_ref.alias)
+                )
         except MlflowException as exc:
             raise self._translate(exc, model_ref) from exc
-        except OSError as exc:
-            raise RegistryUnavailableError(
-                f"MLflow registry at {self.registry_uri} is unreachable: {exc}"
-            ) from exc
         self.log.info("Resolved %s to %s version %s (run %s)", model_ref, version.name, version.version, version.run_id)
         return ResolvedModel(
             name=version.name,
@@ -148,9 +202,17 @@ class MLflowHook(BaseHook):
             requested=str(model_ref),
         )
 
-    def _translate(self, exc: Exception, ref: ModelRef) -> Exception:
+    def _translate(self, exc: Exception, ref: ModelRef | None) -> Exception:
         code = getattr(exc, "error_code", "")
         message = str(exc)
+        status = _HTTP_STATUS.search(message)
+        if code in ("UNAUTHENTICATED", "PERMISSION_DENIED") or (status and status[1] in ("401", "403")):
+            return InvalidArgumentError(
+                f"MLflow at {self.registry_uri} refused the connection's credentials (connection "
+                f"{self.mlflow_conn_id!r}): check its Login/Password or token extra"
+            )
+        if ref is None:
+            return exc
         if code == "RESOURCE_DOES_NOT_EXIST" or "not found" in message.lower() or "does not exist" in message.lower():
             what = f"version {ref.version}" if ref.version else f"alias {ref.alias!r}"
             return ModelNotFoundError(
@@ -176,14 +238,18 @@ class MLflowHook(BaseHook):
         import mlflow.artifacts
         import mlflow.pyfunc
 
-        download_uri = self.get_conn().get_model_version_download_uri(model.name, model.version)
+        download_uri = self.call(
+            f"locating {model.uri}", lambda: self.get_conn().get_model_version_download_uri(model.name, model.version)
+        )
         local_dir = tempfile.mkdtemp(prefix=f"somlier-model-{model.version}-")
         try:
-            path = mlflow.artifacts.download_artifacts(
-                artifact_uri=download_uri,
-                dst_path=local_dir,
-                tracking_uri=self.tracking_uri,
-                registry_uri=self.registry_uri,
+            path = self.call(
+                f"downloading {model.uri}",
+                lambda: mlflow.artifacts.download_artifacts(
+                    artifact_uri=download_uri, dst_path=local_dir,
+                    tracking_uri=self.tracking_uri, registry_uri=self.registry_uri,
+                ),
+                timeout_seconds=self.settings.download_timeout_seconds,
             )
             with warnings.catch_warnings():
                 # skops (MLflow's default sklearn format) looks up ufuncs by probing every
