@@ -473,32 +473,37 @@ def online_train(
 @click.option("--istio_enabled", default="False", show_default=True, help="Add an Istio VirtualService.")
 @click.option("--image", default="somlier-online:latest", show_default=True, help="The online server image.")
 @click.option("--namespace", default="default", show_default=True)
-@click.option("--dry_run", is_flag=True, help="Print the manifests as YAML; apply nothing.")
+@click.option(
+    "--mlflow_secret", default="somlier-mlflow", show_default=True,
+    help="Secret holding AIRFLOW_CONN_MLFLOW_DEFAULT (the registry's mlflow connection as JSON) for the pod.",
+)
+@click.option("--cpu", help="CPU request and limit, e.g. 500m.")
+@click.option("--memory", help="Memory request and limit, e.g. 1Gi.")
+@click.option("--dry_run", is_flag=True, help="Check the version, print the manifests as YAML; apply nothing.")
 @_tracking_option
 def deploy(
     project_name: str, model_name: str, model_version: str, use_k8s_job: str, istio_enabled: str, image: str,
-    namespace: str, dry_run: bool, tracking_uri: str | None,
+    namespace: str, mlflow_secret: str, cpu: str | None, memory: str | None, dry_run: bool, tracking_uri: str | None,
 ) -> None:
-    """Serve MODEL_NAME version MODEL_VERSION with the online server on Kubernetes."""
+    """Serve MODEL_NAME version MODEL_VERSION with the online server on Kubernetes (create or update)."""
 
     def action() -> None:
-        import yaml
-
-        from airflow_provider_somlier.lifecycle.deploy import apply, manifests, validate
+        from airflow_provider_somlier.lifecycle.deploy import apply, check_version, manifests, to_yaml, validate
         from airflow_provider_somlier.window import parse_bool
 
         objects = manifests(
             project_name, model_name, model_version, image=image, namespace=namespace,
             use_k8s_job=parse_bool(use_k8s_job, field="--use_k8s_job"),
             istio_enabled=parse_bool(istio_enabled, field="--istio_enabled"),
-            mlflow_uri=tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", ""),
+            mlflow_secret=mlflow_secret, cpu=cpu, memory=memory,
         )
         validate(objects)
+        check_version(_mlflow_client(tracking_uri), model_name, model_version)
         if dry_run:
-            click.echo(yaml.safe_dump_all(objects, sort_keys=False), nl=False)
+            click.echo(to_yaml(objects), nl=False)
             return
-        for created in apply(objects):
-            click.echo(f"created {created}")
+        for applied in apply(objects):
+            click.echo(f"applied {applied}")
 
     _run(action)
 

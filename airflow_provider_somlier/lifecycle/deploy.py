@@ -1,7 +1,8 @@
 """``somlier deploy``: Kubernetes manifests that serve one registry version with the online server.
 
 The manifests are plain dicts, checked offline against the Kubernetes client's models
-before anything is applied; ``--dry_run`` prints them as YAML instead of applying.
+before anything is applied; ``--dry_run`` prints them as YAML instead of applying. The
+version is checked in the registry first, in a dry run too.
 """
 
 from __future__ import annotations
@@ -10,7 +11,12 @@ import json
 import re
 from typing import Any
 
-from airflow_provider_somlier.errors import InvalidArgumentError
+from airflow_provider_somlier.errors import (
+    InvalidArgumentError,
+    ModelNotFoundError,
+    RegistryUnavailableError,
+    SomlierError,
+)
 from airflow_provider_somlier.refs import parse_model_ref
 
 _K8S_NAME = re.compile(r"[^a-z0-9-]+")
@@ -23,6 +29,20 @@ def k8s_name(*parts: str) -> str:
     return name
 
 
+_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
+DEFAULT_SECRET = "somlier-mlflow"
+APPLY_TIMEOUT_SECONDS = 30
+PORT = 8000
+
+
+def _quantity(flag: str, value: str | None) -> str | None:
+    if value is None or value == "":
+        return None
+    if not _QUANTITY.match(value):
+        raise InvalidArgumentError(f"{flag} {value!r} is not a Kubernetes quantity such as 500m, 1, 512Mi or 2Gi")
+    return value
+
+
 def manifests(
     project: str,
     model_name: str,
@@ -32,45 +52,95 @@ def manifests(
     namespace: str = "default",
     use_k8s_job: bool = False,
     istio_enabled: bool = False,
-    mlflow_uri: str = "",
+    mlflow_secret: str = DEFAULT_SECRET,
+    cpu: str | None = None,
+    memory: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Deployment + Service (or a Job), and an Istio VirtualService when asked."""
+    """Deployment + Service (or a Job), and an Istio VirtualService when asked.
+
+    The registry's address and credentials reach the pod only as a reference to the Secret
+    ``mlflow_secret`` (key ``AIRFLOW_CONN_MLFLOW_DEFAULT``, an ``mlflow`` connection in JSON),
+    never as plain text in the manifest.
+    """
+    if use_k8s_job and istio_enabled:
+        raise InvalidArgumentError(
+            "--use_k8s_job and --istio_enabled contradict each other: a Job has no Service for a "
+            "VirtualService to route to; choose one"
+        )
     ref = parse_model_ref(f"{model_name}/{model_version}")
     name = k8s_name(project, ref.name, f"v{ref.version}")
-    labels = {"app": name, "somlier/model": k8s_name(ref.name), "somlier/version": str(ref.version)}
+    secret = k8s_name(mlflow_secret)
+    cpu, memory = _quantity("--cpu", cpu), _quantity("--memory", memory)
+    resources = {key: value for key, value in (("cpu", cpu), ("memory", memory)) if value}
+
+    def labels() -> dict[str, str]:
+        return {"app": name, "somlier/model": k8s_name(ref.name), "somlier/version": str(ref.version)}
+
+    def meta() -> dict[str, Any]:
+        return {"name": name, "namespace": namespace, "labels": labels()}
+
     env = [
         {"name": "MODEL_NAME", "value": ref.name},
         {"name": "MODEL_TYPE", "value": "mlflow"},
         {"name": "MODEL_REF", "value": str(ref)},
         {"name": "WORK_DIR", "value": "/var/lib/somlier"},
-        {"name": "AIRFLOW_CONN_MLFLOW_DEFAULT", "value": json.dumps({"conn_type": "mlflow", "host": mlflow_uri})},
+        {"name": "AIRFLOW_CONN_MLFLOW_DEFAULT",
+         "valueFrom": {"secretKeyRef": {"name": secret, "key": "AIRFLOW_CONN_MLFLOW_DEFAULT"}}},
     ]
     container = {
         "name": "server",
         "image": image,
         "env": env,
-        "ports": [{"containerPort": 8000}],
-        "readinessProbe": {"httpGet": {"path": "/readyz", "port": 8000}, "periodSeconds": 10},
-        "livenessProbe": {"httpGet": {"path": "/healthz", "port": 8000}, "periodSeconds": 20},
+        "ports": [{"name": "http", "containerPort": PORT}],
+        "readinessProbe": {"httpGet": {"path": "/readyz", "port": "http"}, "periodSeconds": 10},
+        "livenessProbe": {"httpGet": {"path": "/healthz", "port": "http"}, "periodSeconds": 20},
         "volumeMounts": [{"name": "work", "mountPath": "/var/lib/somlier"}],
     }
-    pod = {"metadata": {"labels": labels}, "spec": {"containers": [container], "volumes": [{"name": "work", "emptyDir": {}}]}}
-    meta = {"name": name, "namespace": namespace, "labels": labels}
+    if resources:
+        container["resources"] = {"requests": dict(resources), "limits": dict(resources)}
+    pod = {"metadata": {"labels": labels()},
+           "spec": {"containers": [container], "volumes": [{"name": "work", "emptyDir": {}}]}}
     if use_k8s_job:
         pod["spec"]["restartPolicy"] = "Never"
-        return [{"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": {"template": pod, "backoffLimit": 2}}]
+        return [{"apiVersion": "batch/v1", "kind": "Job", "metadata": meta(), "spec": {"template": pod, "backoffLimit": 2}}]
     objects = [
-        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta,
+        {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": meta(),
          "spec": {"replicas": 1, "selector": {"matchLabels": {"app": name}}, "template": pod}},
-        {"apiVersion": "v1", "kind": "Service", "metadata": meta,
-         "spec": {"selector": {"app": name}, "ports": [{"port": 8000, "targetPort": 8000}]}},
+        {"apiVersion": "v1", "kind": "Service", "metadata": meta(),
+         "spec": {"selector": {"app": name}, "ports": [{"name": "http", "port": PORT, "targetPort": "http"}]}},
     ]
     if istio_enabled:
         objects.append({
-            "apiVersion": "networking.istio.io/v1beta1", "kind": "VirtualService", "metadata": meta,
-            "spec": {"hosts": [name], "http": [{"route": [{"destination": {"host": name, "port": {"number": 8000}}}]}]},
+            "apiVersion": "networking.istio.io/v1beta1", "kind": "VirtualService", "metadata": meta(),
+            "spec": {"hosts": [name], "http": [{"route": [{"destination": {"host": name, "port": {"number": PORT}}}]}]},
         })
     return objects
+
+
+def to_yaml(objects: list[dict[str, Any]]) -> str:
+    """Plain YAML documents: no anchors or aliases, keys in the order written."""
+    import yaml
+
+    class _Plain(yaml.SafeDumper):
+        def ignore_aliases(self, data: Any) -> bool:
+            return True
+
+    return yaml.dump_all(objects, Dumper=_Plain, sort_keys=False)
+
+
+def check_version(client: Any, model_name: str, model_version: str) -> None:
+    """Refuse to deploy a version the registry does not hold."""
+    from mlflow.exceptions import MlflowException
+
+    ref = parse_model_ref(f"{model_name}/{model_version}")
+    try:
+        client.get_model_version(ref.name, ref.version)
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            raise ModelNotFoundError(
+                f"model {ref.name!r} has no version {ref.version} in the registry at {client._registry_uri}"
+            ) from None
+        raise RegistryUnavailableError(f"the registry at {client._registry_uri} failed: {exc.message}") from None
 
 
 _MODELS = {"Deployment": "V1Deployment", "Service": "V1Service", "Job": "V1Job"}
@@ -96,19 +166,30 @@ def validate(objects: list[dict[str, Any]]) -> None:
 
 
 def apply(objects: list[dict[str, Any]]) -> list[str]:
-    """Create the objects in the cluster of the current kube config."""
-    from kubernetes import client, config, utils
+    """Create or update the objects in the cluster of the current kube config (server-side apply).
 
-    config.load_config()
-    api = client.ApiClient()
-    created = []
+    Applying the same manifests twice changes nothing the second time; a changed image or
+    resource request updates the objects in place.
+    """
+    from kubernetes import client, config, dynamic
+    from kubernetes.config.config_exception import ConfigException
+
+    try:
+        config.load_config()
+    except ConfigException as exc:
+        raise InvalidArgumentError(
+            f"no Kubernetes cluster configured ({exc}): set KUBECONFIG or run in a pod, or use --dry_run"
+        ) from None
+    try:
+        api = dynamic.DynamicClient(client.ApiClient())  # reads the cluster's API discovery
+    except Exception as exc:  # noqa: BLE001 - urllib3 and API errors alike: the cluster did not answer
+        raise SomlierError(f"the Kubernetes API did not answer: {type(exc).__name__}: {exc}") from None
+    applied = []
     for obj in objects:
-        if obj["kind"] == "VirtualService":
-            group, version = obj["apiVersion"].split("/")
-            client.CustomObjectsApi(api).create_namespaced_custom_object(
-                group, version, obj["metadata"]["namespace"], "virtualservices", obj
-            )
-        else:
-            utils.create_from_dict(api, obj)
-        created.append(f"{obj['kind']}/{obj['metadata']['name']}")
-    return created
+        resource = api.resources.get(api_version=obj["apiVersion"], kind=obj["kind"])
+        api.server_side_apply(
+            resource, body=obj, name=obj["metadata"]["name"], namespace=obj["metadata"]["namespace"],
+            field_manager="somlier", force_conflicts=True, _request_timeout=APPLY_TIMEOUT_SECONDS,
+        )
+        applied.append(f"{obj['kind']}/{obj['metadata']['name']}")
+    return applied

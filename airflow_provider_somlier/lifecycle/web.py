@@ -2,22 +2,53 @@
 
 The same functions as the CLI behind JSON bodies and answers shaped as the seed shows.
 ``create_app(tracking_uri)``; run with ``flask --app 'airflow_provider_somlier.lifecycle.web:create_app()' run``
-(the tracking URI from ``MLFLOW_TRACKING_URI``).
+(the tracking URI from ``MLFLOW_TRACKING_URI``). Every answer is JSON, errors included:
+400 for bad input (naming the field), 404/405 for unknown routes and methods, 502 when
+the registry or cluster fails, 500 otherwise.
 """
 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException
 
 from airflow_provider_somlier.errors import InvalidArgumentError, SomlierError, SomlierInputError
 
 
+def _flag(data: dict, name: str, default: bool) -> bool:
+    """A JSON boolean, or the strings "true"/"false"; anything else is refused, not read as truthy."""
+    value = data.get(name, default)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise InvalidArgumentError(f"{name} must be true or false, got {value!r}")
+
+
+def _integer(data: dict, name: str, default: int, minimum: int = 1) -> int:
+    value = data.get(name, default)
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise InvalidArgumentError(f"{name} must be an integer of at least {minimum}, got {value!r}")
+    return value
+
+
+def _text(data: dict, name: str, default: str | None = None) -> str:
+    value = data.get(name, default)
+    if not isinstance(value, str):
+        raise InvalidArgumentError(f"{name} must be a string, got {value!r}")
+    return value
+
+
 def create_app(tracking_uri: str | None = None, *, github_uri: str | None = None, deploy_dry_run: bool = True) -> Flask:
+    from airflow_provider_somlier.lifecycle.jobs import TrainJobs
+
     tracking_uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
     github_uri = github_uri or os.environ.get("SOMLIER_PROJECTS_REPO", "")
     app = Flask(__name__)
+    jobs = TrainJobs()
 
     def client():
         from mlflow import MlflowClient
@@ -30,33 +61,62 @@ def create_app(tracking_uri: str | None = None, *, github_uri: str | None = None
         data = request.get_json(silent=True)
         if not isinstance(data, dict):
             raise InvalidArgumentError("the body must be a JSON object")
-        missing = [key for key in required if not data.get(key)]
+        missing = [key for key in required if data.get(key) in (None, "")]
         if missing:
             raise InvalidArgumentError(f"missing field(s) {', '.join(missing)}")
         return data
 
+    def error(status: int, code: str, message: str):
+        return jsonify({"error_code": code, "message": message}), status
+
     @app.errorhandler(SomlierError)
-    def _error(exc: SomlierError):
-        status = 400 if isinstance(exc, SomlierInputError) else 502
-        return jsonify({"error_code": type(exc).__name__, "message": str(exc)}), status
+    def _somlier_error(exc: SomlierError):
+        return error(400 if isinstance(exc, SomlierInputError) else 502, type(exc).__name__, str(exc))
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):
+        return error(exc.code or 500, (exc.name or "error").upper().replace(" ", "_"), exc.description or "")
+
+    @app.errorhandler(Exception)
+    def _unexpected(exc: Exception):
+        from mlflow.exceptions import MlflowException
+
+        if isinstance(exc, MlflowException):
+            status = 400 if exc.error_code in ("INVALID_PARAMETER_VALUE", "RESOURCE_DOES_NOT_EXIST") else 502
+            return error(status, exc.error_code, exc.message)
+        app.logger.exception("unexpected error")
+        return error(500, "INTERNAL_ERROR", f"{type(exc).__name__}: {exc}")
 
     @app.post("/train")
     def train():
         from airflow_provider_somlier.lifecycle.grid import expand_grid
-        from airflow_provider_somlier.lifecycle.train import train_grid
+        from airflow_provider_somlier.lifecycle.train import ensure_experiment, experiment_name, train_grid
 
         data = body("project_name", "project_ref")
-        repository = data.get("github_uri") or github_uri
+        project, ref = _text(data, "project_name"), _text(data, "project_ref")
+        repository = _text(data, "github_uri", "") or github_uri
         if not repository:
             raise InvalidArgumentError("no github_uri in the body and no SOMLIER_PROJECTS_REPO on the server")
-        params = {k: str(v) for k, v in (data.get("params") or {}).items()}
-        grid = expand_grid(params) if params else [{}]
-        results = train_grid(repository, data["project_name"], data["project_ref"], grid, tracking_uri,
-                             max_parallel=int(data.get("max_parallel", 2)))
-        first = results[0]
-        answer = {"run_id": first.run_id or "", "status": first.status}
-        if len(results) > 1:
-            answer["runs"] = [{"run_id": r.run_id or "", "status": r.status, "params": r.params} for r in results]
+        params: Any = data.get("params") or {}
+        if not isinstance(params, dict):
+            raise InvalidArgumentError(f"params must be an object of name → values, got {params!r}")
+        for name, spec in params.items():
+            if isinstance(spec, bool) or not isinstance(spec, (str, int, float)):
+                raise InvalidArgumentError(f"params.{name} must be a string or a number, got {spec!r}")
+        max_parallel = _integer(data, "max_parallel", 2)
+        grid = expand_grid({k: str(v) for k, v in params.items()}) if params else [{}]
+        client()  # the registry is configured before a job is accepted
+        ensure_experiment(tracking_uri, experiment_name(project))
+        job = jobs.start(grid, lambda **callbacks: train_grid(
+            repository, project, ref, grid, tracking_uri, max_parallel=max_parallel, **callbacks))
+        return jsonify({"job_id": job.job_id, "status": "running", "combinations": len(grid),
+                        "url": f"/train/{job.job_id}"}), 202
+
+    @app.get("/train/<job_id>")
+    def train_status(job_id: str):
+        answer = jobs.get(job_id)
+        if answer is None:
+            return error(404, "NOT_FOUND", f"no training job {job_id!r} on this server")
         return jsonify(answer)
 
     @app.post("/search")
@@ -64,7 +124,8 @@ def create_app(tracking_uri: str | None = None, *, github_uri: str | None = None
         from airflow_provider_somlier.lifecycle.registry import search_runs
 
         data = body("project_name", "standard_metric", "order_by")
-        best = search_runs(client(), data["project_name"], data["standard_metric"], data["order_by"], limit=1)[0]
+        best = search_runs(client(), _text(data, "project_name"), _text(data, "standard_metric"),
+                           _text(data, "order_by"), limit=1)[0]
         return jsonify({"run_id": best.run_id, "metric_value": str(best.metric_value)})
 
     @app.post("/register")
@@ -72,28 +133,31 @@ def create_app(tracking_uri: str | None = None, *, github_uri: str | None = None
         from airflow_provider_somlier.lifecycle.registry import register_run
 
         data = body("run_id", "model_name")
+        alias = data.get("alias")
         return jsonify(register_run(
-            client(), data["run_id"], data["model_name"], metric=data.get("standard_metric", "training_mae"),
-            order_by=data.get("order_by", "ASC"), alias=data.get("alias"),
+            client(), _text(data, "run_id"), _text(data, "model_name"),
+            metric=_text(data, "standard_metric", "training_mae"), order_by=_text(data, "order_by", "ASC"),
+            alias=_text(data, "alias") if alias is not None else None,
         ))
 
     @app.post("/deploy")
     def deploy():
-        from airflow_provider_somlier.lifecycle.deploy import apply, manifests, validate
+        from airflow_provider_somlier.lifecycle.deploy import apply, check_version, manifests, validate
 
         data = body("project_name", "model_name", "model_version")
+        version = data["model_version"]
+        if isinstance(version, bool) or not isinstance(version, (str, int)):
+            raise InvalidArgumentError(f"model_version must be a version number, got {version!r}")
         objects = manifests(
-            data["project_name"], data["model_name"], str(data["model_version"]),
-            image=data.get("image", "somlier-online:latest"), use_k8s_job=bool(data.get("use_k8s_job", False)),
-            istio_enabled=bool(data.get("istio_enabled", False)), mlflow_uri=tracking_uri,
+            _text(data, "project_name"), _text(data, "model_name"), str(version),
+            image=_text(data, "image", "somlier-online:latest"), use_k8s_job=_flag(data, "use_k8s_job", False),
+            istio_enabled=_flag(data, "istio_enabled", False),
+            mlflow_secret=_text(data, "mlflow_secret", "somlier-mlflow"),
         )
         validate(objects)
-        if data.get("dry_run", deploy_dry_run):
+        check_version(client(), _text(data, "model_name"), str(version))
+        if _flag(data, "dry_run", deploy_dry_run):
             return jsonify({"status": "validated", "message": f"dry run: {', '.join(o['kind'] for o in objects)}"})
-        try:
-            created = apply(objects)
-        except Exception as exc:  # noqa: BLE001 - the cluster's answer, whatever its type
-            raise SomlierError(f"applying to the cluster failed: {type(exc).__name__}: {exc}") from None
-        return jsonify({"status": "deployed", "message": ", ".join(created)})
+        return jsonify({"status": "deployed", "message": ", ".join(apply(objects))})
 
     return app

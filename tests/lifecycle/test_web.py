@@ -33,8 +33,64 @@ def test_search_register_deploy_answer_as_the_seed_shows(web):
     ("/register", {"run_id": "0" * 32, "model_name": "m"}, "does not exist"),
     ("/train", {"project_name": "p", "project_ref": "main"}, "no github_uri"),
     ("/deploy", {"project_name": "p", "model_name": "m", "model_version": "x"}, "'x'"),
+    ("/deploy", {"project_name": "p", "model_name": "web-model", "model_version": 1, "istio_enabled": "yes"},
+     "istio_enabled must be true or false, got 'yes'"),
+    ("/deploy", {"project_name": "p", "model_name": "web-model", "model_version": 99}, "has no version 99"),
+    ("/register", {"run_id": "0" * 32, "model_name": "it's"}, "it's"),
+    ("/search", {"project_name": "it's", "standard_metric": "m", "order_by": "ASC"}, "no MLflow experiment"),
+    ("/train", {"project_name": "p", "project_ref": "main", "github_uri": "x", "params": [1]}, "params must be an object"),
+    ("/train", {"project_name": "p", "project_ref": "main", "github_uri": "x", "max_parallel": "2"},
+     "max_parallel must be an integer of at least 1, got '2'"),
+    ("/train", {"project_name": "p", "project_ref": "main", "github_uri": "x", "max_parallel": 0}, "at least 1"),
 ])
 def test_bad_requests_are_400_with_a_message(web, path, payload, message):
     client, _ = web
     answer = client.post(path, json=payload)
     assert answer.status_code == 400 and message in answer.get_json()["message"]
+
+
+def test_a_string_false_is_false(web):
+    client, runs = web
+    registered = client.post("/register", json={"run_id": runs[0].run_id, "model_name": "web-strict"}).get_json()
+    deployed = client.post("/deploy", json={"project_name": "web", "model_name": "web-strict",
+                                            "model_version": registered["model_version"], "use_k8s_job": "false"})
+    assert deployed.get_json()["message"] == "dry run: Deployment, Service"
+
+
+@pytest.mark.parametrize("method, path, status", [("get", "/nowhere", 404), ("get", "/search", 405), ("post", "/train/x", 405)])
+def test_unknown_routes_and_methods_answer_json(web, method, path, status):
+    client, _ = web
+    answer = getattr(client, method)(path)
+    assert answer.status_code == status and answer.is_json and answer.get_json()["message"]
+
+
+def test_train_answers_at_once_and_reports_each_combination(tmp_path, monkeypatch):
+    import time
+
+    from tests.lifecycle.test_train import _project_repo
+
+    monkeypatch.chdir(tmp_path)  # a SQLite store keeps run artifacts under ./mlruns
+    repo = _project_repo(tmp_path)
+    client = create_app(f"sqlite:///{tmp_path / 'mlflow.db'}").test_client()
+    started = client.post("/train", json={"project_name": "example-projects/ridge", "project_ref": "main",
+                                          "github_uri": str(repo), "params": {"alpha": 0.5, "fail": "0,1"}})
+    assert started.status_code == 202 and started.get_json()["combinations"] == 2
+    job_id = started.get_json()["job_id"]
+    deadline = time.monotonic() + 600
+    while (answer := client.get(f"/train/{job_id}").get_json())["status"] == "running" and time.monotonic() < deadline:
+        time.sleep(1)
+    assert answer["status"] == "failed" and len(answer["commit"]) == 40
+    by_fail = {c["params"]["fail"]: c for c in answer["combinations"]}
+    assert by_fail[0]["status"] == "succeeded" and by_fail[0]["run_id"]
+    assert by_fail[1]["status"] == "failed" and "fails on purpose" in by_fail[1]["reason"]
+    assert client.get("/train/nope").status_code == 404
+
+
+def test_a_single_combination_job_keeps_the_seed_fields():
+    from airflow_provider_somlier.lifecycle.jobs import TrainJob
+    from airflow_provider_somlier.lifecycle.train import TrainResult
+
+    job = TrainJob("j1", [{"alpha": 0.5}], status="succeeded")
+    job.results[0] = TrainResult({"alpha": 0.5}, "abc123", "succeeded")
+    answer = job.as_json()
+    assert (answer["run_id"], answer["status"]) == ("abc123", "succeeded")
