@@ -59,12 +59,36 @@ def parse_values(name: str, spec: str) -> list[int | float | str]:
     return [_typed(spec)]
 
 
-def expand_grid(specs: dict[str, str], *, max_combinations: int = DEFAULT_MAX_COMBINATIONS) -> list[dict[str, object]]:
-    """Every combination of the flags' values, in a stable order."""
+def _axis(name: str, spec: object) -> list[int | float | str]:
+    """One parameter's values from the seed's string syntax, a number, or a JSON list of scalars."""
+    if isinstance(spec, bool):
+        return [str(spec)]
+    if isinstance(spec, (int, float)):
+        return [spec]
+    if isinstance(spec, str):
+        return parse_values(name, spec)
+    if isinstance(spec, (list, tuple)):
+        if not spec:
+            raise InvalidArgumentError(f"{name}: the list of values is empty")
+        values: list[int | float | str] = []
+        for item in spec:
+            if isinstance(item, bool) or not isinstance(item, (int, float, str)) or item == "":
+                raise InvalidArgumentError(f"{name}: {item!r} in {spec!r} is not a number or a non-empty string")
+            values.append(item if isinstance(item, (int, float)) else _typed(item.strip()))
+        return values
+    raise InvalidArgumentError(f"{name} must be a string, a number or a list of values, got {spec!r}")
+
+
+def expand_grid(specs: dict[str, object], *, max_combinations: int = DEFAULT_MAX_COMBINATIONS) -> list[dict[str, object]]:
+    """Every combination of the parameters' values, in a stable order.
+
+    A value is the seed's string syntax (``"0.1..0.4..0.1"``, ``"64,128"``, ``"3"``), a
+    number, or a list of values (``[0.1, 0.2]``, as a JSON run conf gives it).
+    """
     if not specs:
         raise InvalidArgumentError("the parameter grid is empty: pass at least one --PARAM VALUE")
     names = sorted(specs)
-    axes = [parse_values(name, specs[name]) for name in names]
+    axes = [_axis(name, specs[name]) for name in names]
     total = 1
     for axis in axes:
         total *= len(axis)

@@ -76,6 +76,26 @@ def search_runs(
     return [RunScore(r.info.run_id, float(r.data.metrics[metric]), dict(r.data.params)) for r in runs]
 
 
+def best_finished_run(client: MlflowClient, run_ids: list[str], metric: str, order_by: str) -> RunScore:
+    """The best of ``run_ids`` on ``metric`` among those that FINISHED and logged it."""
+    from mlflow.exceptions import MlflowException
+
+    order = _order(order_by)
+    scored = []
+    for run_id in run_ids:
+        try:
+            run = client.get_run(run_id)
+        except MlflowException:
+            continue
+        if run.info.status == "FINISHED" and metric in run.data.metrics:
+            scored.append(RunScore(run_id, float(run.data.metrics[metric]), dict(run.data.params)))
+    if not scored:
+        raise RunNotRegistrableError(
+            f"none of the {len(run_ids)} run(s) finished with the metric {metric!r}: nothing to register"
+        )
+    return (min if order == "ASC" else max)(scored, key=lambda score: score.metric_value)
+
+
 def _better(value: float, than: float, order: str) -> bool:
     return value < than if order == "ASC" else value > than
 

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 
 from airflow_provider_somlier.errors import InvalidArgumentError
@@ -31,3 +33,19 @@ def test_empty_and_oversized_grids_are_refused():
         expand_grid({})
     with pytest.raises(InvalidArgumentError, match="1000 combinations, over the limit of 256"):
         expand_grid({"a": "0..10..1", "b": "0..10..1", "c": "0..10..1"})
+
+
+def test_json_lists_and_numbers_are_values_as_they_are():
+    grid = expand_grid({"alpha": [0.1, 0.2], "depth": 3, "kind": ["a", "b"]})
+    assert [(g["alpha"], g["kind"]) for g in grid] == [(0.1, "a"), (0.1, "b"), (0.2, "a"), (0.2, "b")]
+    assert {g["depth"] for g in grid} == {3}
+
+
+@pytest.mark.parametrize("spec, message", [
+    ([], "alpha: the list of values is empty"),
+    ([0.1, [0.2]], "alpha: [0.2] in [0.1, [0.2]] is not a number"),
+    ({"a": 1}, "alpha must be a string, a number or a list of values"),
+])
+def test_bad_json_values_name_the_parameter(spec, message):
+    with pytest.raises(InvalidArgumentError, match=re.escape(message)):
+        expand_grid({"alpha": spec})

@@ -126,20 +126,47 @@ def test_a_malformed_grid_exits_2_before_training(tmp_path):
     assert result.exit_code == 2 and "--learning_rate '0.001..0.005' is malformed" in result.stderr
 
 
-def test_the_training_dag_maps_one_task_per_combination(airflow_db, tmp_path, monkeypatch):
+TRAIN_WITH_MODEL = """import sys
+import mlflow
+import sklearn
+from sklearn.datasets import load_diabetes
+from sklearn.linear_model import Ridge
+from sklearn.metrics import mean_absolute_error
+alpha = float(sys.argv[1])
+if alpha > 5:
+    sys.exit("alpha above 5 fails on purpose")
+X, y = load_diabetes(return_X_y=True, as_frame=True)
+with mlflow.start_run():
+    model = Ridge(alpha=alpha).fit(X, y)
+    mlflow.log_metric("training_mae", mean_absolute_error(y, model.predict(X)))
+    mlflow.sklearn.log_model(model, name="model", pip_requirements=[f"scikit-learn=={sklearn.__version__}"])
+"""
+
+
+def test_the_training_dag_trains_each_combination_and_registers_the_best(airflow_db, tmp_path, monkeypatch):
     from pathlib import Path
 
     monkeypatch.chdir(tmp_path)  # a SQLite store keeps run artifacts under ./mlruns
     from tests.helpers import load_dag_file
 
     repo = _project_repo(tmp_path)
+    (repo / "example-projects" / "ridge" / "train.py").write_text(TRAIN_WITH_MODEL)
+    subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "log the model"],
+                   check=True)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_DEFAULT", json.dumps({"conn_type": "mlflow", "host": uri}))
     source = (Path(__file__).resolve().parents[2] / "dags" / "somlier_train_grid.py").read_text()
     dag = load_dag_file(source, "somlier_train_grid")
     run = dag.test(run_conf={"project_name": "example-projects/ridge", "project_ref": "main",
-                             "github_uri": repo.as_uri(), "grid": {"alpha": "0.5,1.0,2.0"}})
-    assert run.state == "success"
+                             "github_uri": repo.as_uri(), "grid": {"alpha": [0.5, 2.0, 9.0]},
+                             "model_name": "dag-ridge"})
+    states = {(ti.task_id, ti.rendered_map_index): (ti.state, ti.try_number) for ti in run.get_task_instances()}
+    assert states[("train", "alpha=0.5")][0] == "success" and states[("train", "alpha=2.0")][0] == "success"
+    assert states[("train", "alpha=9.0")] == ("failed", 1)  # the project's own failure is not retried
+    assert states[("register_best", None)][0] == "success"
+
     client = MlflowClient(tracking_uri=uri)
     runs = client.search_runs([client.get_experiment_by_name("ridge").experiment_id])
-    assert sorted(r.data.params["alpha"] for r in runs) == ["0.5", "1.0", "2.0"]
+    assert sorted(r.data.params["alpha"] for r in runs) == ["0.5", "2.0", "9.0"]
+    champion = client.get_model_version_by_alias("dag-ridge", "champion")
+    assert client.get_run(champion.run_id).data.params["alpha"] == "0.5"
