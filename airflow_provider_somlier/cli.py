@@ -275,14 +275,63 @@ def batch_create(
 
 
 
-def _mlflow_client(tracking_uri: str | None):
-    from mlflow import MlflowClient
+REGISTRY_PROBE_SECONDS = 10
 
-    from airflow_provider_somlier.errors import InvalidArgumentError
+
+def _registry_errors(action: Callable[[], None]) -> Callable[[], None]:
+    """MLflow's own errors as a named SoMLier error (a message, not a traceback)."""
+
+    def run() -> None:
+        from mlflow.exceptions import MlflowException
+
+        from airflow_provider_somlier.errors import RegistryUnavailableError
+
+        try:
+            action()
+        except MlflowException as exc:
+            raise RegistryUnavailableError(f"MLflow failed: {exc.message}") from None
+
+    return run
+
+
+
+def _tracking_uri(tracking_uri: str | None) -> str:
+    """The registry to use, checked before any work: a known scheme, and an HTTP server that answers.
+
+    MLflow's client retries an unreachable server for minutes without a word; a probe of
+    its ``/health`` endpoint with a short deadline says so at once instead.
+    """
+    import urllib.error
+    import urllib.request
+
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from airflow_provider_somlier.errors import InvalidArgumentError, RegistryUnavailableError
 
     uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
     if not uri:
         raise InvalidArgumentError("no MLflow registry: pass --tracking_uri or set MLFLOW_TRACKING_URI")
+    try:
+        MlflowClient(tracking_uri=uri, registry_uri=uri)
+    except MlflowException as exc:
+        raise InvalidArgumentError(f"tracking URI {uri!r} is not one MLflow can use: {exc.message}") from None
+    if uri.startswith(("http://", "https://")):
+        try:
+            urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=REGISTRY_PROBE_SECONDS).close()
+        except urllib.error.HTTPError:
+            pass  # it answered; auth or a proxy path is MLflow's to report
+        except (OSError, ValueError) as exc:
+            raise RegistryUnavailableError(
+                f"MLflow at {uri} did not answer within {REGISTRY_PROBE_SECONDS} s: {exc}"
+            ) from None
+    return uri
+
+
+def _mlflow_client(tracking_uri: str | None):
+    from mlflow import MlflowClient
+
+    uri = _tracking_uri(tracking_uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
@@ -315,7 +364,7 @@ def search(project_name: str, standard_metric: str, order_by: str, output: str, 
             params = ", ".join(f"{k}={v}" for k, v in sorted(run.params.items()))
             click.echo(f"{run.run_id:<34} {run.metric_value:>14.6g}  {params}")
 
-    _run(action)
+    _run(_registry_errors(action))
 
 
 @main.command("register")
@@ -347,7 +396,7 @@ def register(
         )
         click.echo(json.dumps(answer))
 
-    _run(action)
+    _run(_registry_errors(action))
 
 
 @main.group()
@@ -447,9 +496,7 @@ def online_train(
                 value = extra.pop(0)
             specs[name] = value
         grid = expand_grid(specs, max_combinations=max_combinations)
-        uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
-        if not uri:
-            raise InvalidArgumentError("no MLflow registry: pass --tracking_uri or set MLFLOW_TRACKING_URI")
+        uri = _tracking_uri(tracking_uri)
         click.echo(f"training {len(grid)} combination(s), {max_parallel} at a time", err=True)
         results = train_grid(
             github_uri, project_name, project_ref, grid, uri, max_parallel=max_parallel,
@@ -461,7 +508,7 @@ def online_train(
         if failed:
             sys.exit(1)
 
-    _run(action)
+    _run(_registry_errors(action))
 
 
 
@@ -505,7 +552,7 @@ def deploy(
         for applied in apply(objects):
             click.echo(f"applied {applied}")
 
-    _run(action)
+    _run(_registry_errors(action))
 
 
 
@@ -540,7 +587,7 @@ def online_register_v2(
         )
         click.echo(json.dumps({"model_name": registered.name, "model_version": registered.version, "run_id": registered.run_id}))
 
-    _run(action)
+    _run(_registry_errors(action))
 
 
 if __name__ == "__main__":

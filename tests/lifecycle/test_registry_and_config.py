@@ -120,3 +120,22 @@ def test_saving_a_model_in_an_airflow_process_does_not_flood_the_log(tmp_path):
         warnings.simplefilter("always")
         train_and_register(f"sqlite:///{tmp_path / 'mlflow.db'}", "quiet-save", artifact_root=(tmp_path / "a").as_uri())
     assert [str(w.message) for w in caught if str(w.message).startswith("The `airflow.")] == []
+
+
+def test_a_bogus_tracking_uri_is_named(tmp_path):
+    code, _, err = somlier("search", "p", "m", "ASC", uri="bogus://nowhere")
+    assert code == 2 and "tracking URI 'bogus://nowhere' is not one MLflow can use" in err and "Traceback" not in err
+
+
+def test_an_unreachable_registry_is_reported_at_once():
+    import socket
+    import time
+
+    probe = socket.socket()
+    probe.bind(("127.0.0.1", 0))
+    port = probe.getsockname()[1]
+    probe.close()
+    started = time.monotonic()
+    code, _, err = somlier("register", "0" * 32, "m", uri=f"http://127.0.0.1:{port}")
+    assert code == 1 and f"MLflow at http://127.0.0.1:{port} did not answer" in err
+    assert time.monotonic() - started < 60
