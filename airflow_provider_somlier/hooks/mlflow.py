@@ -1,9 +1,10 @@
 """MLflowHook: resolve registry refs to concrete versions and load them as pyfunc models.
 
 The tracking and registry URIs come from an Airflow connection and are handed to an
-``MlflowClient`` and to ``download_artifacts`` explicitly: nothing here touches
-``os.environ`` or MLflow's process-global tracking URI, so two tasks in one worker
-can talk to two registries.
+``MlflowClient`` and to ``download_artifacts`` explicitly: nothing here sets MLflow's
+process-global tracking URI or its HTTP timeout/retry variables, so two tasks in one
+worker can talk to two registries with two deadlines. (Credentials are the exception
+MLflow imposes: it reads them only from its environment; see ``mlflow_connection``.)
 """
 
 from __future__ import annotations
@@ -73,8 +74,9 @@ def _is_transport_failure(error: BaseException | None) -> bool:
     """A failure to reach the registry (worth a retry), as opposed to an answer from it."""
     import requests
 
-    seen = error
-    while seen is not None:
+    seen, visited = error, set()
+    while seen is not None and id(seen) not in visited:
+        visited.add(id(seen))
         if isinstance(seen, (OSError, requests.exceptions.RequestException, RegistryUnavailableError)):
             return True
         message = str(seen)
