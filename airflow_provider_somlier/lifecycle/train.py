@@ -143,9 +143,9 @@ def train_grid(
     """Train every combination on one clone at one commit; results in completion order."""
     if not isinstance(max_parallel, int) or isinstance(max_parallel, bool) or max_parallel < 1:
         raise InvalidArgumentError(f"max_parallel {max_parallel!r} must be an integer of at least 1")
-    experiment_id = ensure_experiment(tracking_uri, experiment_name(project_name))
     results = []
     with project_checkout(github_uri, project_ref, project_name) as checkout:
+        experiment_id = ensure_experiment(tracking_uri, experiment_name(project_name))
         if on_start:
             on_start(checkout)
         with ThreadPoolExecutor(max_workers=max_parallel) as pool:

@@ -103,7 +103,7 @@ def test_bad_training_inputs_exit_2_before_any_run(tmp_path, monkeypatch, args, 
     ])
     assert result.exit_code == 2 and message in result.stderr, result.stderr
     experiment = MlflowClient(tracking_uri=uri).get_experiment_by_name(project.rsplit("/", 1)[-1])
-    assert experiment is None or MlflowClient(tracking_uri=uri).search_runs([experiment.experiment_id]) == []
+    assert experiment is None  # refused before anything was created in the registry
 
 
 def test_parallel_experiment_creation_yields_one_experiment(tmp_path):
