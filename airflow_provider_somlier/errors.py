@@ -28,10 +28,6 @@ class ModelNotFoundError(SomlierInputError):
     """The registry has no such model, version or alias."""
 
 
-class RunNotRegistrableError(SomlierInputError):
-    """A training run cannot become a model version: it did not finish, or logged no model or metric."""
-
-
 class RegistryUnavailableError(SomlierError):
     """The MLflow tracking/registry endpoint could not be reached."""
 
@@ -82,3 +78,7 @@ class EmptyWindowError(SomlierInputError):
 
 class InvalidArgumentError(SomlierInputError, ValueError):
     """An operator argument has a value outside what it accepts."""
+
+
+class RunNotRegistrableError(SomlierInputError):
+    """A training run cannot become a model version: it did not finish, or logged no model or metric."""
