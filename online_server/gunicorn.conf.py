@@ -21,6 +21,13 @@ loglevel = os.environ.get("LOG_LEVEL", "info")
 os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", tempfile.mkdtemp(prefix="somlier-metrics-"))
 
 
+def post_fork(server, worker):
+    """Before the worker imports any model library: its share of the cores for OpenMP and BLAS."""
+    from online_server.native_threads import limit_native_threads, threads_per_worker
+
+    limit_native_threads(threads_per_worker(server.cfg.workers, int(os.environ.get("NATIVE_THREADS") or 0)))
+
+
 def child_exit(server, worker):
     from prometheus_client import multiprocess
 

@@ -25,6 +25,7 @@ class Settings:
     download_token: str = ""
     max_body_bytes: int = 1 << 20
     max_archive_bytes: int = 1 << 30
+    native_threads: int = 0  # OpenMP/BLAS threads per worker; 0: the cores divided by the workers
 
     def __post_init__(self) -> None:
         # the seed's rule: the custom module and class default to the model's name
@@ -36,7 +37,7 @@ class Settings:
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
-        ints = {"ftp_port", "max_body_bytes", "max_archive_bytes"}
+        ints = {"ftp_port", "max_body_bytes", "max_archive_bytes", "native_threads"}
         values = {}
         for name in cls.__dataclass_fields__:
             key = name.upper()

@@ -2,45 +2,20 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import requests
 
-from airflow_provider_somlier.devtools.emulator import free_port
-from tests.online.conftest import MODEL, ROW
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.online.conftest import MODEL, ROW, gunicorn_server
 
 
 @pytest.fixture
 def server(tmp_path, storage_root):
-    port = free_port()
-    env = os.environ | {
-        "MODEL_NAME": MODEL, "STORAGE": "local", "STORAGE_ROOT": str(storage_root),
-        "WORK_DIR": str(tmp_path / "work"), "BIND": f"127.0.0.1:{port}", "WORKERS": "2",
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
-    }
-    (tmp_path / "metrics").mkdir()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", str(REPO / "online_server" / "gunicorn.conf.py")],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "gunicorn.log", "wb"),
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            requests.get(f"{url}/healthz", timeout=1)
-            break
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    yield url
-    process.terminate()
-    process.wait(timeout=20)
+    env = {"MODEL_NAME": MODEL, "STORAGE": "local", "STORAGE_ROOT": str(storage_root), "WORK_DIR": str(tmp_path / "work")}
+    with gunicorn_server(tmp_path, env) as url:
+        yield url
 
 
 def test_concurrent_requests_during_a_switch_see_old_or_new_never_an_error(server, storage_root, zips):
