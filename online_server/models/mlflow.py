@@ -10,6 +10,8 @@ from online_server.models.tabular import as_rows, to_json
 
 
 class MlflowPredictor:
+    batchable = True
+
     def __init__(self, model: Any, version: str, columns: list[str] | None):
         self.model, self.version, self.columns = model, version, columns
         self.direct = direct_sklearn(model, version)
@@ -30,6 +32,10 @@ class MlflowPredictor:
             raise ModelLoadError(str(exc)) from None
         inputs = signature_inputs(model)
         return cls(model, f"{resolved.name}/{resolved.version}", [n for n, _ in inputs] if inputs else None)
+
+    def sample_input(self) -> None:
+        """A registry model is checked by its signature; no generated input is needed."""
+        return None
 
     def predict(self, data: Any) -> list:
         if self.direct is not None:

@@ -122,9 +122,9 @@ def gunicorn_server(tmp_path: Path, env: dict[str, str | None]) -> Iterator[str]
     try:
         for _ in range(300):
             try:
-                requests.get(f"{url}/healthz", timeout=1)
+                requests.get(f"{url}/healthz", timeout=5)
                 break
-            except requests.ConnectionError:
+            except requests.RequestException:
                 time.sleep(0.1)
         yield url
     finally:

@@ -51,3 +51,31 @@ def test_concurrent_requests_during_a_switch_see_old_or_new_never_an_error(serve
 
     metrics = requests.get(f"{server}/metrics", timeout=10).text
     assert 'somlier_requests_total{endpoint="result",status="200"}' in metrics
+
+
+def _serving_versions(url: str) -> set[str]:
+    """The versions the version gauge shows as serving (value 1) across the live workers."""
+    lines = requests.get(f"{url}/metrics", timeout=10).text.splitlines()
+    return {line.split('version="')[1].split('"')[0] for line in lines
+            if line.startswith("somlier_model_version_info{") and line.endswith(" 1.0")}
+
+
+def test_the_version_gauge_follows_every_worker_including_respawned_ones(server, storage_root, zips):
+    import os
+    import signal
+
+    requests.post(f"{server}/model_download", timeout=30)
+    (storage_root / MODEL / "model" / "20261121.zip").write_bytes(zips["20261121"])
+    assert requests.post(f"{server}/model_download", timeout=30).json()["version"] == "20261121"
+    pids = {requests.post(f"{server}/result", json={"test": ROW}, timeout=30).headers["X-Worker-Pid"] for _ in range(40)}
+    for pid in pids:  # gunicorn starts new workers; they load the current model before serving
+        os.kill(int(pid), signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    seen: set[str] = set()
+    while time.monotonic() < deadline and len(seen - pids) < 2:
+        try:
+            seen.add(requests.get(f"{server}/healthz", timeout=30).headers["X-Worker-Pid"])
+        except requests.RequestException:
+            time.sleep(0.1)
+    assert len(seen - pids) == 2, "gunicorn did not start two new workers"
+    assert _serving_versions(server) == {"20261121"}
