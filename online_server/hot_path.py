@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from online_server import access
+from online_server import access, metrics
 from online_server.batching import Gathering, Ticket
 from online_server.wire import encode_answer, is_json, parse_json
 
@@ -86,6 +86,7 @@ class ResultHotPath:
     def compute(self, rows: list) -> tuple[Any, list]:
         """One batch, one predictor: all rows in one call, else (some row is bad) each on its own."""
         predictor = self.state.ensure_loaded()
+        metrics.BATCH.observe(len(rows))
         if len(rows) > 1:
             try:
                 values = predictor.predict(rows)

@@ -1,4 +1,4 @@
-"""The real server (gunicorn, 2 workers) switches models under concurrent load without an error."""
+"""The real server (gunicorn, 2 gathering workers) switches models under concurrent load without an error."""
 
 from __future__ import annotations
 
@@ -22,6 +22,7 @@ def test_concurrent_requests_during_a_switch_see_old_or_new_never_an_error(serve
     assert requests.post(f"{server}/model_download", timeout=30).json()["version"] == "20261120"
     (storage_root / MODEL / "model" / "20261121.zip").write_bytes(zips["20261121"])
     answers: list[tuple[float, int, str, str]] = []  # (sent, status, version, worker pid)
+    results: list[tuple[str, float]] = []  # (version header, the answer's value)
     stop_at = time.monotonic() + 4
 
     def client() -> None:
@@ -31,6 +32,8 @@ def test_concurrent_requests_during_a_switch_see_old_or_new_never_an_error(serve
                 reply = session.post(f"{server}/result", json={"test": ROW}, timeout=30)
                 answers.append((sent, reply.status_code, reply.headers.get("X-Model-Version", ""),
                                 reply.headers.get("X-Worker-Pid", "")))
+                if reply.status_code == 200:
+                    results.append((reply.headers["X-Model-Version"], reply.json()["result"][0]))
 
     with ThreadPoolExecutor(max_workers=9) as pool:
         clients = [pool.submit(client) for _ in range(8)]
@@ -48,9 +51,22 @@ def test_concurrent_requests_during_a_switch_see_old_or_new_never_an_error(serve
     # pointer, whichever worker it lands on: no worker serves the old model after that.
     late = [(version, pid) for sent, _, version, pid in answers if sent > switched_at]
     assert late and {version for version, _ in late} == {"20261121"}, late
+    # Batched or not, each answer is the one its header's version computes for the row.
+    expected = {version: _predict(zips[version]) for version in ("20261120", "20261121")}
+    assert all(value == pytest.approx(expected[version], rel=1e-9) for version, value in results)
 
     metrics = requests.get(f"{server}/metrics", timeout=10).text
     assert 'somlier_requests_total{endpoint="result",status="200"}' in metrics
+
+
+def _predict(archive: bytes) -> float:
+    import io
+    import pickle
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(archive)) as zipped:
+        model = pickle.loads(zipped.read(f"{MODEL}.pkl"))
+    return float(model.predict([ROW])[0])
 
 
 def _serving_versions(url: str) -> set[str]:
