@@ -319,3 +319,10 @@ def test_the_worker_that_switched_serves_the_new_model_without_loading_it_again(
     monkeypatch.setattr(serving_state, "load_predictor", lambda *a: reloads.append(a))
     assert client.post("/result", json={"test": ROW}).status_code == 200
     assert reloads == []
+
+
+def test_a_version_outside_ascii_is_percent_encoded_in_the_header():
+    from online_server.access import response_headers
+
+    headers = dict(response_headers("모델/2"))
+    assert headers["X-Model-Version"] == "%EB%AA%A8%EB%8D%B8/2" and headers["X-Model-Version"].isascii()
