@@ -12,12 +12,16 @@ from tests.online.conftest import MODEL, ROW, gunicorn_server
 
 
 @pytest.fixture
-def server(tmp_path, storage_root):
+def server(request, tmp_path, storage_root):
     env = {"MODEL_NAME": MODEL, "STORAGE": "local", "STORAGE_ROOT": str(storage_root), "WORK_DIR": str(tmp_path / "work")}
+    worker_class = getattr(request, "param", None)
+    if worker_class:
+        env |= {"WORKER_CLASS": worker_class, "THREADS": "4"}
     with gunicorn_server(tmp_path, env) as url:
         yield url
 
 
+@pytest.mark.parametrize("server", [None, "gthread"], indirect=True, ids=["gathering", "gthread"])
 def test_concurrent_requests_during_a_switch_see_old_or_new_never_an_error(server, storage_root, zips):
     assert requests.post(f"{server}/model_download", timeout=30).json()["version"] == "20261120"
     (storage_root / MODEL / "model" / "20261121.zip").write_bytes(zips["20261121"])
