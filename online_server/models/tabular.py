@@ -42,9 +42,9 @@ def check_rows(rows: list) -> None:
 
 
 def check_records(records: list[dict], columns: list[str] | None) -> None:
-    """Every value the model reads from each object a finite number."""
+    """The values of ``columns`` (None: every key) in each object finite numbers."""
     for record in records:
-        for name in columns if columns else record:
+        for name in record if columns is None else columns:
             if name in record and not is_number(record[name]):
                 raise BadInputError(f"feature {name!r}: " + str(_refuse(record[name])))
 
@@ -80,13 +80,17 @@ def as_matrix(data: Any, columns: list[str] | None = None, width: int | None = N
     return array
 
 
-def as_rows(data: Any, columns: list[str] | None = None):
-    """Rows for a model's predict: a DataFrame for objects or a model that knows its column names, else an array."""
+def as_rows(data: Any, columns: list[str] | None = None, checked: list[str] | None = None):
+    """Rows for a model's predict: a DataFrame for objects or a model that knows its column names, else an array.
+
+    In objects, the values of ``checked`` (default: every column) must be finite numbers;
+    a registry model's string or boolean columns are left to its signature's enforcement.
+    """
     import pandas as pd
 
     if is_records(data):
         records = [data] if isinstance(data, dict) else data
-        check_records(records, columns)
+        check_records(records, columns if checked is None else checked)
         frame = pd.DataFrame(records)
         if columns:
             missing = [c for c in columns if c not in frame.columns]
