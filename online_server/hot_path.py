@@ -77,7 +77,7 @@ class ResultHotPath:
     def predict(self, data: Any, ticket: Ticket) -> tuple[Any, Any]:
         """(the predictor that computed it, its answer)."""
         serving = self.state.predictor
-        if self.max_batch > 1 and serving is not None and serving.batchable and is_one_row(data):
+        if self.max_batch > 1 and getattr(serving, "batchable", False) and is_one_row(data):
             return ticket.predict(data, self.compute, self.max_batch, self.max_wait)
         ticket.leave()
         predictor = self.state.ensure_loaded()
