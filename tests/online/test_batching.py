@@ -93,7 +93,7 @@ def test_a_row_that_fails_fails_only_its_own_request():
 
 def test_the_app_answers_held_requests_from_one_predict_call_with_each_its_own_row(tmp_path, storage_root):
     """As the gathering worker serves them: each request carries the ticket it was accepted with."""
-    client = make_client(tmp_path, storage_root)
+    client = make_client(tmp_path, storage_root, max_batch_wait_ms=WAIT_FOREVER * 1000)  # closes when all joined
     client.post("/model_download")
     predictor = client.application.wsgi_app.state.predictor
     rows = [[v * (i + 1) for v in ROW] for i in range(4)]
@@ -113,7 +113,7 @@ def test_the_app_answers_held_requests_from_one_predict_call_with_each_its_own_r
 
 
 def test_a_bad_row_in_a_batch_gets_its_own_error_and_the_others_their_answers(tmp_path, storage_root):
-    client = make_client(tmp_path, storage_root)
+    client = make_client(tmp_path, storage_root, max_batch_wait_ms=WAIT_FOREVER * 1000)  # closes when all joined
     client.post("/model_download")
     tickets = client.application.wsgi_app.gathering.arrive(3)
     bodies = [{"test": ROW}, {"test": ROW[:3]}, {"test": ROW}]
