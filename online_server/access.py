@@ -6,20 +6,28 @@ request is counted and logged the same way whichever of them answered it.
 
 from __future__ import annotations
 
+import functools
 import json
 import logging
 import os
+import urllib.parse
 
 from online_server import metrics
 
 access_log = logging.getLogger("somlier.online.access")
 
 
+@functools.lru_cache(maxsize=64)
+def header_value(version: str) -> str:
+    """The version as printable ASCII (percent-encoded beyond it): an HTTP header cannot carry more."""
+    return urllib.parse.quote(version, safe="/@:._-+=~!$&'()*,;")
+
+
 def response_headers(version: str) -> list[tuple[str, str]]:
-    """The serving model's version (when there is one) and the worker that answered."""
+    """The answering model's version (when there is one) and the worker that answered."""
     headers = [("X-Worker-Pid", str(os.getpid()))]
     if version:
-        headers.append(("X-Model-Version", version))
+        headers.append(("X-Model-Version", header_value(version)))
     return headers
 
 

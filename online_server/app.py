@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import fcntl
 import hmac
-import json
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -12,13 +12,14 @@ from pathlib import Path
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from online_server import access, metrics
+from online_server import access, metrics, wire
 from online_server.hot_path import ResultHotPath
-from online_server.models import BadInputError, ModelLoadError, load_predictor
+from online_server.models import BadInputError, ModelFailedError, ModelLoadError, load_predictor
 from online_server.settings import Settings
+from online_server.smoke import smoke_test
 from online_server.state import ServingState, as_path
 from online_server.storage import ArchiveTooLargeError, StorageError, latest_model_zip, storage_from_settings
-from online_server.swap import Current, UnsafeArchiveError, unpack
+from online_server.swap import Current, UnsafeArchiveError, prune, unpack
 
 NEEDS_SOURCES = ("custom", "tf")
 
@@ -67,7 +68,7 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     @app.after_request
     def _finish(response: Response) -> Response:
-        version = state.serving_version()
+        version = g.get("model_version", "")  # set from the predictor that answered, never read afterwards
         for name, value in access.response_headers(version):
             response.headers[name] = value
         elapsed = time.perf_counter() - g.get("started", time.perf_counter())
@@ -76,15 +77,17 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     def predictor():
         try:
-            return state.ensure_loaded()
+            model = state.ensure_loaded()
         except ModelLoadError as exc:
             raise ApiError(503, "MODEL_NOT_LOADED", str(exc)) from None
+        g.model_version = model.version
+        return model
 
     def require_token() -> None:
         expected = settings.download_token
         if expected:
-            given = request.headers.get("Authorization", "").removeprefix("Bearer ")
-            if not hmac.compare_digest(given.encode(), expected.encode()):
+            scheme, _, given = request.headers.get("Authorization", "").strip().partition(" ")
+            if scheme.lower() != "bearer" or not hmac.compare_digest(given.strip().encode(), expected.encode()):
                 raise ApiError(401, "UNAUTHORIZED", "downloads need 'Authorization: Bearer <DOWNLOAD_TOKEN>'")
 
     @app.post("/")
@@ -94,20 +97,34 @@ def create_app(settings: Settings | None = None) -> Flask:
 
     @app.post("/result")
     def result():
-        body = request.get_json(silent=True)
+        shape = "the body must be a JSON object like {\"test\": input}"
+        if not wire.is_json(request.content_type or ""):
+            raise ApiError(400, "BAD_REQUEST", f"{shape}, sent as application/json")
+        try:
+            body = wire.parse_json(wire.read_body(request.environ, settings.max_body_bytes))
+        except wire.BodyTooLargeError as exc:
+            raise ApiError(413, "PAYLOAD_TOO_LARGE", str(exc)) from None
+        except wire.BadBodyError as exc:
+            raise ApiError(400, "BAD_REQUEST", f"{shape}: {exc}") from None
         if not isinstance(body, dict):
-            raise ApiError(400, "BAD_REQUEST", "the body must be a JSON object like {\"test\": input}")
+            raise ApiError(400, "BAD_REQUEST", shape)
         if "test" not in body:
             raise ApiError(400, "BAD_REQUEST", "missing key 'test': send {\"test\": input}")
         model = predictor()
         try:
-            output = model.predict(body["test"])
+            answer = wire.encode_answer(model.predict(body["test"]))
         except BadInputError as exc:
             raise ApiError(400, "BAD_INPUT", str(exc)) from None
-        return jsonify({"result": output})
+        except (ModelFailedError, wire.AnswerNotJsonError) as exc:
+            raise ApiError(500, "MODEL_FAILED", str(exc)) from None
+        return Response(answer, content_type="application/json")
 
-    def switch(kind: str) -> Current:
-        """Download, unpack into a fresh folder, load + smoke-test, then move the pointer."""
+    def switch(kind: str) -> tuple[Current, str]:
+        """Download, unpack into a fresh folder, load + smoke-test, then move the pointer.
+
+        Returns the new pointer and the version now serving. A refused download deletes
+        its folder; a switch deletes every unpacked folder but the current and the previous.
+        """
         storage = storage_from_settings(settings)
         with open(work_dir / ".download.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
@@ -123,7 +140,7 @@ def create_app(settings: Settings | None = None) -> Flask:
                     raise ApiError(409, "SOURCES_MISSING", "download the sources first: call /src_download, then /model_download")
                 name = latest_model_zip(storage.list("model"))
                 if name is None:
-                    raise ApiError(404, "NOT_FOUND", "no model/YYYYMMDD.zip in storage")
+                    raise ApiError(404, "NOT_FOUND", "no model/YYYYMMDD.zip (a real date) in storage")
             with tempfile.TemporaryDirectory(dir=work_dir) as tmp:
                 archive = Path(tmp) / name
                 storage.fetch(f"{kind}/{name}", archive, settings.max_archive_bytes)
@@ -132,39 +149,41 @@ def create_app(settings: Settings | None = None) -> Flask:
                 candidate = Current(str(folder), current.model, current.version)
             else:
                 candidate = Current(current.src, str(folder), name.removesuffix(".zip"))
-            if candidate.model is not None:
-                new = load_predictor(settings, as_path(candidate.src), as_path(candidate.model), candidate.version)
-                smoke = Path(candidate.model) / "smoke_input.json"
-                if smoke.is_file():
-                    try:
-                        new.predict(json.loads(smoke.read_text()))
-                    except BadInputError as exc:
-                        raise ModelLoadError(f"the smoke test failed: {exc}") from None
-                state.pointer.write(candidate)
+            try:
+                new = None
+                if candidate.model is not None:
+                    new = load_predictor(settings, as_path(candidate.src), as_path(candidate.model), candidate.version)
+                    smoke_test(new, as_path(candidate.model))
+            except BaseException:
+                shutil.rmtree(folder, ignore_errors=True)
+                raise
+            state.pointer.write(candidate)
+            if new is not None:
                 state.install(candidate, new, state.pointer.identity())  # under the download lock
-            else:
-                state.pointer.write(candidate)
-            return candidate
+            previous = current.src if kind == "src" else current.model
+            prune(work_dir / kind, keep={str(folder), previous})
+            return candidate, new.version if new is not None else ""
 
-    def install_registry_version(current: Current) -> Current:
+    def install_registry_version(current: Current) -> tuple[Current, str]:
         """MODEL_TYPE=mlflow: resolve MODEL_REF again (an alias may have moved) and switch to it."""
         new = load_predictor(settings, as_path(current.src), None, None)
+        smoke_test(new, None)
         candidate = Current(current.src, None, new.version)
         state.pointer.write(candidate)
         state.install(candidate, new, state.pointer.identity())  # under the download lock
-        return candidate
+        return candidate, new.version
 
     def download(kind: str):
         require_token()
         try:
-            current = switch(kind)
+            current, serving = switch(kind)
         except (UnsafeArchiveError, ArchiveTooLargeError) as exc:
             raise ApiError(422, "UNSAFE_ARCHIVE", str(exc)) from None
         except StorageError as exc:
             raise ApiError(502, "STORAGE_ERROR", str(exc)) from None
         except ModelLoadError as exc:
             raise ApiError(422, "MODEL_REJECTED", f"{exc}; the previous model keeps serving") from None
-        metrics.set_version(current.version or "")
+        g.model_version = serving
         return jsonify({"state": "done", "version": current.version})
 
     app.add_url_rule("/src_download", "src_download", lambda: download("src"), methods=["GET", "POST"])
@@ -177,16 +196,17 @@ def create_app(settings: Settings | None = None) -> Flask:
     @app.get("/readyz")
     def readyz():
         try:
-            state.ensure_loaded()
+            model = state.ensure_loaded()
         except ModelLoadError as exc:
             return error(503, "MODEL_NOT_LOADED", str(exc))
-        return jsonify({"status": "ready", "version": state.current.version})
+        g.model_version = model.version
+        return jsonify({"status": "ready", "version": model.version})
 
     @app.get("/metrics")
     def metrics_endpoint():
         body, content_type = metrics.render()
         return Response(body, content_type=content_type)
 
-    app.wsgi_app = ResultHotPath(app.wsgi_app, state, settings.max_body_bytes)
+    app.wsgi_app = ResultHotPath(app.wsgi_app, state, settings)
     return app
 

@@ -13,7 +13,9 @@ LATENCY = Histogram(
     "somlier_request_seconds", "Request latency", ["endpoint"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
 )
-MODEL = Gauge("somlier_model_version_info", "The serving model version (value 1)", ["version"], multiprocess_mode="liveall")
+BATCH = Histogram("somlier_batch_rows", "One-row requests computed in one predict call", buckets=(1, 2, 4, 8, 16, 32, 64))
+# livemax: 1 for a version while a live worker serves it; a dead worker's files are dropped.
+MODEL = Gauge("somlier_model_version_info", "The serving model version (value 1)", ["version"], multiprocess_mode="livemax")
 
 
 @functools.cache
@@ -35,6 +37,8 @@ _shown_version: list[str] = []
 
 def set_version(version: str) -> None:
     """1 for the serving version, 0 for the one it replaced (clear() is not multiprocess-safe)."""
+    if _shown_version == [version]:
+        return
     for previous in _shown_version:
         MODEL.labels(previous).set(0)
     _shown_version[:] = [version]

@@ -25,6 +25,9 @@ class Settings:
     download_token: str = ""
     max_body_bytes: int = 1 << 20
     max_archive_bytes: int = 1 << 30
+    native_threads: int = 0  # OpenMP/BLAS threads per worker; 0: the cores divided by the workers
+    max_batch: int = 32  # one-row /result requests computed in one predict call, at most (1: no batching)
+    max_batch_wait_ms: float = 2.0  # how long a batch waits for requests the server already holds, at most
 
     def __post_init__(self) -> None:
         # the seed's rule: the custom module and class default to the model's name
@@ -36,12 +39,13 @@ class Settings:
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
-        ints = {"ftp_port", "max_body_bytes", "max_archive_bytes"}
+        ints = {"ftp_port", "max_body_bytes", "max_archive_bytes", "native_threads", "max_batch"}
+        floats = {"max_batch_wait_ms"}
         values = {}
         for name in cls.__dataclass_fields__:
             key = name.upper()
             if key in env:
-                values[name] = int(env[key]) if name in ints else env[key]
+                values[name] = int(env[key]) if name in ints else float(env[key]) if name in floats else env[key]
         if "model_name" not in values:
             raise ValueError("MODEL_NAME is not set")
         return cls(**values)

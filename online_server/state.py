@@ -6,6 +6,7 @@ import threading
 import time
 from pathlib import Path
 
+from online_server import metrics
 from online_server.models import ModelLoadError, Predictor, load_predictor
 from online_server.swap import Current, Pointer
 
@@ -38,14 +39,15 @@ class ServingState:
             self.install(current, predictor, identity)
 
     def install(self, current: Current, predictor: Predictor, identity: tuple[int, int] | None = None) -> None:
-        """Serve ``predictor``; ``identity`` is the pointer it was loaded for (None: refresh decides)."""
+        """Serve ``predictor``; ``identity`` is the pointer it was loaded for (None: refresh decides).
+
+        Each worker shows the version it now serves in the version gauge, whichever worker
+        answered the download, and a worker started later shows its own as soon as it loads.
+        """
         self.current, self.predictor = current, predictor
+        metrics.set_version(predictor.version)
         if identity is not None:
             self._identity, self._failure = identity, None
-
-    def serving_version(self) -> str:
-        """The version in the pointer, else the loaded predictor's own (an MLflow ref's), else ""."""
-        return self.current.version or (self.predictor.version if self.predictor else "")
 
     def ensure_loaded(self) -> Predictor:
         """The serving predictor; each loader raises ModelLoadError naming what is missing.
@@ -60,9 +62,9 @@ class ServingState:
         try:
             self.refresh(identity)
             if self.predictor is None:
-                self.predictor = load_predictor(
-                    self.settings, as_path(self.current.src), as_path(self.current.model), self.current.version
-                )
+                current = self.current
+                self.install(current, load_predictor(self.settings, as_path(current.src), as_path(current.model),
+                                                     current.version))
         except ModelLoadError as exc:
             self._failure = (identity, time.monotonic(), str(exc))
             raise

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 import tempfile
 import time
@@ -26,36 +27,81 @@ from pathlib import Path
 
 
 class UnsafeArchiveError(Exception):
-    """A zip entry escapes its folder, is a link, or the archive is too big."""
+    """A zip that cannot be unpacked safely: not a zip, an entry escaping its folder or a link,
+    too big, encrypted, an unsupported compression, clashing or over-long names, corrupt data."""
+
+
+SUPPORTED_COMPRESSION = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate",
+                         zipfile.ZIP_BZIP2: "bzip2", zipfile.ZIP_LZMA: "lzma"}
+MAX_NAME_BYTES = 255  # one path component, as Linux file systems allow
+
+
+def check_members(archive_name: str, members: list[zipfile.ZipInfo], *, max_bytes: int, max_files: int) -> None:
+    """Refuse the archive, naming the entry, before anything is written."""
+    if len(members) > max_files:
+        raise UnsafeArchiveError(f"{archive_name} has {len(members)} entries (limit {max_files})")
+    total = sum(m.file_size for m in members)
+    if total > max_bytes:
+        raise UnsafeArchiveError(f"{archive_name} unpacks to {total} bytes (limit {max_bytes})")
+    files, folders = set(), set()
+    for member in members:
+        name = member.filename
+        parts = Path(name).parts
+        if name.startswith(("/", "\\")) or ".." in parts or ":" in name.split("/")[0]:
+            raise UnsafeArchiveError(f"{archive_name}: entry {name!r} escapes the target folder")
+        if stat.S_ISLNK(member.external_attr >> 16):
+            raise UnsafeArchiveError(f"{archive_name}: entry {name!r} is a symbolic link")
+        if member.flag_bits & 0x1:
+            raise UnsafeArchiveError(f"{archive_name}: entry {name!r} is encrypted; zip it without a password")
+        if member.compress_type not in SUPPORTED_COMPRESSION:
+            raise UnsafeArchiveError(
+                f"{archive_name}: entry {name!r} uses compression method {member.compress_type}; "
+                f"use one of {sorted(SUPPORTED_COMPRESSION.values())}"
+            )
+        if any(len(part.encode()) > MAX_NAME_BYTES for part in parts):
+            raise UnsafeArchiveError(f"{archive_name}: entry {name[:60]!r}... has a name over {MAX_NAME_BYTES} bytes")
+        folders.update(str(Path(*parts[:i])) for i in range(1, len(parts)))
+        if member.is_dir():
+            folders.add(str(Path(*parts)))
+        else:
+            files.add(str(Path(*parts)))
+    clash = sorted(files & folders)
+    if clash:
+        raise UnsafeArchiveError(f"{archive_name}: {clash[0]!r} is both a file and a folder")
 
 
 def unpack(archive: Path, target_parent: Path, *, max_bytes: int, max_files: int = 10_000) -> Path:
     """Extract ``archive`` into a new folder under ``target_parent`` and return it.
 
-    Refuses absolute paths, ``..`` components, symlinks and archives whose entries add
-    up to more than ``max_bytes`` (checked before writing anything).
+    Refuses (``UnsafeArchiveError``) what ``check_members`` refuses before writing anything,
+    and any failure while extracting (corrupt data, a bad checksum) after deleting the
+    partial folder: a refused archive leaves nothing behind.
     """
     target_parent.mkdir(parents=True, exist_ok=True)
     try:
-        with zipfile.ZipFile(archive) as zipped:
-            members = zipped.infolist()
-            if len(members) > max_files:
-                raise UnsafeArchiveError(f"{archive.name} has {len(members)} entries (limit {max_files})")
-            total = sum(m.file_size for m in members)
-            if total > max_bytes:
-                raise UnsafeArchiveError(f"{archive.name} unpacks to {total} bytes (limit {max_bytes})")
-            for member in members:
-                name = member.filename
-                mode = member.external_attr >> 16
-                if name.startswith(("/", "\\")) or ".." in Path(name).parts or ":" in name.split("/")[0]:
-                    raise UnsafeArchiveError(f"{archive.name}: entry {name!r} escapes the target folder")
-                if stat.S_ISLNK(mode):
-                    raise UnsafeArchiveError(f"{archive.name}: entry {name!r} is a symbolic link")
-            folder = Path(tempfile.mkdtemp(prefix=f"{time.strftime('%Y%m%d%H%M%S')}-", dir=target_parent))
-            zipped.extractall(folder)
-    except zipfile.BadZipFile as exc:
+        zipped = zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, EOFError, OSError, ValueError, NotImplementedError) as exc:
         raise UnsafeArchiveError(f"{archive.name} is not a zip archive: {exc}") from None
+    with zipped:
+        members = zipped.infolist()
+        check_members(archive.name, members, max_bytes=max_bytes, max_files=max_files)
+        folder = Path(tempfile.mkdtemp(prefix=f"{time.strftime('%Y%m%d%H%M%S')}-", dir=target_parent))
+        try:
+            zipped.extractall(folder)
+        except Exception as exc:  # noqa: BLE001 - zlib, lzma, bz2, zipfile and OS errors alike mean "refused"
+            shutil.rmtree(folder, ignore_errors=True)
+            raise UnsafeArchiveError(f"{archive.name} cannot be unpacked: {type(exc).__name__}: {exc}") from None
     return folder
+
+
+def prune(parent: Path, keep: set[str | None]) -> None:
+    """Delete every unpacked folder under ``parent`` but those in ``keep`` (the current and the previous)."""
+    kept = {Path(path).resolve() for path in keep if path}
+    if not parent.is_dir():
+        return
+    for child in parent.iterdir():
+        if child.is_dir() and child.resolve() not in kept:
+            shutil.rmtree(child, ignore_errors=True)
 
 
 @dataclass(frozen=True)

@@ -23,10 +23,22 @@ class BadInputError(Exception):
     """The request's input does not fit the model."""
 
 
+class ModelFailedError(Exception):
+    """The model's own code failed while predicting (an error of the model, not of the request)."""
+
+
 class Predictor(Protocol):
+    """A loaded model and the version it is: an answer's version is read from the predictor that computed it."""
+
     version: str
+    # True when ``predict`` of a list of rows answers one value per row, so concurrent
+    # one-row requests can be computed in one call (tabular models; not custom code).
+    batchable: bool
 
     def predict(self, data: Any) -> list: ...
+
+    def sample_input(self) -> Any | None:
+        """An input of the model's width for the smoke test when the zip brings none (None: not known)."""
 
 
 def load_predictor(settings, src_dir: Path | None, model_dir: Path | None, version: str | None) -> Predictor:

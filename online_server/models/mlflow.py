@@ -8,10 +8,18 @@ from online_server.models import BadInputError, ModelLoadError
 from online_server.models.sklearn import SklearnPredictor
 from online_server.models.tabular import as_rows, to_json
 
+NUMERIC = {"double", "float", "long", "integer"}
+
 
 class MlflowPredictor:
+    batchable = True
+
     def __init__(self, model: Any, version: str, columns: list[str] | None):
+        from airflow_provider_somlier.features import signature_inputs
+
         self.model, self.version, self.columns = model, version, columns
+        # the columns whose values must be JSON numbers; strings and booleans go to MLflow's own checks
+        self.numeric = [name for name, kind in signature_inputs(model) or [] if kind in NUMERIC] if columns else None
         self.direct = direct_sklearn(model, version)
 
     @classmethod
@@ -31,11 +39,15 @@ class MlflowPredictor:
         inputs = signature_inputs(model)
         return cls(model, f"{resolved.name}/{resolved.version}", [n for n, _ in inputs] if inputs else None)
 
+    def sample_input(self) -> None:
+        """A registry model is checked by its signature; no generated input is needed."""
+        return None
+
     def predict(self, data: Any) -> list:
         if self.direct is not None:
             return self.direct.predict(data)
         try:
-            return to_json(self.model.predict(as_rows(data, self.columns)))
+            return to_json(self.model.predict(as_rows(data, self.columns, checked=self.numeric)))
         except BadInputError:
             raise
         except Exception as exc:  # noqa: BLE001 - MLflow's schema enforcement raises several types

@@ -12,7 +12,11 @@ from online_server.models.tabular import as_matrix, as_rows, is_records, to_json
 
 
 class SklearnPredictor:
+    batchable = True
+
     def __init__(self, estimator: Any, version: str | None):
+        if not callable(getattr(estimator, "predict", None)):
+            raise ModelLoadError(f"the pickle holds a {type(estimator).__name__}, not a model: it has no predict()")
         self.estimator = estimator
         self.version = version or "unknown"
         names = getattr(estimator, "feature_names_in_", None)
@@ -34,8 +38,21 @@ class SklearnPredictor:
                 return cls(joblib.load(files[0]), version)
             with open(files[0], "rb") as handle:
                 return cls(pickle.load(handle), version)  # noqa: S301 - the operator's own storage
+        except ModelLoadError:
+            raise
         except Exception as exc:  # noqa: BLE001
             raise ModelLoadError(f"cannot unpickle {files[0].name}: {type(exc).__name__}: {exc}") from None
+
+    def sample_input(self) -> Any:
+        """A row of zeros of the fitted width (an object when the model knows its column names)."""
+        if self.columns:
+            return {name: 0.0 for name in self.columns}
+        if isinstance(self.n_features, int) and self.n_features > 0:
+            return [0.0] * self.n_features
+        raise ModelLoadError(
+            f"the {type(self.estimator).__name__} does not say how many features it takes: "
+            "add smoke_input.json (one input it must answer) to the model zip"
+        )
 
     def predict(self, data: Any) -> list:
         records = is_records(data)

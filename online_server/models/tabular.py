@@ -2,9 +2,51 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
+import numpy as np
+
 from online_server.models import BadInputError
+
+NOT_NUMBERS = "'test' must be numbers: a row, a list of rows, or objects of feature: value"
+
+
+def is_number(value: Any) -> bool:
+    """A finite int or float within a double's range -- not a bool, a string or None, which numpy would convert."""
+    if type(value) is float:  # the common case, first
+        return math.isfinite(value)
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.integer, np.floating)):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:  # an int beyond any double
+        return False
+
+
+def _refuse(value: Any) -> BadInputError:
+    if isinstance(value, float) or (isinstance(value, int) and not isinstance(value, bool)):
+        return BadInputError(f"'test' holds NaN or infinity (or a number outside a double's range), got {value!r}; "
+                             "every value must be a finite number")
+    return BadInputError(f"{NOT_NUMBERS}; got {str(value)[:40]!r} ({type(value).__name__})")
+
+
+def check_rows(rows: list) -> None:
+    """Every value of every row (lists of values) a finite number."""
+    for row in rows:
+        if not isinstance(row, list):
+            raise BadInputError(f"{NOT_NUMBERS}; got {str(row)[:40]!r} ({type(row).__name__})")
+        for value in row:
+            if not is_number(value):
+                raise _refuse(value)
+
+
+def check_records(records: list[dict], columns: list[str] | None) -> None:
+    """The values of ``columns`` (None: every key) in each object finite numbers."""
+    for record in records:
+        for name in record if columns is None else columns:
+            if name in record and not is_number(record[name]):
+                raise BadInputError(f"feature {name!r}: " + str(_refuse(record[name])))
 
 
 def is_records(data: Any) -> bool:
@@ -18,14 +60,15 @@ def as_matrix(data: Any, columns: list[str] | None = None, width: int | None = N
     ``width`` defaults to ``len(columns)``; the checks here are the ones a model's own
     predict would make, with messages that name what the request got wrong.
     """
-    import numpy as np
-
-    if isinstance(data, list) and data and not isinstance(data[0], list):
+    if not isinstance(data, list):
+        raise BadInputError(f"{NOT_NUMBERS}; got {type(data).__name__}")
+    if data and not isinstance(data[0], list):
         data = [data]
+    check_rows(data)
     try:
         array = np.asarray(data, dtype=float)
-    except (TypeError, ValueError):
-        raise BadInputError("'test' must be numbers: a row, a list of rows, or objects of feature: value") from None
+    except (TypeError, ValueError, OverflowError):
+        raise BadInputError(f"{NOT_NUMBERS}; rows must be lists of numbers of one width") from None
     if array.ndim != 2 or array.shape[0] == 0:
         raise BadInputError(f"'test' must be a non-empty row or list of rows, got shape {list(array.shape)}")
     width = len(columns) if columns and width is None else width
@@ -37,12 +80,18 @@ def as_matrix(data: Any, columns: list[str] | None = None, width: int | None = N
     return array
 
 
-def as_rows(data: Any, columns: list[str] | None = None):
-    """Rows for a model's predict: a DataFrame for objects or a model that knows its column names, else an array."""
+def as_rows(data: Any, columns: list[str] | None = None, checked: list[str] | None = None):
+    """Rows for a model's predict: a DataFrame for objects or a model that knows its column names, else an array.
+
+    In objects, the values of ``checked`` (default: every column) must be finite numbers;
+    a registry model's string or boolean columns are left to its signature's enforcement.
+    """
     import pandas as pd
 
     if is_records(data):
-        frame = pd.DataFrame([data] if isinstance(data, dict) else data)
+        records = [data] if isinstance(data, dict) else data
+        check_records(records, columns if checked is None else checked)
+        frame = pd.DataFrame(records)
         if columns:
             missing = [c for c in columns if c not in frame.columns]
             if missing:
@@ -54,6 +103,4 @@ def as_rows(data: Any, columns: list[str] | None = None):
 
 
 def to_json(prediction: Any) -> list:
-    import numpy as np
-
     return np.asarray(prediction).tolist()

@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 from typing import Protocol
 
-MODEL_ZIP = re.compile(r"^(\d{8})\.zip$")
+MODEL_ZIP = re.compile(r"([0-9]{8})\.zip", re.ASCII)
 
 
 class StorageError(Exception):
@@ -26,9 +27,21 @@ class Storage(Protocol):
         """Copy ``path`` to ``destination``; refuse files over ``max_bytes``."""
 
 
+def model_zip_date(name: str) -> dt.date | None:
+    """The date a ``YYYYMMDD.zip`` name stands for: ASCII digits of a real calendar date, else None."""
+    match = MODEL_ZIP.fullmatch(name)
+    if match is None:
+        return None
+    digits = match[1]
+    try:
+        return dt.date(int(digits[:4]), int(digits[4:6]), int(digits[6:]))
+    except ValueError:
+        return None
+
+
 def latest_model_zip(names: list[str]) -> str | None:
-    """The newest ``YYYYMMDD.zip`` by the date in its name (not by modification time)."""
-    dated = sorted((m[1], name) for name in names if (m := MODEL_ZIP.match(name)))
+    """The newest ``YYYYMMDD.zip`` by the date in its name (not by modification time); other names are ignored."""
+    dated = sorted((date, name) for name in names if (date := model_zip_date(name)) is not None)
     return dated[-1][1] if dated else None
 
 

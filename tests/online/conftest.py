@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
+import os
 import pickle
+import subprocess
+import sys
 import threading
+import time
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 
+REPO = Path(__file__).resolve().parents[2]
 MODEL = "test_model_sci"
 ROW = [0.03, 0.05, 0.06, 0.02, -0.04, -0.03, -0.04, -0.002, 0.02, -0.02]
 
@@ -89,3 +96,37 @@ def gcs_models(gcs, zips):
     for name, data in (("model/20261120.zip", zips["20261120"]), (f"src/{MODEL}.zip", zips["src"])):
         bucket.blob(f"serving/{MODEL}/{name}").upload_from_string(data)
     return {"bucket": "models"}
+
+
+@contextlib.contextmanager
+def gunicorn_server(tmp_path: Path, env: dict[str, str | None]) -> Iterator[str]:
+    """The real server (``gunicorn -c online_server/gunicorn.conf.py``) on a free port; yields its URL.
+
+    ``env`` is laid over this process's environment; a ``None`` value removes the variable.
+    """
+    import requests
+
+    from airflow_provider_somlier.devtools.emulator import free_port
+
+    port = free_port()
+    metrics = tmp_path / "metrics"
+    metrics.mkdir(exist_ok=True)
+    overrides = {"BIND": f"127.0.0.1:{port}", "WORKERS": "2", "PROMETHEUS_MULTIPROC_DIR": str(metrics)} | env
+    environ = {k: v for k, v in (os.environ | overrides).items() if v is not None}
+    with open(tmp_path / "gunicorn.log", "ab") as log:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", str(REPO / "online_server" / "gunicorn.conf.py")],
+            cwd=REPO, env=environ, stdout=subprocess.DEVNULL, stderr=log,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(300):
+            try:
+                requests.get(f"{url}/healthz", timeout=5)
+                break
+            except requests.RequestException:
+                time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=20)

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import io
 import json
+import pickle
+import struct
 import zipfile
 
 import pytest
+from sklearn.linear_model import Ridge
 
 from online_server.app import create_app
 from online_server.settings import Settings
@@ -77,7 +80,15 @@ def test_predicting_before_any_download_is_a_503_not_a_crash(tmp_path, storage_r
         (b'{"test": ["a", "b"]}', "application/json", 400, "BAD_INPUT", "must be numbers"),
         (b'{"test": []}', "application/json", 400, "BAD_INPUT", "non-empty"),
         (b'[1, 2]', "application/json", 400, "BAD_REQUEST", "JSON object"),
-        (b'{"test": [0, 0, 0, 0, 0, 0, 0, 0, 0, NaN]}', "application/json", 400, "BAD_INPUT", "NaN or infinity"),
+        (b'{"test": [0, 0, 0, 0, 0, 0, 0, 0, 0, NaN]}', "application/json", 400, "BAD_REQUEST", "NaN is not a JSON number"),
+        (b'{"test": [0, 0, 0, 0, 0, 0, 0, 0, 0, -Infinity]}', "application/json", 400, "BAD_REQUEST", "not a JSON number"),
+        (b'{"test": [0, 0, 0, 0, 0, 0, 0, 0, 0, 1e400]}', "application/json", 400, "BAD_REQUEST", "range of a double"),
+        (b'{"test": [0, 0, 0, 0, 0, 0, 0, 0, 0, ' + b"9" * 400 + b"]}", "application/json", 400, "BAD_REQUEST",
+         "range of a double"),
+        (b'{"test": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "application/json", 400, "BAD_REQUEST", "nested too deeply"),
+        (b'{"test": ["0.03", 0, 0, 0, 0, 0, 0, 0, 0, 0]}', "application/json", 400, "BAD_INPUT", "must be numbers"),
+        (b'{"test": [true, 0, 0, 0, 0, 0, 0, 0, 0, 0]}', "application/json", 400, "BAD_INPUT", "must be numbers"),
+        (b'{"test": [null, 0, 0, 0, 0, 0, 0, 0, 0, 0]}', "application/json", 400, "BAD_INPUT", "must be numbers"),
         (b'{"test": [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]}', "text/plain", 400, "BAD_REQUEST", "JSON object"),
         (b'{"test": [' + b"0.1," * 300_000 + b'0]}', "application/json", 413, "PAYLOAD_TOO_LARGE", ""),
     ],
@@ -90,6 +101,32 @@ def test_bad_bodies_get_a_json_error_never_a_traceback(tmp_path, storage_root, b
     assert answer.get_json()["error_code"] == code
     assert fragment in answer.get_json()["message"]
     assert "Traceback" not in answer.get_data(as_text=True)
+
+
+def fitted_ridge():
+    from sklearn.datasets import load_diabetes
+
+    return Ridge().fit(*load_diabetes(return_X_y=True))
+
+
+def _corrupt_deflate() -> bytes:
+    """A zip whose deflate stream is garbage (headers intact)."""
+    data = bytearray(_zip({"model.pkl": bytes(range(256)) * 40}))
+    name_length, extra_length = struct.unpack("<HH", data[26:30])
+    start = 30 + name_length + extra_length
+    data[start:start + 64] = b"\xff" * 64
+    return bytes(data)
+
+
+def _patched_central(archive: bytes, **fields: int) -> bytes:
+    """Set the general-purpose flags or the compression method of the first entry, in both headers."""
+    data = bytearray(archive)
+    central = data.index(b"PK\x01\x02")
+    for name, value in fields.items():
+        local_offset, central_offset = {"flag_bits": (6, 8), "method": (8, 10)}[name]
+        struct.pack_into("<H", data, local_offset, value)
+        struct.pack_into("<H", data, central + central_offset, value)
+    return bytes(data)
 
 
 def _zip(entries: dict[str, bytes], symlink: str | None = None) -> bytes:
@@ -114,6 +151,15 @@ def _zip(entries: dict[str, bytes], symlink: str | None = None) -> bytes:
         (_zip({"big.pkl": b"0" * 50_000}), "unpacks to"),
         (b"0" * 5000, "over the 4000-byte limit"),
         (_zip({"model.pkl": b"not a pickle"}), "cannot unpickle"),
+        (_zip({"model.pkl": pickle.dumps({"coef": [1.0]})}), "not a model: it has no predict()"),
+        (_zip({"model.pkl": pickle.dumps(Ridge())}), "add smoke_input.json"),
+        (_zip({"model.pkl": pickle.dumps(fitted_ridge()), "smoke_input.json": b"[1, 2]"}), "the smoke test failed"),
+        (_corrupt_deflate(), "cannot be unpacked"),
+        (_patched_central(_zip({"model.pkl": b"x" * 100}), flag_bits=0x1), "encrypted"),
+        (_patched_central(_zip({"model.pkl": b"x" * 100}), method=99), "compression method 99"),
+        (_zip({"a": b"x", "a/b": b"y"}), "both a file and a folder"),
+        (_zip({"x" * 300 + ".pkl": b"x"}), "over 255 bytes"),
+        (_zip({"model.pkl": b"x"})[:-30], "not a zip"),
     ],
 )
 def test_a_bad_model_zip_is_refused_and_the_old_model_keeps_serving(tmp_path, storage_root, archive, fragment):
@@ -125,15 +171,74 @@ def test_a_bad_model_zip_is_refused_and_the_old_model_keeps_serving(tmp_path, st
     assert answer.status_code == 422, answer.get_json()
     assert fragment in answer.get_json()["message"]
     assert not (tmp_path / "evil.pkl").exists() and not (tmp_path / "work" / "evil.pkl").exists()
+    serving = [] if "unpacks" in fragment or "4000" in fragment else [json.loads((tmp_path / "work" / "current.json").read_text())["model"]]
+    unpacked = tmp_path / "work" / "model"
+    assert ([str(p) for p in unpacked.iterdir()] if unpacked.exists() else []) == serving  # the refused unpack is gone
     if "unpacks" not in fragment and "4000" not in fragment:
         still = client.post("/result", json={"test": ROW})
         assert still.status_code == 200 and still.headers["X-Model-Version"] == "20261120"
+
+
+def test_a_switch_keeps_only_the_current_and_the_previous_unpacked_model(tmp_path, storage_root, zips):
+    client = make_client(tmp_path, storage_root)
+    folders = []
+    for day in ("20261121", "20261122", "20261123"):
+        (storage_root / MODEL / "model" / f"{day}.zip").write_bytes(zips["20261121"])
+        assert client.post("/model_download").get_json()["version"] == day
+        folders.append(json.loads((tmp_path / "work" / "current.json").read_text())["model"])
+    assert sorted(str(p) for p in (tmp_path / "work" / "model").iterdir()) == sorted(folders[-2:])
+    assert client.post("/result", json={"test": ROW}).headers["X-Model-Version"] == "20261123"
+
+
+def test_only_real_ascii_dates_name_a_model_version(tmp_path, storage_root, zips):
+    for name in ("20279999.zip", "\u0662\u0660\u0663\u0660\u0660\u0661\u0660\u0661.zip", "20261301.zip", "2026112.zip"):
+        (storage_root / MODEL / "model" / name).write_bytes(zips["20261121"])
+    client = make_client(tmp_path, storage_root)
+    assert client.post("/model_download").get_json()["version"] == "20261120"
+    assert client.post("/result", json={"test": ROW}).headers["X-Model-Version"] == "20261120"
+
+
+def test_an_oversized_chunked_body_is_a_413(tmp_path, storage_root):
+    client = make_client(tmp_path, storage_root, max_body_bytes=1000)
+    client.post("/model_download")
+    answer = client.post("/result", input_stream=io.BytesIO(b'{"test": [' + b"0.1," * 1000 + b"0]}"),
+                         headers={"Transfer-Encoding": "chunked", "Content-Type": "application/json"},
+                         environ_overrides={"wsgi.input_terminated": True})
+    assert answer.status_code == 413 and answer.get_json()["error_code"] == "PAYLOAD_TOO_LARGE"
+
+
+def test_the_version_header_names_the_model_that_computed_the_answer_when_a_switch_lands_meanwhile(
+    tmp_path, storage_root, zips
+):
+    """A switch installed while a request is predicting must not relabel that request's answer."""
+    client = make_client(tmp_path, storage_root)
+    client.post("/model_download")
+    state = client.application.wsgi_app.state
+    old = state.predictor
+    old_answer = old.predict(ROW)
+    (storage_root / MODEL / "model" / "20261121.zip").write_bytes(zips["20261121"])
+    real_predict = old.predict
+    switched = []
+
+    def predict_while_switching(data):
+        answer = real_predict(data)
+        if not switched:
+            switched.append(make_client(tmp_path, storage_root).post("/model_download").get_json()["version"])
+            state.ensure_loaded()  # this worker sees the new pointer before the answer is written
+        return answer
+
+    old.predict = predict_while_switching
+    answer = client.post("/result", json={"test": ROW})
+    assert switched == ["20261121"] and state.predictor.version == "20261121"
+    assert answer.headers["X-Model-Version"] == "20261120" and answer.get_json()["result"] == pytest.approx(old_answer, rel=1e-12)
 
 
 def test_downloads_require_the_token_when_one_is_set(tmp_path, storage_root):
     client = make_client(tmp_path, storage_root, download_token="s3cret")
     assert client.post("/model_download").status_code == 401
     assert client.post("/model_download", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    assert client.post("/model_download", headers={"Authorization": "s3cret"}).status_code == 401
+    assert client.post("/model_download", headers={"Authorization": "Basic s3cret"}).status_code == 401
     assert client.post("/model_download", headers={"Authorization": "Bearer s3cret"}).status_code == 200
 
 
@@ -214,3 +319,10 @@ def test_the_worker_that_switched_serves_the_new_model_without_loading_it_again(
     monkeypatch.setattr(serving_state, "load_predictor", lambda *a: reloads.append(a))
     assert client.post("/result", json={"test": ROW}).status_code == 200
     assert reloads == []
+
+
+def test_a_version_outside_ascii_is_percent_encoded_in_the_header():
+    from online_server.access import response_headers
+
+    headers = dict(response_headers("모델/2"))
+    assert headers["X-Model-Version"] == "%EB%AA%A8%EB%8D%B8/2" and headers["X-Model-Version"].isascii()

@@ -1,52 +1,32 @@
-"""The real server (gunicorn, 2 workers) switches models under concurrent load without an error."""
+"""The real server (gunicorn, 2 gathering workers) switches models under concurrent load without an error."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 import requests
 
-from airflow_provider_somlier.devtools.emulator import free_port
-from tests.online.conftest import MODEL, ROW
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.online.conftest import MODEL, ROW, gunicorn_server
 
 
 @pytest.fixture
-def server(tmp_path, storage_root):
-    port = free_port()
-    env = os.environ | {
-        "MODEL_NAME": MODEL, "STORAGE": "local", "STORAGE_ROOT": str(storage_root),
-        "WORK_DIR": str(tmp_path / "work"), "BIND": f"127.0.0.1:{port}", "WORKERS": "2",
-        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),
-    }
-    (tmp_path / "metrics").mkdir()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "-c", str(REPO / "online_server" / "gunicorn.conf.py")],
-        cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=open(tmp_path / "gunicorn.log", "wb"),
-    )
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            requests.get(f"{url}/healthz", timeout=1)
-            break
-        except requests.ConnectionError:
-            time.sleep(0.1)
-    yield url
-    process.terminate()
-    process.wait(timeout=20)
+def server(request, tmp_path, storage_root):
+    env = {"MODEL_NAME": MODEL, "STORAGE": "local", "STORAGE_ROOT": str(storage_root), "WORK_DIR": str(tmp_path / "work")}
+    worker_class = getattr(request, "param", None)
+    if worker_class:
+        env |= {"WORKER_CLASS": worker_class, "THREADS": "4"}
+    with gunicorn_server(tmp_path, env) as url:
+        yield url
 
 
-def test_concurrent_requests_during_a_switch_see_old_or_new_never_an_error(server, storage_root, zips):
+@pytest.mark.parametrize("server", [None, "gthread"], indirect=True, ids=["gathering", "gthread"])
+def test_concurrent_requests_during_a_switch_see_old_or_new_never_an_error(request, server, storage_root, zips):
     assert requests.post(f"{server}/model_download", timeout=30).json()["version"] == "20261120"
     (storage_root / MODEL / "model" / "20261121.zip").write_bytes(zips["20261121"])
     answers: list[tuple[float, int, str, str]] = []  # (sent, status, version, worker pid)
+    results: list[tuple[str, float]] = []  # (version header, the answer's value)
     stop_at = time.monotonic() + 4
 
     def client() -> None:
@@ -56,6 +36,8 @@ def test_concurrent_requests_during_a_switch_see_old_or_new_never_an_error(serve
                 reply = session.post(f"{server}/result", json={"test": ROW}, timeout=30)
                 answers.append((sent, reply.status_code, reply.headers.get("X-Model-Version", ""),
                                 reply.headers.get("X-Worker-Pid", "")))
+                if reply.status_code == 200:
+                    results.append((reply.headers["X-Model-Version"], reply.json()["result"][0]))
 
     with ThreadPoolExecutor(max_workers=9) as pool:
         clients = [pool.submit(client) for _ in range(8)]
@@ -73,6 +55,49 @@ def test_concurrent_requests_during_a_switch_see_old_or_new_never_an_error(serve
     # pointer, whichever worker it lands on: no worker serves the old model after that.
     late = [(version, pid) for sent, _, version, pid in answers if sent > switched_at]
     assert late and {version for version, _ in late} == {"20261121"}, late
+    # Batched or not, each answer is the one its header's version computes for the row.
+    expected = {version: _predict(zips[version]) for version in ("20261120", "20261121")}
+    assert all(value == pytest.approx(expected[version], rel=1e-9) for version, value in results)
+    if request.node.callspec.id == "gathering":  # a free worker takes what waits: both workers answer
+        assert len({pid for _, _, _, pid in answers}) == 2
 
     metrics = requests.get(f"{server}/metrics", timeout=10).text
     assert 'somlier_requests_total{endpoint="result",status="200"}' in metrics
+
+
+def _predict(archive: bytes) -> float:
+    import io
+    import pickle
+    import zipfile
+
+    with zipfile.ZipFile(io.BytesIO(archive)) as zipped:
+        model = pickle.loads(zipped.read(f"{MODEL}.pkl"))
+    return float(model.predict([ROW])[0])
+
+
+def _serving_versions(url: str) -> set[str]:
+    """The versions the version gauge shows as serving (value 1) across the live workers."""
+    lines = requests.get(f"{url}/metrics", timeout=10).text.splitlines()
+    return {line.split('version="')[1].split('"')[0] for line in lines
+            if line.startswith("somlier_model_version_info{") and line.endswith(" 1.0")}
+
+
+def test_the_version_gauge_follows_every_worker_including_respawned_ones(server, storage_root, zips):
+    import os
+    import signal
+
+    requests.post(f"{server}/model_download", timeout=30)
+    (storage_root / MODEL / "model" / "20261121.zip").write_bytes(zips["20261121"])
+    assert requests.post(f"{server}/model_download", timeout=30).json()["version"] == "20261121"
+    pids = {requests.post(f"{server}/result", json={"test": ROW}, timeout=30).headers["X-Worker-Pid"] for _ in range(40)}
+    for pid in pids:  # gunicorn starts new workers; they load the current model before serving
+        os.kill(int(pid), signal.SIGKILL)
+    deadline = time.monotonic() + 60
+    seen: set[str] = set()
+    while time.monotonic() < deadline and len(seen - pids) < 2:
+        try:
+            seen.add(requests.get(f"{server}/healthz", timeout=30).headers["X-Worker-Pid"])
+        except requests.RequestException:
+            time.sleep(0.1)
+    assert len(seen - pids) == 2, "gunicorn did not start two new workers"
+    assert _serving_versions(server) == {"20261121"}

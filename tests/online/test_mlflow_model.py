@@ -119,3 +119,21 @@ def test_a_failed_load_is_not_retried_on_every_request(tmp_path, registry, monke
     monkeypatch.setattr(serving_state, "RETRY_LOAD_AFTER_SECONDS", 0.0)  # the window has passed
     client.post("/result", json={"test": [0.0] * 10})
     assert len(attempts) > 1
+
+
+def test_a_string_column_in_the_signature_takes_strings_and_its_numbers_stay_strict(tmp_path, diabetes):
+    from sklearn.compose import make_column_transformer
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder
+
+    frame, target = diabetes
+    with_city = frame.assign(city=np.where(frame["sex"] > 0, "Seoul", "Busan"))
+    estimator = make_pipeline(make_column_transformer((OneHotEncoder(), ["city"]), remainder="passthrough"), Ridge())
+    estimator.fit(with_city, target)
+    mlflow.sklearn.save_model(estimator, tmp_path / "model", signature=infer_signature(with_city, target))
+    model = mlflow.pyfunc.load_model(str(tmp_path / "model"))
+    predictor = MlflowPredictor(model, "diabetes/3", list(with_city.columns))
+    row = with_city.iloc[0].to_dict()
+    assert predictor.predict(row) == pytest.approx(model.predict(with_city.iloc[:1]).tolist())
+    with pytest.raises(BadInputError, match="feature 'bmi'"):
+        predictor.predict(row | {"bmi": "0.03"})

@@ -76,3 +76,21 @@ def test_a_model_fitted_on_named_columns_takes_lists_and_objects_alike():
     assert predictor.predict(frame.iloc[:2].to_dict("records")) == pytest.approx(expected, rel=1e-12)
     with pytest.raises(BadInputError, match=r"missing feature\(s\) \['s6'\]"):
         predictor.predict(frame.iloc[:1].drop(columns="s6").to_dict("records"))
+
+
+@pytest.mark.parametrize("value", [None, float("nan"), "0.03", True, 10**400])
+def test_an_object_row_must_hold_finite_numbers(value):
+    frame, target = load_diabetes(return_X_y=True, as_frame=True)
+    predictor = SklearnPredictor(Ridge().fit(frame, target), "1")
+    row = frame.iloc[0].to_dict() | {"bmi": value}
+    with pytest.raises(BadInputError, match="feature 'bmi'"):
+        predictor.predict(row)
+    with pytest.raises(BadInputError, match="feature 'bmi'"):
+        predictor.predict([frame.iloc[1].to_dict(), row])
+
+
+def test_a_pickle_without_predict_is_not_a_model():
+    from online_server.models import ModelLoadError
+
+    with pytest.raises(ModelLoadError, match="holds a dict, not a model"):
+        SklearnPredictor({"coef": [1.0]}, "1")

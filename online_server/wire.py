@@ -1,0 +1,107 @@
+"""What crosses the wire: request bodies parsed as strict JSON, answers encoded as strict JSON.
+
+Python's ``json`` accepts ``NaN`` and ``Infinity``, turns ``1e400`` into infinity and
+a 400-digit integer into a number no float can hold, and recurses until the stack gives
+out; it writes NaN back and refuses numpy scalars. Every one of those reached a model or
+became a 500. Here a body is JSON as RFC 8259 defines it, with every number finite and
+within a double's range, and an answer is JSON a strict client can read.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from typing import Any
+
+MAX_NUMBER = sys.float_info.max
+
+
+class BadBodyError(ValueError):
+    """The request body is not strict JSON with finite numbers in a double's range."""
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if math.isinf(value):
+        raise BadBodyError(f"the number {text[:40]} is outside the range of a double")
+    return value
+
+
+def _int(text: str) -> int:
+    if len(text) > 320:  # beyond any double, and cheaper to refuse than to convert
+        raise BadBodyError(f"the number {text[:40]}... ({len(text)} digits) is outside the range of a double")
+    value = int(text)
+    if abs(value) > MAX_NUMBER:
+        raise BadBodyError(f"the number {text[:40]}... is outside the range of a double")
+    return value
+
+
+def _constant(name: str) -> float:
+    raise BadBodyError(f"{name} is not a JSON number; send finite numbers")
+
+
+def parse_json(body: bytes | str) -> Any:
+    """The body as Python values; ``BadBodyError`` naming what is wrong."""
+    try:
+        return json.loads(body, parse_float=_float, parse_int=_int, parse_constant=_constant)
+    except BadBodyError:
+        raise
+    except RecursionError:
+        raise BadBodyError("the body is nested too deeply to be a model input") from None
+    except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise BadBodyError(f"the body is not JSON: {exc}") from None
+
+
+class AnswerNotJsonError(ValueError):
+    """The model's answer cannot be written as strict JSON (NaN, infinity, an object JSON has no form for)."""
+
+
+def _plain(value: Any) -> Any:
+    """numpy scalars and arrays (what a model's ``predict`` returns) as the Python values they hold."""
+    tolist = getattr(value, "tolist", None)
+    if callable(tolist):
+        return tolist()
+    raise TypeError(f"{type(value).__name__} is not JSON")
+
+
+def encode_answer(result: Any) -> bytes:
+    """``{"result": ...}`` as compact JSON and a newline (what Flask's ``jsonify`` writes)."""
+    try:
+        return json.dumps({"result": result}, separators=(",", ":"), allow_nan=False, default=_plain).encode() + b"\n"
+    except (TypeError, ValueError) as exc:
+        raise AnswerNotJsonError(f"the model's answer is not JSON: {exc}") from None
+
+
+class BodyTooLargeError(ValueError):
+    """The request body is over ``MAX_BODY_BYTES``."""
+
+
+def read_body(environ: dict, max_bytes: int) -> bytes:
+    """The request body, with or without a Content-Length (chunked); ``BodyTooLargeError`` over ``max_bytes``.
+
+    A chunked body is read up to one byte past the limit, so an oversized one is a 413
+    rather than a truncated body that then fails to parse.
+    """
+    stream = environ["wsgi.input"]
+    declared = environ.get("CONTENT_LENGTH") or ""
+    if declared:
+        try:
+            length = int(declared)
+        except ValueError:
+            raise BadBodyError(f"Content-Length {declared[:20]!r} is not a number") from None
+        if length > max_bytes:
+            raise BodyTooLargeError(f"the body is {length} bytes, over the {max_bytes}-byte limit")
+        return stream.read(length) if length > 0 else b""
+    if environ.get("wsgi.input_terminated") or "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower():
+        data = stream.read(max_bytes + 1)
+        if len(data) > max_bytes:
+            raise BodyTooLargeError(f"the body is over the {max_bytes}-byte limit")
+        return data
+    return b""
+
+
+def is_json(content_type: str) -> bool:
+    """The same test as Flask's ``request.is_json``: ``application/json`` or ``application/*+json``."""
+    mimetype = content_type.partition(";")[0].strip().lower()
+    return mimetype == "application/json" or (mimetype.startswith("application/") and mimetype.endswith("+json"))
