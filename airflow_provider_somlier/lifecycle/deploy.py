@@ -30,6 +30,7 @@ def k8s_name(*parts: str) -> str:
 
 
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 DEFAULT_SECRET = "somlier-mlflow"
 APPLY_TIMEOUT_SECONDS = 30
 PORT = 8000
@@ -67,6 +68,10 @@ def manifests(
             "--use_k8s_job and --istio_enabled contradict each other: a Job has no Service for a "
             "VirtualService to route to; choose one"
         )
+    if not _DNS_LABEL.match(namespace):
+        raise InvalidArgumentError(f"--namespace {namespace!r} is not a Kubernetes namespace name (lowercase, digits, '-')")
+    if not image.strip() or any(c.isspace() for c in image):
+        raise InvalidArgumentError(f"--image {image!r} is not an image reference")
     ref = parse_model_ref(f"{model_name}/{model_version}")
     name = k8s_name(project, ref.name, f"v{ref.version}")
     secret = k8s_name(mlflow_secret)

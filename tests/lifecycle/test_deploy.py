@@ -54,6 +54,7 @@ def test_job_and_istio_variants(deploy, flags, kinds):
     (("p", "m", "1", "--use_k8s_job", "sometimes"), "--use_k8s_job must be true or false"),
     (("p", "diabetes-ridge", "1", "--use_k8s_job", "true", "--istio_enabled", "true"), "contradict each other"),
     (("p", "diabetes-ridge", "1", "--memory", "lots"), "--memory 'lots' is not a Kubernetes quantity"),
+    (("p", "diabetes-ridge", "1", "--namespace", "Prod_NS"), "--namespace 'Prod_NS' is not a Kubernetes namespace"),
 ])
 def test_bad_deploy_inputs_exit_2(deploy, args, message):
     code, _, err = deploy(*args)
