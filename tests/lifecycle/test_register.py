@@ -22,6 +22,7 @@ def _log_run(uri: str, monkeypatch, *, alpha: float | None, status: str = "FINIS
     from sklearn.linear_model import Ridge
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_ID", "0")  # set_experiment exports it; undone with the patch
     features, target = diabetes_frame()
     mlflow.set_experiment(EXPERIMENT)
     with mlflow.start_run() as run:
