@@ -53,15 +53,18 @@ def _within(function: Callable[[], T], seconds: float, settings: MLflowSettings)
 
     def run() -> None:
         try:
-            with credentials(settings, seconds):
-                outcome["value"] = function()
+            outcome["value"] = function()
         except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
             outcome["error"] = exc
 
     context = contextvars.copy_context()
     worker = threading.Thread(target=context.run, args=(run,), name="somlier-mlflow-call", daemon=True)
-    worker.start()
-    worker.join(seconds)
+    try:
+        with credentials(settings, seconds):  # held by this thread, so released at the deadline
+            worker.start()
+            worker.join(seconds)
+    except RegistryUnavailableError as exc:
+        return True, None, exc
     if worker.is_alive():
         return False, None, None
     return True, outcome.get("value"), outcome.get("error")

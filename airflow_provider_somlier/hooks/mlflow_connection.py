@@ -90,38 +90,80 @@ def settings_from_connection(conn_id: str, conn: Any) -> MLflowSettings:
     )
 
 
-# MLflow reads HTTP credentials only from its environment variables (tracking, registry and
-# artifact calls alike). A connection with credentials hands them over for the duration of
-# each of its calls, one such call at a time per process; connections without credentials
-# never touch the environment.
-_CREDENTIALS_LOCK = threading.Lock()
+class _CredentialGate:
+    """Who may call an HTTP registry while MLflow's credential variables are set.
+
+    MLflow reads HTTP credentials only from its environment variables (tracking, registry
+    and artifact calls alike). A call of a connection with credentials sets them and runs
+    alone; calls of connections without credentials run side by side, never while
+    another connection's credentials are set. Every hold is bounded by the holder's own
+    deadline, enforced by the caller: a call abandoned at its deadline goes on without
+    the credentials.
+    """
+
+    def __init__(self) -> None:
+        self._condition = threading.Condition()
+        self._sharing = 0
+        self._exclusive = False
+
+    def _wait(self, ready: Any, seconds: float) -> None:
+        if not self._condition.wait_for(ready, timeout=seconds):
+            raise RegistryUnavailableError(
+                f"a call of another MLflow connection with credentials held the registry client for over "
+                f"{seconds:g} s in this process"
+            )
+
+    @contextlib.contextmanager
+    def hold(self, exclusive: bool, seconds: float) -> Iterator[None]:
+        with self._condition:
+            if exclusive:
+                self._wait(lambda: not self._exclusive and self._sharing == 0, seconds)
+                self._exclusive = True
+            else:
+                self._wait(lambda: not self._exclusive, seconds)
+                self._sharing += 1
+        try:
+            yield
+        finally:
+            with self._condition:
+                if exclusive:
+                    self._exclusive = False
+                else:
+                    self._sharing -= 1
+                self._condition.notify_all()
+
+
+_GATE = _CredentialGate()
 _CREDENTIAL_VARIABLES = ("MLFLOW_TRACKING_USERNAME", "MLFLOW_TRACKING_PASSWORD", "MLFLOW_TRACKING_TOKEN")
 
 
 @contextlib.contextmanager
 def credentials(settings: MLflowSettings, wait_seconds: float) -> Iterator[None]:
-    if not settings.has_credentials:
+    """Hand this connection's credentials to MLflow for the block (none for local stores).
+
+    Enter and leave it in the caller's thread, around the (bounded) wait for the call.
+    """
+    if not settings.tracking_uri.startswith(("http://", "https://")) and not settings.has_credentials:
         yield
         return
-    if not _CREDENTIALS_LOCK.acquire(timeout=wait_seconds):
-        raise RegistryUnavailableError(
-            f"another call with MLflow credentials has held them for over {wait_seconds:g} s in this process"
-        )
-    saved = {name: os.environ.get(name) for name in _CREDENTIAL_VARIABLES}
-    try:
-        values = (
-            {"MLFLOW_TRACKING_TOKEN": settings.token}
-            if settings.token
-            else {"MLFLOW_TRACKING_USERNAME": settings.username, "MLFLOW_TRACKING_PASSWORD": settings.password}
-        )
-        for name in _CREDENTIAL_VARIABLES:
-            os.environ.pop(name, None)
-        os.environ.update({name: value for name, value in values.items() if value})
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
+    with _GATE.hold(settings.has_credentials, wait_seconds):
+        if not settings.has_credentials:
+            yield
+            return
+        saved = {name: os.environ.get(name) for name in _CREDENTIAL_VARIABLES}
+        try:
+            values = (
+                {"MLFLOW_TRACKING_TOKEN": settings.token}
+                if settings.token
+                else {"MLFLOW_TRACKING_USERNAME": settings.username, "MLFLOW_TRACKING_PASSWORD": settings.password}
+            )
+            for name in _CREDENTIAL_VARIABLES:
                 os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        _CREDENTIALS_LOCK.release()
+            os.environ.update({name: value for name, value in values.items() if value})
+            yield
+        finally:
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value

@@ -172,3 +172,29 @@ def test_bad_extras_are_named_before_any_call(monkeypatch, extra, message):
     hook = hook_for(monkeypatch, "mlflow_bad", host="http://127.0.0.1:9", extra=extra)
     with pytest.raises(InvalidArgumentError, match=message):
         hook.resolve("m/1")
+
+
+def test_calls_without_credentials_never_run_while_another_connections_are_set():
+    from airflow_provider_somlier.hooks.mlflow_connection import MLflowSettings, credentials
+
+    gated = MLflowSettings("http://a:5000", "http://a:5000", token="tok-123")
+    plain = MLflowSettings("http://b:5000", "http://b:5000")
+    with credentials(plain, 1), credentials(plain, 1):  # side by side
+        pass
+    with credentials(gated, 1):
+        assert os.environ["MLFLOW_TRACKING_TOKEN"] == "tok-123"
+        seen = []
+        other = threading.Thread(target=lambda: seen.append(pytest.raises(RegistryUnavailableError, _enter, plain)))
+        other.start()
+        other.join()
+        assert len(seen) == 1
+    assert "MLFLOW_TRACKING_TOKEN" not in os.environ
+    with credentials(plain, 1):
+        assert "MLFLOW_TRACKING_TOKEN" not in os.environ
+
+
+def _enter(settings):
+    from airflow_provider_somlier.hooks.mlflow_connection import credentials
+
+    with credentials(settings, 0.2):
+        pass
