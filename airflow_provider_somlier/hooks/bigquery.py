@@ -257,7 +257,9 @@ class SomlierBigQueryHook(BigQueryHook):
         if not session.streams:
             return iter(())
         schema = pa.ipc.read_schema(pa.py_buffer(session.arrow_schema.serialized_schema))
-        pages = ReadStreamPages(client, session.streams[0].name, schema, calls)
+        # Plaintext endpoints are local emulators, which ignore a resumed stream's offset.
+        resume = not (self._get_field("storage_read_endpoint", None) or "").startswith("grpc://")
+        pages = ReadStreamPages(client, session.streams[0].name, schema, calls, resume=resume)
         stall = self.read_stall_seconds
 
         def stalled(seconds: float) -> WarehouseUnavailableError:

@@ -7,6 +7,13 @@ deadline since the last page, turns a lost read session (the warehouse restarted
 session expired) into a retryable error instead of a raw ``404 Stream not found``, and
 ``cancel()`` ends a read that is stuck on a silent socket: the read-ahead consumer calls
 it when no page arrived for ``read_stall_seconds``.
+
+Resuming relies on the server honouring ``offset``. BigQuery does; the local emulator
+ignores it and replays the stream from its first row, which would duplicate rows. So a
+stream is resumed only when ``resume`` is set (the hook sets it for BigQuery's TLS
+endpoints); otherwise a cut after the first rows fails the step, and the task's retry
+reads the day again. A cut before any row arrived is always retried: reading from the
+start is exact either way.
 """
 
 from __future__ import annotations
@@ -25,8 +32,11 @@ if TYPE_CHECKING:
 class ReadStreamPages:
     """Iterate the pages of ``stream_name`` as record batches of ``schema``."""
 
-    def __init__(self, read_client: Any, stream_name: str, schema: pa.Schema, calls: WarehouseCalls) -> None:
+    def __init__(
+        self, read_client: Any, stream_name: str, schema: pa.Schema, calls: WarehouseCalls, *, resume: bool = True
+    ) -> None:
         self._client = read_client
+        self._resume = resume
         self._name = stream_name
         self._schema = schema
         self._calls = calls
@@ -80,6 +90,13 @@ class ReadStreamPages:
                     if exc is raw:
                         raise
                     raise exc from raw
+                if self.rows and not self._resume:
+                    raise self._calls.unavailable(
+                        f"read stream (cut after {self.rows} row(s); this endpoint does not resume a stream "
+                        "from an offset, so the day is read again from the start on retry)",
+                        exc,
+                        0,
+                    ) from raw
                 now = time.monotonic()
                 failing_since = failing_since or now
                 attempt += 1
