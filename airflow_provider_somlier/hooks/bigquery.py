@@ -419,9 +419,7 @@ class SomlierBigQueryHook(BigQueryHook):
                 retry=None,
                 deadline_seconds=min(_CLEANUP_AFTER_OUTAGE_SECONDS, self.retry_deadline_seconds) if outage else None,
             )
-        except Exception as exc:  # noqa: BLE001 - logged; the sweep drops it later
-            if failure is None and not isinstance(exc, WarehouseUnavailableError):
-                raise
+        except Exception as exc:  # noqa: BLE001 - the day is written, or an error is on its way: log only
             self.log.warning("Could not drop staging table %s (a later run sweeps it): %s", staging, exc)
 
     # -- housekeeping -----------------------------------------------------------------------
