@@ -481,7 +481,13 @@ class SomlierBigQueryHook(BigQueryHook):
         self.log.info("Cancelling BigQuery job %s", job_id)
         try:
             self.rest.call(
-                f"cancel_job {job_id}", self.client().cancel_job, job_id, location=self.location, retry=None
+                f"cancel_job {job_id}",
+                self.client().cancel_job,
+                job_id,
+                location=self.location,
+                retry=None,
+                # a kill has a grace period of its own: do not spend it all on a dead warehouse
+                deadline_seconds=min(_CLEANUP_AFTER_OUTAGE_SECONDS * 2, self.retry_deadline_seconds),
             )
         except NotFound:
             self.log.info("BigQuery job %s was never created; nothing to cancel", job_id)
