@@ -29,11 +29,14 @@ class ModelNotFoundError(SomlierInputError):
 
 
 class RegistryUnavailableError(SomlierError):
-    """The MLflow tracking/registry endpoint could not be reached."""
+    """The MLflow tracking/registry endpoint could not be reached (retryable)."""
 
 
 class WarehouseUnavailableError(SomlierError):
-    """The BigQuery (or emulator) endpoint could not be reached."""
+    """A BigQuery (or emulator) call failed in transport or missed its deadline (retryable).
+
+    The message names the step (``create_read_session``, ``upload``…) and the endpoint.
+    """
 
 
 class TableNotFoundError(SomlierInputError):
@@ -45,11 +48,12 @@ class ColumnNotFoundError(SomlierInputError):
 
 
 class UnsupportedColumnTypeError(SomlierInputError):
-    """The load column is not DATE, DATETIME or TIMESTAMP."""
+    """A column's type cannot serve its role: a load column that is not DATE, DATETIME or
+    TIMESTAMP, or a passthrough column the staging file cannot carry (TIME, JSON, RECORD…)."""
 
 
 class InvalidWindowError(SomlierInputError, ValueError):
-    """``dataset_load_window`` is not a non-negative integer."""
+    """``dataset_load_window`` is not a whole number of days between 0 and ten years."""
 
 
 class FeatureMismatchError(SomlierInputError):
@@ -57,7 +61,7 @@ class FeatureMismatchError(SomlierInputError):
 
 
 class NullFeatureError(SomlierInputError):
-    """A feature column holds NULLs on the target day; the model cannot score them."""
+    """A feature column holds NULLs or NaNs on the target day; the model cannot score them."""
 
 
 class DestinationSchemaError(SomlierInputError):

@@ -129,10 +129,12 @@ _ARROW_CASTS = {
 def model_input(batch: pa.RecordBatch, plan: FeaturePlan, *, target: str) -> Any:
     """The feature columns of ``batch`` as the DataFrame the model expects.
 
-    Raises :class:`NullFeatureError` when a feature holds NULLs: the model would
-    otherwise score them as NaN, or fail with a message that hides the column.
+    Raises :class:`NullFeatureError` when a feature holds NULLs or NaNs: the model
+    would otherwise score them as NaN, or fail with a message that hides the column
+    (scikit-learn's "Input X contains NaN").
     """
     import pyarrow as pa
+    import pyarrow.compute as pc
 
     columns = []
     for name in plan.features:
@@ -142,6 +144,14 @@ def model_input(batch: pa.RecordBatch, plan: FeaturePlan, *, target: str) -> Any
                 f"feature {name!r} has {column.null_count} NULL value(s) on {target}; "
                 "fill them upstream or leave the column out of feature_columns"
             )
+        total = pc.sum(column).as_py() if pa.types.is_floating(column.type) else None
+        if total is not None and total != total:  # a NaN somewhere (or inf - inf): count them
+            nans = pc.sum(pc.is_nan(column)).as_py()
+            if nans:
+                raise NullFeatureError(
+                    f"feature {name!r} has {nans} NaN value(s) on {target}; "
+                    "fill them upstream or leave the column out of feature_columns"
+                )
         cast = _ARROW_CASTS.get(plan.feature_types.get(name) or "")
         if cast is not None:
             column = column.cast(getattr(pa, cast)())

@@ -11,7 +11,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_somlier.errors import ColumnCollisionError, DestinationSchemaError, ModelPredictionError
+from airflow_provider_somlier.errors import (
+    ColumnCollisionError,
+    DestinationSchemaError,
+    ModelPredictionError,
+    UnsupportedColumnTypeError,
+)
 from airflow_provider_somlier.features import normalize_bq_type
 
 if TYPE_CHECKING:
@@ -46,15 +51,60 @@ class Lineage:
 
 
 def check_passthrough(passthrough: Sequence[str]) -> None:
-    """Passthrough ids may not shadow prediction or lineage columns."""
+    """Passthrough ids may not shadow prediction or lineage columns, nor each other.
+
+    BigQuery column names are case-insensitive, so ``Prediction`` and ``TARGET_DATE``
+    collide as surely as their lower-case forms do.
+    """
+    reserved = {name.lower() for name in LINEAGE_COLUMNS} | {PREDICTION_COLUMN}
     clashes = [
-        c for c in passthrough if c in LINEAGE_COLUMNS or c == PREDICTION_COLUMN or c.startswith(f"{PREDICTION_COLUMN}_")
+        c for c in passthrough
+        if c.lower() in reserved or c.lower().startswith(f"{PREDICTION_COLUMN}_")
     ]
     if clashes:
         raise ColumnCollisionError(
             f"passthrough column(s) {', '.join(map(repr, clashes))} collide with output columns "
-            f"({PREDICTION_COLUMN}, {PREDICTION_COLUMN}_*, {', '.join(LINEAGE_COLUMNS)}); "
-            "rename them in the source or leave them out"
+            f"({PREDICTION_COLUMN}, {PREDICTION_COLUMN}_*, {', '.join(LINEAGE_COLUMNS)}; "
+            "names are compared without letter case, as BigQuery does); rename them in the source or leave them out"
+        )
+    seen: dict[str, str] = {}
+    for column in passthrough:
+        if column.lower() in seen:
+            raise ColumnCollisionError(
+                f"passthrough column {column!r} repeats {seen[column.lower()]!r} "
+                "(BigQuery column names ignore letter case); list each column once"
+            )
+        seen[column.lower()] = column
+
+
+# BigQuery types a passthrough column can be staged as (Parquet) and loaded back from.
+_STAGING_ARROW_TYPES = {
+    "STRING": "string",
+    "INT64": "int64",
+    "FLOAT64": "float64",
+    "BOOL": "bool_",
+    "DATE": "date32",
+    "TIMESTAMP": ("timestamp", "us", "UTC"),
+    "DATETIME": ("timestamp", "us"),
+    "NUMERIC": ("decimal128", 38, 9),
+    "BYTES": "binary",
+}
+STAGEABLE_TYPES = tuple(_STAGING_ARROW_TYPES)
+
+
+def check_passthrough_types(passthrough_types: Mapping[str, str], *, source: str) -> None:
+    """Refuse, before reading a row, passthrough columns the staging file cannot carry.
+
+    ``passthrough_types`` maps column → BigQuery type, ``ARRAY<…>`` for REPEATED
+    columns. TIME, BIGNUMERIC, JSON, GEOGRAPHY, RECORD, INTERVAL, RANGE and arrays
+    would be lost or mangled on the way through Parquet; ids are plain values.
+    """
+    odd = {c: t for c, t in passthrough_types.items() if normalize_bq_type(t) not in _STAGING_ARROW_TYPES}
+    if odd:
+        raise UnsupportedColumnTypeError(
+            f"passthrough column(s) {', '.join(f'{c!r} ({t})' for c, t in odd.items())} of {source} "
+            f"cannot be carried to the destination; passthrough columns must be one of "
+            f"{', '.join(STAGEABLE_TYPES)} (cast them in a view, or leave them out)"
         )
 
 
@@ -133,18 +183,12 @@ def arrow_schema(schema: Sequence[bigquery.SchemaField]) -> pa.Schema:
     """The Parquet staging schema matching a BigQuery schema."""
     import pyarrow as pa
 
-    mapping = {
-        "STRING": pa.string(),
-        "INT64": pa.int64(),
-        "FLOAT64": pa.float64(),
-        "BOOL": pa.bool_(),
-        "DATE": pa.date32(),
-        "TIMESTAMP": pa.timestamp("us", tz="UTC"),
-        "DATETIME": pa.timestamp("us"),
-        "NUMERIC": pa.decimal128(38, 9),
-        "BYTES": pa.binary(),
-    }
-    return pa.schema([pa.field(f.name, mapping[normalize_bq_type(f.field_type)]) for f in schema])
+    def arrow_type(bq_type: str) -> pa.DataType:
+        spec = _STAGING_ARROW_TYPES[normalize_bq_type(bq_type)]
+        name, *args = spec if isinstance(spec, tuple) else (spec,)
+        return getattr(pa, name)(*args)
+
+    return pa.schema([pa.field(f.name, arrow_type(f.field_type)) for f in schema])
 
 
 def check_destination(existing: Sequence[bigquery.SchemaField], expected: Sequence[bigquery.SchemaField], table: str) -> None:

@@ -17,18 +17,22 @@ from airflow_provider_somlier.errors import InvalidRefError
 # ones people use (letters, digits, '-', '_', '.', ' ') and refuse '/', '@' and quotes.
 _MODEL_NAME = r"[A-Za-z0-9][A-Za-z0-9_.\- ]{0,255}"
 _MODEL_REF = re.compile(
-    rf"^(?:models:/)?(?P<name>{_MODEL_NAME})(?:/(?P<version>[^/@]+)|@(?P<alias>[^/@]+))$"
+    rf"\A(?:models:/)?(?P<name>{_MODEL_NAME})(?:/(?P<version>[^/@]+)|@(?P<alias>[^/@]+))\Z"
 )
-_VERSION = re.compile(r"^[1-9][0-9]{0,9}$")
-_ALIAS = re.compile(r"^[A-Za-z_][A-Za-z0-9_\-]{0,254}$")
+_VERSION = re.compile(r"\A[1-9][0-9]{0,9}\Z")
+_ALIAS = re.compile(r"\A[A-Za-z_][A-Za-z0-9_\-]{0,254}\Z")
 
 # https://cloud.google.com/resource-manager/docs/creating-managing-projects (plus legacy
 # domain-scoped "example.com:project"), dataset and table naming rules, kept conservative.
 _PROJECT = r"(?:[a-z][a-z0-9.\-]{0,62}:)?[a-z][a-z0-9\-]{4,29}"
 _DATASET = r"[A-Za-z0-9_]{1,1024}"
 _TABLE = r"[A-Za-z0-9_][A-Za-z0-9_\-]{0,1023}"
-_TABLE_REF = re.compile(rf"^(?:(?P<project>{_PROJECT})\.)?(?P<dataset>{_DATASET})\.(?P<table>{_TABLE})$")
-_COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,299}$")
+# \A…\Z, never ^…$: '$' also matches before a trailing newline, which would let
+# "load_date\n" through to SQL text.
+_TABLE_REF = re.compile(rf"\A(?:(?P<project>{_PROJECT})\.)?(?P<dataset>{_DATASET})\.(?P<table>{_TABLE})\Z")
+_TABLE_NAME = re.compile(rf"\A{_TABLE}\Z")
+_PROJECT_ID = re.compile(rf"\A{_PROJECT}\Z")
+_COLUMN = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]{0,299}\Z")
 
 
 @dataclass(frozen=True)
@@ -116,13 +120,13 @@ def parse_table_ref(ref: str, default_project: str | None = None, *, field: str 
     project = match["project"] or default_project
     if not project:
         raise InvalidRefError(f"{field} {ref!r} has no project and the connection names none")
-    if match["project"] is None and not re.match(rf"^{_PROJECT}$", project):
+    if match["project"] is None and not (isinstance(project, str) and _PROJECT_ID.match(project)):
         raise InvalidRefError(f"project {project!r} for {field} {ref!r} is not a valid project id")
     return TableRef(project=project, dataset=match["dataset"], table=match["table"])
 
 
 def validate_table_name(name: str) -> str:
-    if not re.match(rf"^{_TABLE}$", name):
+    if not isinstance(name, str) or not _TABLE_NAME.match(name):
         raise InvalidRefError(f"table name {name!r} is not a valid BigQuery table name")
     return name
 

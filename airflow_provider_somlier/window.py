@@ -17,6 +17,7 @@ BigQuery can prune partitions and the Storage Read API can push them down.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from dataclasses import dataclass
 from zoneinfo import ZoneInfo
 
@@ -29,21 +30,32 @@ UTC = dt.timezone.utc
 SUPPORTED_LOAD_COLUMN_TYPES = ("DATE", "DATETIME", "TIMESTAMP")
 
 
-def parse_window(value: object) -> int:
-    """``dataset_load_window`` as a non-negative whole number of days.
+# Ten years back is already far outside any feature table's retention; larger values
+# are typos (or overflow the calendar) rather than intent.
+MAX_WINDOW_DAYS = 3660
+_WINDOW_TEXT = re.compile(r"\A\+?[0-9]{1,9}\Z")  # ASCII digits only: no '²', '１' or '٣'
 
-    Accepts ints and integer strings (the value is a template field, so it is often
-    rendered from Jinja as text); refuses bools, floats, negatives and anything else.
+
+def parse_window(value: object) -> int:
+    """``dataset_load_window`` as a whole number of days in ``[0, MAX_WINDOW_DAYS]``.
+
+    Accepts ints and ASCII integer strings (the value is a template field, so it is
+    often rendered from Jinja as text); refuses bools, floats, negatives, signs other
+    than one leading '+', and digits from other scripts, which Python's ``int`` would
+    quietly accept.
     """
-    text = value.strip() if isinstance(value, str) else None
+    days: int | None = None
     if isinstance(value, int) and not isinstance(value, bool):
         days = value
-    elif text and text.lstrip("+-").isdigit():
-        days = int(text)
-    else:
-        days = None
+    elif isinstance(value, str) and _WINDOW_TEXT.match(value.strip()):
+        days = int(value.strip())
     if days is None or days < 0:
         raise InvalidWindowError(f"dataset_load_window must be a whole number of days >= 0, got {value!r}")
+    if days > MAX_WINDOW_DAYS:
+        raise InvalidWindowError(
+            f"dataset_load_window {value!r} is more than {MAX_WINDOW_DAYS} days (ten years) back; "
+            "expected a small number of days"
+        )
     return days
 
 
@@ -73,7 +85,12 @@ def target_date(logical_date: dt.datetime, window_days: int, by_kst: bool) -> dt
     if logical_date.tzinfo is None:
         raise InvalidWindowError(f"logical date {logical_date!r} has no time zone")
     local_day = logical_date.astimezone(run_zone(by_kst)).date()
-    return local_day - dt.timedelta(days=window_days)
+    try:
+        return local_day - dt.timedelta(days=window_days)
+    except OverflowError:
+        raise InvalidWindowError(
+            f"dataset_load_window {window_days} days before {local_day} is before year 1"
+        ) from None
 
 
 @dataclass(frozen=True)
@@ -101,10 +118,11 @@ class DayFilter:
     def sql(self) -> str:
         """A predicate valid both in GoogleSQL and in a Storage Read ``row_restriction``."""
         bounds = self.bounds
+        column = f"`{self.column}`"  # quoted: a column may be named like a keyword (``end``)
         if bounds is None:
-            return f"{self.column} = DATE '{self.day.isoformat()}'"
+            return f"{column} = DATE '{self.day.isoformat()}'"
         lower, upper = bounds
-        return f"{self.column} >= {lower} AND {self.column} < {upper}"
+        return f"{column} >= {lower} AND {column} < {upper}"
 
 
 def day_filter(column: str, column_type: str, day: dt.date, by_kst: bool) -> DayFilter:

@@ -6,7 +6,12 @@ What it adds to ``BigQueryHook``:
   (``selected_fields`` + ``row_restriction`` pushed down; bounded memory);
 * replace one day of a destination table atomically: Parquet staged on local disk →
   load job into a private staging table → one multi-statement transaction
-  ``DELETE day; INSERT … SELECT staging`` → drop the staging table.
+  ``DELETE day; INSERT … SELECT staging`` → drop the staging table;
+* sweep staging tables that killed runs left behind.
+
+Every call to BigQuery goes through one helper (:mod:`.bigquery_calls`) that bounds it
+by the connection's deadline and turns transport failures into
+:class:`WarehouseUnavailableError` naming the step and the endpoint.
 
 The same code runs on BigQuery and on a local emulator; only the connection differs.
 Connection extras read here, besides the Google provider's own (``project``,
@@ -18,11 +23,15 @@ Connection extras read here, besides the Google provider's own (``project``,
     Storage Read API gRPC endpoint. ``grpc://host:port`` is plaintext (emulator);
     ``host:port`` uses TLS with the connection's credentials.
 ``retry_deadline_seconds``
-    How long REST calls retry on transient errors before failing (default 120).
+    How long each step (one call, with its retries of transient failures) may take
+    before it fails (default 120).
+``read_stall_seconds``
+    How long the read stream may deliver no page before it fails (default 120).
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import re
 import time
@@ -33,20 +42,30 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
 
-from airflow_provider_somlier.errors import TableNotFoundError, WarehouseUnavailableError
+from airflow_provider_somlier.errors import InvalidArgumentError, TableNotFoundError, WarehouseUnavailableError
+from airflow_provider_somlier.hooks.bigquery_calls import WarehouseCalls
 from airflow_provider_somlier.refs import TableRef
 
 if TYPE_CHECKING:
-    import datetime as dt
-
     import pyarrow as pa
     from google.api_core.client_options import ClientOptions
-    from google.api_core.retry import Retry
     from google.cloud import bigquery
     from google.cloud.bigquery_storage_v1 import BigQueryReadClient
 
 STAGING_PREFIX = "_somlier_staging_"
-STAGING_TTL_HOURS = 24
+# Staging tables older than this are leftovers of killed runs (a live run's staging
+# lives for seconds to minutes); every run drops its destination's.
+STAGING_TTL = dt.timedelta(hours=24)
+# Characters of the destination's name kept in a staging name; with the hash of the
+# whole name and the suffixes a staging name stays within 208 characters for any
+# destination: below BigQuery's limit (1,024) and the emulator's (255).
+_STAGING_NAME_CHARS = 150
+_LEGACY_STAGING_SUFFIX = r"_[0-9]{8}_[0-9a-f]{12}_[0-9a-f]{8}"
+DEFAULT_RETRY_DEADLINE_SECONDS = 120.0
+DEFAULT_READ_STALL_SECONDS = 120.0
+# After a failure that is already a warehouse outage, dropping the staging table gets
+# one short attempt: its error must not replace, nor long delay, the original one.
+_CLEANUP_AFTER_OUTAGE_SECONDS = 5.0
 _CONCURRENT_UPDATE = re.compile(r"concurrent update|could not serialize|conflict", re.IGNORECASE)
 
 
@@ -56,6 +75,24 @@ class ReplaceResult:
     job_id: str
 
 
+def staging_key(destination_table: str) -> str:
+    """The name prefix of every staging table of ``destination_table`` (and of no other)."""
+    digest = hashlib.sha256(destination_table.encode()).hexdigest()[:8]
+    return f"{STAGING_PREFIX}{destination_table[:_STAGING_NAME_CHARS]}_{digest}_"
+
+
+def staging_table_name(destination_table: str, day: dt.date, run_digest: str) -> str:
+    """A fresh staging table name for one attempt at replacing ``day``; always a valid name."""
+    return f"{staging_key(destination_table)}{day:%Y%m%d}_{run_digest}_{uuid.uuid4().hex[:8]}"
+
+
+def is_staging_of(table_name: str, destination_table: str) -> bool:
+    """Whether ``table_name`` is a staging table of ``destination_table`` (this or the earlier naming)."""
+    return table_name.startswith(staging_key(destination_table)) or bool(
+        re.fullmatch(re.escape(STAGING_PREFIX + destination_table) + _LEGACY_STAGING_SUFFIX, table_name)
+    )
+
+
 class SomlierBigQueryHook(BigQueryHook):
     """BigQuery I/O for SoMLier, on connection type ``google_cloud_platform``."""
 
@@ -63,6 +100,46 @@ class SomlierBigQueryHook(BigQueryHook):
         super().__init__(gcp_conn_id=gcp_conn_id, location=location, use_legacy_sql=False, **kwargs)
         self._client: bigquery.Client | None = None
         self._read_client: BigQueryReadClient | None = None
+        # The id of the load or transaction job being submitted or waited on, for on_kill.
+        self._job_in_flight: str | None = None
+
+    # -- connection settings ----------------------------------------------------------------
+    def _seconds_extra(self, name: str, default: float) -> float:
+        raw = self._get_field(name, None)
+        if raw in (None, ""):
+            return default
+        try:
+            seconds = float(raw)
+        except (TypeError, ValueError):
+            seconds = float("nan")
+        if not 0 < seconds < 86_400:
+            raise InvalidArgumentError(
+                f"connection {self.gcp_conn_id!r} extra {name} must be a number of seconds between 0 and 86400, "
+                f"got {raw!r}"
+            )
+        return seconds
+
+    @property
+    def retry_deadline_seconds(self) -> float:
+        """How long one step (a call and its retries) may take: the ``retry_deadline_seconds`` extra."""
+        return self._seconds_extra("retry_deadline_seconds", DEFAULT_RETRY_DEADLINE_SECONDS)
+
+    @property
+    def read_stall_seconds(self) -> float:
+        """How long the read stream may go without a page: the ``read_stall_seconds`` extra."""
+        return self._seconds_extra("read_stall_seconds", DEFAULT_READ_STALL_SECONDS)
+
+    @property
+    def rest(self) -> WarehouseCalls:
+        """Calls to the REST API, each within the connection's deadline."""
+        endpoint = self._get_field("api_endpoint", None) or "https://bigquery.googleapis.com"
+        return WarehouseCalls(self.retry_deadline_seconds, endpoint)
+
+    @property
+    def storage_read(self) -> WarehouseCalls:
+        """Calls to the Storage Read API, each within the connection's deadline."""
+        endpoint = self._get_field("storage_read_endpoint", None) or "bigquerystorage.googleapis.com"
+        return WarehouseCalls(self.retry_deadline_seconds, endpoint)
 
     # -- clients ----------------------------------------------------------------------------
     def get_client_options(self, api_endpoint_override: str | None = None) -> ClientOptions:
@@ -73,14 +150,6 @@ class SomlierBigQueryHook(BigQueryHook):
         if self._client is None:
             self._client = self.get_client(project_id=self.project_id, location=self.location)
         return self._client
-
-    @property
-    def retry(self) -> Retry:
-        """The client's default retry, bounded by the connection's ``retry_deadline_seconds``."""
-        from google.cloud.bigquery.retry import DEFAULT_RETRY
-
-        deadline = float(self._get_field("retry_deadline_seconds", 120))
-        return DEFAULT_RETRY.with_deadline(deadline).with_timeout(deadline)
 
     def read_client(self) -> BigQueryReadClient:
         """A Storage Read API client; plaintext for ``grpc://`` endpoints, TLS otherwise."""
@@ -112,7 +181,7 @@ class SomlierBigQueryHook(BigQueryHook):
         from google.api_core.exceptions import NotFound
 
         try:
-            return self._call(self.client().get_table, ref.table_id, retry=self.retry)
+            return self.rest.call(f"get_table {ref}", self.client().get_table, ref.table_id, retry=None)
         except NotFound:
             return None
 
@@ -126,11 +195,12 @@ class SomlierBigQueryHook(BigQueryHook):
         """Fail early, and by name, when the dataset a table should live in is missing."""
         from google.api_core.exceptions import NotFound
 
+        dataset = f"{ref.project}.{ref.dataset}"
         try:
-            self._call(self.client().get_dataset, f"{ref.project}.{ref.dataset}", retry=self.retry)
+            self.rest.call(f"get_dataset {dataset}", self.client().get_dataset, dataset, retry=None)
         except NotFound:
             raise TableNotFoundError(
-                f"dataset {ref.project}.{ref.dataset} of the {role} table {ref.table} does not exist: "
+                f"dataset {dataset} of the {role} table {ref.table} does not exist: "
                 "create it (with the location you want) before the first run"
             ) from None
 
@@ -146,7 +216,9 @@ class SomlierBigQueryHook(BigQueryHook):
         )
         table.description = "Predictions written by SoMLier's MLOpsOfflineOperator, one partition per target day."
         self.log.info("Creating destination %s partitioned by %s", ref, partition_column)
-        return self._call(self.client().create_table, table, exists_ok=True, retry=self.retry)
+        return self.rest.call(
+            f"create_table {ref}", self.client().create_table, table, exists_ok=True, retry=None
+        )
 
     # -- reading ----------------------------------------------------------------------------
     def read_batches(
@@ -154,21 +226,22 @@ class SomlierBigQueryHook(BigQueryHook):
     ) -> Iterator[pa.RecordBatch]:
         """Stream ``columns`` of the rows matching ``row_restriction`` as Arrow record batches.
 
-        Up to ``read_ahead_pages`` pages are fetched on a background thread while the caller
-        works on the current one (0: read only when asked), so memory holds a few pages
-        whatever the size of the day.
+        The read session is created here, within the deadline; its pages are fetched on a
+        background thread up to ``read_ahead_pages`` (>= 1) ahead while the caller works on
+        the current one, so memory holds a few pages whatever the size of the day. When no
+        page arrives for ``read_stall_seconds`` the stream is cancelled and
+        :class:`WarehouseUnavailableError` is raised.
         """
-        from airflow_provider_somlier.read_ahead import read_ahead
-
-        pages = self._stream_pages(ref, columns, row_restriction)
-        return read_ahead(pages, read_ahead_pages) if read_ahead_pages else pages
-
-    def _stream_pages(self, ref: TableRef, columns: Sequence[str], row_restriction: str) -> Iterator[pa.RecordBatch]:
-        """One read session with one stream; its pages as record batches, in order."""
+        import pyarrow as pa
         from google.cloud.bigquery_storage_v1 import types
 
+        from airflow_provider_somlier.hooks.bigquery_stream import ReadStreamPages
+        from airflow_provider_somlier.read_ahead import read_ahead
+
+        calls = self.storage_read
         client = self.read_client()
-        session = self._call(
+        session = calls.call(
+            f"create_read_session on {ref}",
             client.create_read_session,
             parent=f"projects/{self.project_id}",
             read_session=types.ReadSession(
@@ -179,20 +252,25 @@ class SomlierBigQueryHook(BigQueryHook):
                 ),
             ),
             max_stream_count=1,
+            retry=None,
         )
         self.log.info("Read session on %s: %d stream(s), filter %s", ref, len(session.streams), row_restriction)
         if not session.streams:
-            return
-        import pyarrow as pa
-
+            return iter(())
         schema = pa.ipc.read_schema(pa.py_buffer(session.arrow_schema.serialized_schema))
-        for stream in session.streams:
-            # ReadRowsStream resumes from the last offset if the connection drops mid-stream.
-            for response in client.read_rows(stream.name):
-                if response.row_count:
-                    yield pa.ipc.read_record_batch(
-                        pa.py_buffer(response.arrow_record_batch.serialized_record_batch), schema
-                    )
+        # Plaintext endpoints are local emulators, which ignore a resumed stream's offset.
+        resume = not (self._get_field("storage_read_endpoint", None) or "").startswith("grpc://")
+        pages = ReadStreamPages(client, session.streams[0].name, schema, calls, resume=resume)
+        stall = self.read_stall_seconds
+
+        def stalled(seconds: float) -> WarehouseUnavailableError:
+            return calls.unavailable(
+                f"read stream of {ref} (no page for read_stall_seconds={seconds:g} after {pages.rows} row(s))",
+                TimeoutError("the stream went silent"),
+                seconds,
+            )
+
+        return read_ahead(pages, max(1, read_ahead_pages), stall_seconds=stall, on_stall=stalled)
 
     # -- writing ----------------------------------------------------------------------------
     def replace_partition(
@@ -211,11 +289,9 @@ class SomlierBigQueryHook(BigQueryHook):
         value, the same on every row), which the insert writes as literals. It is loaded
         into a staging table first; one transaction then deletes the day and inserts the
         staged rows, so a reader (or a killed task) sees the old day or the new day, never
-        a mixture. Staging tables expire on their own if this process dies before dropping
-        them.
+        a mixture. The staging table is dropped afterwards, whatever happened; one left by
+        a killed process is swept by a later run (and expires on BigQuery by itself).
         """
-        import datetime as dt
-
         from google.cloud import bigquery
 
         from airflow_provider_somlier.bq_sql import literal
@@ -227,30 +303,17 @@ class SomlierBigQueryHook(BigQueryHook):
             for field in schema
         )
         staged_schema = [field for field in schema if field.name not in constants]
-
         digest = hashlib.sha256(job_id_seed.encode()).hexdigest()[:12]
-        staging = destination.sibling(
-            f"{STAGING_PREFIX}{destination.table}_{day:%Y%m%d}_{digest}_{uuid.uuid4().hex[:8]}"
-        )
+
+        self.sweep_stale_staging(destination)
+        staging = destination.sibling(staging_table_name(destination.table, day, digest))
         client = self.client()
         staging_table = bigquery.Table(staging.table_id, schema=staged_schema)
-        staging_table.expires = dt.datetime.now(dt.timezone.utc) + dt.timedelta(hours=STAGING_TTL_HOURS)
-        self._call(client.create_table, staging_table, retry=self.retry)
+        staging_table.expires = dt.datetime.now(dt.timezone.utc) + STAGING_TTL
+        self.rest.call("create_table (staging)", client.create_table, staging_table, exists_ok=True, retry=None)
+        failure: BaseException | None = None
         try:
-            with open(parquet_path, "rb") as parquet:
-                # No ``size``: the client then uses a resumable upload, which both BigQuery and
-                # the emulator accept for any file size.
-                load = client.load_table_from_file(
-                    parquet,
-                    staging.table_id,
-                    job_id_prefix=f"somlier_stage_{digest}_",
-                    job_config=bigquery.LoadJobConfig(
-                        source_format=bigquery.SourceFormat.PARQUET,
-                        schema=staged_schema,
-                        write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
-                    ),
-                )
-            self._call(load.result)
+            load = self._load_staging(parquet_path, staging, staged_schema, digest)
             column_list = ", ".join(f"`{field.name}`" for field in schema)
             script = (
                 "BEGIN TRANSACTION;\n"
@@ -259,34 +322,174 @@ class SomlierBigQueryHook(BigQueryHook):
                 "COMMIT TRANSACTION;"
             )
             job_id = self._run_transaction(script, digest)
+        except BaseException as exc:
+            failure = exc
+            raise
         finally:
-            self._call(client.delete_table, staging.table_id, not_found_ok=True, retry=self.retry)
+            self._drop_staging(staging, failure)
         return ReplaceResult(rows_written=int(load.output_rows or 0), job_id=job_id)
+
+    def _load_staging(
+        self, parquet_path: str, staging: TableRef, staged_schema: Sequence[bigquery.SchemaField], digest: str
+    ) -> bigquery.LoadJob:
+        """Upload the Parquet file into the staging table (a retried upload starts over)."""
+        from google.cloud import bigquery
+
+        job_config = bigquery.LoadJobConfig(
+            source_format=bigquery.SourceFormat.PARQUET,
+            schema=list(staged_schema),
+            write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
+        )
+
+        def upload(timeout: float) -> bigquery.LoadJob:
+            self._job_in_flight = job_id = f"somlier_stage_{digest}_{uuid.uuid4().hex}"
+            with open(parquet_path, "rb") as parquet:
+                # No ``size``: the client then uses a resumable upload, which both BigQuery and
+                # the emulator accept for any file size. ``num_retries=0``: the deadline retries.
+                return self.client().load_table_from_file(
+                    parquet,
+                    staging.table_id,
+                    job_id=job_id,
+                    job_config=job_config,
+                    num_retries=0,
+                    timeout=timeout,
+                )
+
+        try:
+            load = self.rest.call("upload of the staged predictions", upload)
+            self._wait_for_job("load job into staging", load)
+        finally:
+            self._job_in_flight = None
+        return load
 
     def _run_transaction(self, script: str, digest: str, attempts: int = 5) -> str:
         """Run the replace script, retrying when another transaction touched the table first."""
         from google.api_core.exceptions import BadRequest, Conflict
 
+        client = self.client()
         for attempt in range(1, attempts + 1):
-            job = self._call(self.client().query, script, job_id_prefix=f"somlier_replace_{digest}_")
+            job_id = self._job_in_flight = f"somlier_replace_{digest}_{uuid.uuid4().hex}"
+
+            def submit(timeout: float):
+                # A resubmission after a lost answer finds the job instead of running it twice.
+                try:
+                    return client.query(script, job_id=job_id, retry=None, job_retry=None, timeout=timeout)
+                except Conflict:
+                    return client.get_job(job_id, retry=None, timeout=timeout)
+
             try:
-                self._call(job.result)
+                job = self.rest.call("transaction submit", submit)
+                self._wait_for_job("transaction", job)
                 return job.job_id
             except (BadRequest, Conflict) as exc:
                 if attempt == attempts or not _CONCURRENT_UPDATE.search(str(exc)):
                     raise
                 self.log.warning("Concurrent update on attempt %d, retrying: %s", attempt, exc)
-                time.sleep(min(2**attempt, 30))
+            finally:
+                self._job_in_flight = None
+            time.sleep(min(2**attempt, 30))
         raise AssertionError("unreachable")
 
-    # -- errors -----------------------------------------------------------------------------
-    def _call(self, fn, *args: Any, **kwargs: Any):
-        """Call the client, turning transport failures into one named, retryable error."""
-        import requests
-        from google.api_core.exceptions import RetryError, ServiceUnavailable
+    def _wait_for_job(self, step: str, job: bigquery.job._AsyncJob) -> None:
+        """Poll ``job`` until it is done; raise its error if it failed.
 
+        Each poll is one call within the deadline, so an unreachable warehouse fails the
+        wait within it. A job the warehouse reports as running is waited for as long as
+        it runs (bound the task with ``execution_timeout``; ``on_kill`` cancels it).
+        """
+        from google.cloud.bigquery.job.base import _error_result_to_exception
+
+        pause = 0.05
+        while job.state != "DONE":
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
+            self.rest.call(f"{step} {job.job_id} status", job.reload, retry=None)
+        if job.error_result:
+            raise _error_result_to_exception(job.error_result, job.errors or ())
+
+    def _drop_staging(self, staging: TableRef, failure: BaseException | None) -> None:
+        """Drop the staging table; never let this replace (or long delay) an error already raised."""
+        outage = isinstance(failure, WarehouseUnavailableError)
         try:
-            return fn(*args, **kwargs)
-        except (RetryError, ServiceUnavailable, requests.ConnectionError, ConnectionError) as exc:
-            endpoint = self._get_field("api_endpoint", None) or "the BigQuery API"
-            raise WarehouseUnavailableError(f"BigQuery at {endpoint} is unreachable: {exc}") from exc
+            self.rest.call(
+                "delete_table (staging)",
+                self.client().delete_table,
+                staging.table_id,
+                not_found_ok=True,
+                retry=None,
+                deadline_seconds=min(_CLEANUP_AFTER_OUTAGE_SECONDS, self.retry_deadline_seconds) if outage else None,
+            )
+        except Exception as exc:  # noqa: BLE001 - the day is written, or an error is on its way: log only
+            self.log.warning("Could not drop staging table %s (a later run sweeps it): %s", staging, exc)
+
+    # -- housekeeping -----------------------------------------------------------------------
+    def sweep_stale_staging(self, destination: TableRef, older_than: dt.timedelta | None = None) -> list[str]:
+        """Drop ``destination``'s staging tables created more than ``older_than`` ago.
+
+        ``older_than`` defaults to ``STAGING_TTL`` (a day). Staging tables are private to
+        SoMLier; a run that was killed (or lost the warehouse while cleaning up) leaves its
+        own behind. BigQuery expires them by itself, the
+        emulator does not, and neither should hold them longer than a day. Returns the
+        names dropped.
+        """
+        from google.api_core.exceptions import Forbidden, NotFound
+
+        dataset = f"{destination.project}.{destination.dataset}"
+        client = self.client()
+        try:
+            tables = self.rest.call(
+                f"list_tables {dataset} (staging sweep)",
+                lambda timeout: list(client.list_tables(dataset, retry=None, timeout=timeout)),
+            )
+        except NotFound:
+            return []
+        cutoff = dt.datetime.now(dt.timezone.utc) - (STAGING_TTL if older_than is None else older_than)
+        dropped = []
+        for table in tables:
+            if not is_staging_of(table.table_id, destination.table):
+                continue
+            created = table.created
+            if created is None:
+                created = self.rest.call("get_table (staging sweep)", client.get_table, table.reference, retry=None).created
+            if created is None or created > cutoff:
+                continue
+            try:
+                self.rest.call(
+                    "delete_table (staging sweep)", client.delete_table, table.reference, not_found_ok=True, retry=None
+                )
+            except Forbidden as exc:
+                self.log.warning("Cannot drop stale staging table %s: %s", table.table_id, exc)
+                continue
+            dropped.append(table.table_id)
+        if dropped:
+            self.log.info("Dropped %d stale staging table(s) of %s: %s", len(dropped), destination, ", ".join(dropped))
+        return dropped
+
+    def cancel_running_job(self) -> str | None:
+        """Cancel the load or transaction job this hook is submitting or waiting on; return its id.
+
+        Called from the operator's ``on_kill``. The id is known before the job is submitted,
+        so a kill while the submit is still unanswered cancels it too. A cancelled
+        transaction rolls back: the day stays as it was (or, had it committed, as the job
+        wrote it). Returns None when no job is in flight or the warehouse never got it.
+        """
+        from google.api_core.exceptions import NotFound
+
+        job_id = self._job_in_flight
+        if job_id is None:
+            return None
+        self.log.info("Cancelling BigQuery job %s", job_id)
+        try:
+            self.rest.call(
+                f"cancel_job {job_id}",
+                self.client().cancel_job,
+                job_id,
+                location=self.location,
+                retry=None,
+                # a kill has a grace period of its own: do not spend it all on a dead warehouse
+                deadline_seconds=min(_CLEANUP_AFTER_OUTAGE_SECONDS * 2, self.retry_deadline_seconds),
+            )
+        except NotFound:
+            self.log.info("BigQuery job %s was never created; nothing to cancel", job_id)
+            return None
+        return job_id

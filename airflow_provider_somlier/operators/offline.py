@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
@@ -13,7 +14,40 @@ from airflow_provider_somlier.errors import ColumnNotFoundError, EmptyWindowErro
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
+    from airflow_provider_somlier.features import FeaturePlan
+    from airflow_provider_somlier.hooks.bigquery import ReplaceResult, SomlierBigQueryHook
+    from airflow_provider_somlier.hooks.mlflow import ResolvedModel
+    from airflow_provider_somlier.output import Lineage
+    from airflow_provider_somlier.refs import TableRef
+    from airflow_provider_somlier.scoring import StagedPredictions
+
 ON_EMPTY_CHOICES = ("skip", "fail", "write_empty")
+# Outages (WarehouseUnavailableError, RegistryUnavailableError) are worth retrying a few
+# minutes apart; input errors are AirflowFailExceptions and fail at once whatever these
+# say. DAG ``default_args`` or the task's own arguments override them.
+DEFAULT_RETRIES = 3
+DEFAULT_RETRY_DELAY = dt.timedelta(minutes=2)
+DEFAULT_RETRY_EXPONENTIAL_BACKOFF = 2.0
+DEFAULT_MAX_RETRY_DELAY = dt.timedelta(minutes=30)
+
+
+@dataclass(frozen=True)
+class _RunPlan:
+    """Everything one run needs once its inputs are checked, before anything is read."""
+
+    day: dt.date
+    source: TableRef
+    destination: TableRef
+    existing: Any  # the destination's bigquery.Table, or None before the first write
+    rows_of_day: str
+    resolved: ResolvedModel
+    model: Any
+    plan: FeaturePlan
+    passthrough_types: dict[str, str]
+    lineage: Lineage
+    constants: dict[str, Any]
+    model_seconds: float
+    job_id_seed: str
 
 
 class MLOpsOfflineOperator(BaseOperator):
@@ -40,6 +74,9 @@ class MLOpsOfflineOperator(BaseOperator):
     :param mlflow_conn_id: MLflow connection naming the tracking/registry URI.
     :param location: BigQuery location for jobs.
     :param chunk_rows: rows per ``predict`` call.
+    :param retries: retries after an outage (the warehouse or the registry unreachable);
+        default 3, ``retry_delay`` 2 minutes doubling up to ``max_retry_delay`` 30 minutes.
+        Input errors fail the task at once without using them.
     :return: a summary dict (XCom): rows read and written, target date, model version, seconds.
     """
 
@@ -71,9 +108,19 @@ class MLOpsOfflineOperator(BaseOperator):
         mlflow_conn_id: str = "mlflow_default",
         location: str | None = None,
         chunk_rows: int = 100_000,
+        retries: int | None = DEFAULT_RETRIES,
+        retry_delay: dt.timedelta | float = DEFAULT_RETRY_DELAY,
+        retry_exponential_backoff: float = DEFAULT_RETRY_EXPONENTIAL_BACKOFF,
+        max_retry_delay: dt.timedelta | float | None = DEFAULT_MAX_RETRY_DELAY,
         **kwargs: Any,
     ) -> None:
-        super().__init__(**kwargs)
+        super().__init__(
+            retries=retries,
+            retry_delay=retry_delay,
+            retry_exponential_backoff=retry_exponential_backoff,
+            max_retry_delay=max_retry_delay,
+            **kwargs,
+        )
         if on_empty not in ON_EMPTY_CHOICES:
             raise InvalidArgumentError(f"on_empty must be one of {', '.join(ON_EMPTY_CHOICES)}, got {on_empty!r}")
         if not isinstance(chunk_rows, int) or isinstance(chunk_rows, bool) or chunk_rows < 1:
@@ -91,9 +138,52 @@ class MLOpsOfflineOperator(BaseOperator):
         self.mlflow_conn_id = mlflow_conn_id
         self.location = location
         self.chunk_rows = chunk_rows
+        self._bigquery: SomlierBigQueryHook | None = None
 
     def execute(self, context: Context) -> dict[str, Any]:
         import tempfile
+        import time
+
+        started = time.monotonic()
+        run = self._prepare(context)  # every check that can fail on input; nothing written yet
+        with tempfile.TemporaryDirectory(prefix="somlier-") as workdir:
+            staged = self._score(run, f"{workdir}/predictions.parquet")
+            result = self._replace(run, staged)
+        summary = {
+            "target_date": run.day.isoformat(),
+            "rows_read": staged.rows_read,
+            "rows_written": result.rows_written,
+            "model_name": run.resolved.name,
+            "model_version": run.resolved.version,
+            "model_run_id": run.resolved.run_id,
+            "source": str(run.source),
+            "destination": str(run.destination),
+            "job_id": result.job_id,
+            "seconds": round(time.monotonic() - started, 3),
+            "model_seconds": round(run.model_seconds, 3),  # registry lookup + model load
+        }
+        self.log.info("SoMLier summary: %s", summary)
+        return summary
+
+    def on_kill(self) -> None:
+        """Cancel the BigQuery job in flight (load or transaction) when the task is killed.
+
+        A cancelled transaction rolls back, so the day stays old (or new, had it committed).
+        A staging table left behind is swept by a later run.
+        """
+        hook = self._bigquery
+        if hook is None:
+            return
+        try:
+            job_id = hook.cancel_running_job()
+        except Exception as exc:  # noqa: BLE001 - on_kill must not raise over the kill
+            self.log.warning("Could not cancel the running BigQuery job: %s", exc)
+            return
+        if job_id:
+            self.log.info("Cancelled BigQuery job %s", job_id)
+
+    def _prepare(self, context: Context) -> _RunPlan:
+        """Resolve the model and the tables and check every input; fail before reading a row."""
         import time
 
         from airflow_provider_somlier.bq_sql import literal
@@ -102,18 +192,15 @@ class MLOpsOfflineOperator(BaseOperator):
         from airflow_provider_somlier.hooks.mlflow import MLflowHook
         from airflow_provider_somlier.output import (
             LINEAGE_COLUMNS,
-            TARGET_DATE_COLUMN,
             Lineage,
-            check_destination,
             check_passthrough,
+            check_passthrough_types,
             lineage_values,
         )
         from airflow_provider_somlier.refs import parse_model_ref, parse_table_ref, validate_column_name
-        from airflow_provider_somlier.scoring import score_to_parquet
         from airflow_provider_somlier.window import day_filter, parse_bool, parse_window, target_date
 
-        started = time.monotonic()
-        # 1. Everything that can be checked without a network call.
+        # Everything that can be checked without a network call.
         window_days = parse_window(self.dataset_load_window)
         by_kst = parse_bool(self.dataset_load_by_kst, field="dataset_load_by_kst")
         model_ref = parse_model_ref(self.model_ref)
@@ -121,15 +208,17 @@ class MLOpsOfflineOperator(BaseOperator):
         check_passthrough(self.passthrough_columns)
         day = target_date(_run_date(context), window_days, by_kst)
 
-        # 2. Resolve the model and the tables; fail before reading a row.
-        bigquery = SomlierBigQueryHook(gcp_conn_id=self.gcp_conn_id, location=self.location)
+        bigquery = self._bigquery = SomlierBigQueryHook(gcp_conn_id=self.gcp_conn_id, location=self.location)
         source = parse_table_ref(self.dataset_ref, bigquery.project_id, field="dataset_ref")
         destination = parse_table_ref(self.destination_table_ref, bigquery.project_id, field="destination_table_ref")
         mlflow = MLflowHook(mlflow_conn_id=self.mlflow_conn_id)
         registry_started = time.monotonic()
         resolved = mlflow.resolve(model_ref)
         model_seconds = time.monotonic() - registry_started
-        source_types = {f.name: f.field_type for f in bigquery.get_existing_table(source, role="source").schema}
+        source_types = {
+            f.name: f"ARRAY<{f.field_type}>" if f.mode == "REPEATED" else f.field_type
+            for f in bigquery.get_existing_table(source, role="source").schema
+        }
         if load_column not in source_types:
             raise ColumnNotFoundError(
                 f"dataset_load_column {load_column!r} not found in {source}; it has {', '.join(sorted(source_types))}"
@@ -141,13 +230,11 @@ class MLOpsOfflineOperator(BaseOperator):
         plan = plan_features(
             source_types, signature_inputs(model), self.feature_columns, self.passthrough_columns, source=str(source)
         )
+        passthrough_types = {c: source_types[c] for c in plan.passthrough}
+        check_passthrough_types(passthrough_types, source=str(source))
         existing = bigquery.get_table_or_none(destination)
         if existing is None:
             bigquery.ensure_dataset_exists(destination, role="destination")
-        self.log.info(
-            "Scoring %s (version %s) on %s rows where %s -> %s",
-            resolved.requested, resolved.version, source, rows_of_day.sql, destination,
-        )
 
         lineage = Lineage(
             model_name=resolved.name,
@@ -161,56 +248,55 @@ class MLOpsOfflineOperator(BaseOperator):
         constants = lineage_values(lineage)
         for name, value in constants.items():  # refuse lineage that cannot be written before reading a row
             literal(value, LINEAGE_COLUMNS[name], field=name)
-        passthrough_types = {c: source_types[c] for c in plan.passthrough}
+        self.log.info(
+            "Scoring %s (version %s) on %s rows where %s -> %s",
+            resolved.requested, resolved.version, source, rows_of_day.sql, destination,
+        )
+        return _RunPlan(
+            day=day, source=source, destination=destination, existing=existing, rows_of_day=rows_of_day.sql,
+            resolved=resolved, model=model, plan=plan, passthrough_types=passthrough_types, lineage=lineage,
+            constants=constants, model_seconds=model_seconds,
+            job_id_seed="|".join(map(str, (lineage.airflow_dag_id, self.task_id, lineage.airflow_run_id, destination, day))),
+        )
+
+    def _score(self, run: _RunPlan, path: str) -> StagedPredictions:
+        """Read the day, predict chunk by chunk, stage the output as Parquet at ``path``."""
+        from airflow_provider_somlier.output import check_destination
+        from airflow_provider_somlier.scoring import score_to_parquet
 
         def check_against_destination(schema: list) -> None:
-            if existing is not None:
-                check_destination(existing.schema, schema, str(destination))
+            if run.existing is not None:
+                check_destination(run.existing.schema, schema, str(run.destination))
 
-        # 3. Read → predict → stage on local disk → replace the day in one transaction.
-        with tempfile.TemporaryDirectory(prefix="somlier-") as workdir:
-            staged = score_to_parquet(
-                bigquery.read_batches(source, plan.read_columns, rows_of_day.sql),
-                model,
-                plan,
-                lineage,
-                passthrough_types,
-                f"{workdir}/predictions.parquet",
-                on_schema=check_against_destination,
-                chunk_rows=self.chunk_rows,
-            )
-            schema = staged.schema
-            if staged.rows_read == 0:
-                schema = self._empty_day_schema(day, source, existing, passthrough_types, staged.path)
-            if existing is None:
-                bigquery.create_day_partitioned_table(destination, schema, TARGET_DATE_COLUMN)
-            result = bigquery.replace_partition(
-                destination,
-                schema,
-                TARGET_DATE_COLUMN,
-                day,
-                staged.path,
-                job_id_seed="|".join(
-                    map(str, (lineage.airflow_dag_id, self.task_id, lineage.airflow_run_id, destination, day))
-                ),
-                constants=constants,
-            )
+        return score_to_parquet(
+            self._bigquery.read_batches(run.source, run.plan.read_columns, run.rows_of_day),
+            run.model,
+            run.plan,
+            run.lineage,
+            run.passthrough_types,
+            path,
+            on_schema=check_against_destination,
+            chunk_rows=self.chunk_rows,
+        )
 
-        summary = {
-            "target_date": day.isoformat(),
-            "rows_read": staged.rows_read,
-            "rows_written": result.rows_written,
-            "model_name": resolved.name,
-            "model_version": resolved.version,
-            "model_run_id": resolved.run_id,
-            "source": str(source),
-            "destination": str(destination),
-            "job_id": result.job_id,
-            "seconds": round(time.monotonic() - started, 3),
-            "model_seconds": round(model_seconds, 3),  # registry lookup + model load
-        }
-        self.log.info("SoMLier summary: %s", summary)
-        return summary
+    def _replace(self, run: _RunPlan, staged: StagedPredictions) -> ReplaceResult:
+        """Replace the day in the destination (created on first write) with the staged rows."""
+        from airflow_provider_somlier.output import TARGET_DATE_COLUMN
+
+        schema = staged.schema
+        if staged.rows_read == 0:
+            schema = self._empty_day_schema(run.day, run.source, run.existing, run.passthrough_types, staged.path)
+        if run.existing is None:
+            self._bigquery.create_day_partitioned_table(run.destination, schema, TARGET_DATE_COLUMN)
+        return self._bigquery.replace_partition(
+            run.destination,
+            schema,
+            TARGET_DATE_COLUMN,
+            run.day,
+            staged.path,
+            job_id_seed=run.job_id_seed,
+            constants=run.constants,
+        )
 
     def _empty_day_schema(self, day, source, existing, passthrough_types, path) -> list:
         """Apply ``on_empty`` to a day with no rows; return the schema for an empty replace."""

@@ -63,3 +63,38 @@ def test_closing_early_stops_the_thread_and_closes_the_source():
 def test_depth_below_one_is_refused():
     with pytest.raises(ValueError, match="depth must be at least 1, got 0"):
         next(read_ahead([1], depth=0))
+
+
+class SilentSource:
+    """Yields one item, then blocks as a read on a silent socket does, until cancelled."""
+
+    def __init__(self):
+        self.cancelled = threading.Event()
+
+    def __iter__(self):
+        yield "first page"
+        self.cancelled.wait()
+
+    def cancel(self):
+        self.cancelled.set()
+
+
+def test_a_source_that_goes_silent_is_cancelled_and_the_stall_raised():
+    source = SilentSource()
+    pages = read_ahead(source, depth=1, stall_seconds=0.3, on_stall=lambda s: TimeoutError(f"silent for {s} s"))
+    assert next(pages) == "first page"
+    started = time.monotonic()
+    with pytest.raises(TimeoutError, match="silent for 0.3 s"):
+        next(pages)
+    assert time.monotonic() - started < 5  # the stall bound plus a generous margin, not forever
+    assert source.cancelled.is_set()
+    assert not [t for t in threading.enumerate() if t.name == "somlier-read-ahead" and t.is_alive()]
+
+
+def test_a_slow_consumer_is_not_a_stall():
+    pages = read_ahead(iter(range(5)), depth=1, stall_seconds=0.2)
+    seen = []
+    for page in pages:
+        time.sleep(0.3)  # the consumer, not the source, is slow
+        seen.append(page)
+    assert seen == list(range(5))

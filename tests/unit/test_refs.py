@@ -33,3 +33,25 @@ def test_a_table_ref_without_any_project_is_refused():
 def test_table_refs_with_unsafe_characters_are_refused(ref):
     with pytest.raises(InvalidRefError):
         parse_table_ref(ref, "my-project")
+
+
+@pytest.mark.parametrize("name", ["load_date\n", "load_date\n\n", "load\ndate", "end\r"])
+def test_column_names_with_a_newline_anywhere_are_refused(name):
+    from airflow_provider_somlier.refs import validate_column_name
+
+    with pytest.raises(InvalidRefError, match=repr(name).replace("\\", "\\\\")):
+        validate_column_name(name, field="dataset_load_column")
+
+
+@pytest.mark.parametrize("name", ["preds\n", "preds\nx"])
+def test_table_names_with_a_newline_are_refused(name):
+    from airflow_provider_somlier.refs import validate_table_name
+
+    with pytest.raises(InvalidRefError):
+        validate_table_name(name)
+
+
+@pytest.mark.parametrize("ref", ["m@champion\nx", "m/1\n2", "models:/m/1\nx"])
+def test_model_refs_with_an_inner_newline_are_refused(ref):
+    with pytest.raises(InvalidRefError):
+        parse_model_ref(ref)
