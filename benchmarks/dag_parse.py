@@ -101,6 +101,39 @@ print(json.dumps(report))
 """
 
 
+_IMPORTS = r"""
+import gc, json, os, statistics, sys, time, warnings
+sys.dont_write_bytecode = False
+warnings.simplefilter("ignore")
+import airflow.dag_processing.manager
+import airflow.sdk
+from airflow.sdk import DAG, BaseOperator
+gc.freeze()
+report = {}
+for module in sys.argv[2:]:
+    seconds = []
+    for _ in range(int(sys.argv[1])):
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            started = time.process_time()
+            __import__(module)
+            os.write(write, json.dumps(time.process_time() - started).encode())
+            os._exit(0)
+        os.close(write)
+        with os.fdopen(read, "rb") as pipe:
+            seconds.append(json.loads(pipe.read()))
+        os.waitpid(pid, 0)
+    report[module] = statistics.median(seconds)
+print(json.dumps(report))
+"""
+IMPORTED_PER_FILE = (
+    "airflow_provider_somlier.operators",
+    "airflow_provider_somlier.errors",
+    "airflow_provider_somlier.operators.offline",
+)
+
+
 def _write_folders(root: Path, files: int) -> dict[str, Path]:
     from airflow_provider_somlier.generate.render import render_offline
     from airflow_provider_somlier.generate.spec import OfflineDagSpec
@@ -127,10 +160,11 @@ with DAG(dag_id="warm_up", schedule=None, start_date=datetime.datetime(2026, 11,
 '''
 
 
-def _run(script: str, folder: Path, *extra: str) -> dict:
+def _run(script: str, *args: object) -> dict:
+    """Run ``script`` in a fresh interpreter that may use and write byte-compiled modules."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
     out = subprocess.run(
-        [sys.executable, "-c", script, str(folder), *extra], capture_output=True, text=True, check=True, env=env
+        [sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True, check=True, env=env
     )
     return json.loads(out.stdout.strip().splitlines()[-1])
 
@@ -165,10 +199,10 @@ def main() -> int:
         subset.mkdir()
         for path in sorted(folder.glob("*.py"))[: args.processor_files]:
             (subset / path.name).write_bytes(path.read_bytes())
-        _run(_PROCESSOR, subset, str(warm_up))  # untimed warm-up, as above
+        _run(_PROCESSOR, subset, warm_up)  # untimed warm-up, as above
         parse, total = [], []
         for _ in range(args.repeat):
-            report = _run(_PROCESSOR, subset, str(warm_up))
+            report = _run(_PROCESSOR, subset, warm_up)
             assert report["dags"] == args.processor_files and report["errors"] == 0, report
             parse.append(statistics.median(report["parse"]))
             total.append(statistics.median(report["total"]))
@@ -182,6 +216,10 @@ def main() -> int:
     for label in folders:
         print(f"| {label} | {1000 * dagbag[label]:.2f} | {1000 * processor[label][0]:.2f} | {1000 * processor[label][1]:.2f} |")
     bare, generated = "bare EmptyOperator", "generated MLOpsOfflineOperator"
+    imports = _run(_IMPORTS, args.processor_files, *IMPORTED_PER_FILE)
+    print("\n| imported in a fresh process (after airflow.sdk) | ms (median) |\n|---|---:|")
+    for module, seconds in imports.items():
+        print(f"| `{module}`{' (and what it imports)' if module.endswith('offline') else ''} | {1000 * seconds:.2f} |")
     print(
         f"\n(best of {args.repeat} runs; processor figures are the median over {args.processor_files} files)"
         f"\ngenerated / bare: DagBag {dagbag[generated] / dagbag[bare]:.2f}x, processor parse "

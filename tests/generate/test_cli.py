@@ -192,3 +192,24 @@ def test_a_token_github_echoes_is_masked_on_stderr():
         done = somlier(*OFFLINE_ARGS, github.token, "--start_date", "2026-11-22", env=env)
     assert done.returncode == 1
     assert "Authorization: token ***" in done.stderr and github.token not in done.stderr
+
+
+def test_a_bad_setting_is_named_and_a_token_in_it_masked():
+    done = somlier(*OFFLINE_ARGS, "--dry_run", env={"SOMLIER_CHECK_AIRFLOW_TIMEOUT": "ghp_pastedHereByMistake1"})
+    assert done.returncode == 2 and "check_airflow_timeout '***'" in done.stderr
+    assert "pastedHereByMistake" not in done.stderr
+
+
+def test_an_unexpected_error_prints_its_traceback_with_tokens_masked():
+    from airflow_provider_somlier.cli import _TokenSafeGroup
+
+    group = _TokenSafeGroup()
+
+    @group.command()
+    def boom() -> None:
+        raise RuntimeError("GitHub said: Authorization: token ghp_leakedInATraceback99")
+
+    done = CliRunner().invoke(group, ["boom"], catch_exceptions=False)
+    assert done.exit_code == 1
+    assert "Traceback" in done.stderr and "RuntimeError: GitHub said: Authorization: token ***" in done.stderr
+    assert "leakedInATraceback" not in done.stderr
