@@ -117,6 +117,11 @@ def _deliver(
         raise InvalidArgumentError(missing)
     if isinstance(publisher, GitHubPublisher) and not token:
         raise InvalidArgumentError(f"a GitHub token is needed: pass it as the last argument or set {TOKEN_ENV}")
+    if isinstance(publisher, GitHubPublisher) and not (token.isascii() and token.isprintable() and " " not in token):
+        raise InvalidArgumentError(
+            f"the GitHub token (last argument or {TOKEN_ENV}) holds spaces or characters other than printable "
+            "ASCII: copy it again from GitHub"
+        )
     _say(f"linting {dag_id}.py with Airflow's DagBag ...", err=True)
     lint()
     published = publisher.publish(dag_id, source, description)

@@ -213,3 +213,11 @@ def test_an_unexpected_error_prints_its_traceback_with_tokens_masked():
     assert done.exit_code == 1
     assert "Traceback" in done.stderr and "RuntimeError: GitHub said: Authorization: token ***" in done.stderr
     assert "leakedInATraceback" not in done.stderr
+
+
+def test_a_token_that_is_not_printable_ascii_is_refused_without_being_shown():
+    mangled = "ghp_abc\u00e9" + b"\xff".decode("utf-8", "surrogateescape")
+    done = somlier(*OFFLINE_ARGS, mangled, "--start_date", "2026-11-22",
+                   env={"SOMLIER_DAGS_REPO": "mlops/dags", "SOMLIER_GITHUB_BASE_URL": "http://127.0.0.1:9"})
+    assert done.returncode == 2 and "copy it again from GitHub" in done.stderr
+    assert "abc" not in done.stderr
