@@ -107,7 +107,10 @@ def _deliver(
             folder=settings.dags_folder,
             base_url=settings.github_base_url,
         )
-    missing = "no dags repository: set SOMLIER_DAGS_REPO=owner/name (with a token in $" + TOKEN_ENV + "), or pass --local_repo PATH"
+    missing = (
+        f"no dags repository: set SOMLIER_DAGS_REPO=owner/name (with a token in ${TOKEN_ENV}), "
+        "or pass --local_repo PATH"
+    )
     if dry_run:
         click.echo(source, nl=False)
         plan = publisher.describe(dag_id) if publisher else f"publish it, which needs a dags repository ({missing})"
@@ -281,8 +284,7 @@ def batch_create(
         from airflow_provider_somlier.errors import InvalidArgumentError
         from airflow_provider_somlier.generate.lint import lint_dag_source
         from airflow_provider_somlier.generate.render import render_batch
-        from airflow_provider_somlier.generate.spec import checked_text
-        from airflow_provider_somlier.generate.spec import BatchDagSpec
+        from airflow_provider_somlier.generate.spec import BatchDagSpec, checked_text
 
         pairs = {}
         for item in env:
