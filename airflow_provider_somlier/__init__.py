@@ -23,6 +23,10 @@ def get_provider_info() -> dict:
             {"integration-name": "MLflow", "python-modules": ["airflow_provider_somlier.hooks.mlflow"]},
             {"integration-name": "SoMLier", "python-modules": ["airflow_provider_somlier.hooks.bigquery"]},
         ],
+        "extra-links": [
+            "airflow_provider_somlier.links.MLflowModelVersionLink",
+            "airflow_provider_somlier.links.BigQueryTableLink",
+        ],
         "connection-types": [
             {
                 "connection-type": "mlflow",

@@ -8,7 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_somlier.assets import emit_predictions_event, predictions_alias
 from airflow_provider_somlier.errors import ColumnNotFoundError, EmptyWindowError, InvalidArgumentError
+from airflow_provider_somlier.links import BigQueryTableLink, MLflowModelVersionLink
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -54,6 +56,7 @@ class MLOpsOfflineOperator(BaseOperator):
         "passthrough_columns",
     )
     ui_color = "#d8ecf3"
+    operator_extra_links = (MLflowModelVersionLink(), BigQueryTableLink())
 
     def __init__(
         self,
@@ -73,6 +76,7 @@ class MLOpsOfflineOperator(BaseOperator):
         chunk_rows: int = 100_000,
         **kwargs: Any,
     ) -> None:
+        kwargs.setdefault("outlets", [predictions_alias(destination_table_ref)])  # "day D is written" (assets.py)
         super().__init__(**kwargs)
         if on_empty not in ON_EMPTY_CHOICES:
             raise InvalidArgumentError(f"on_empty must be one of {', '.join(ON_EMPTY_CHOICES)}, got {on_empty!r}")
@@ -210,7 +214,17 @@ class MLOpsOfflineOperator(BaseOperator):
             "model_seconds": round(model_seconds, 3),  # registry lookup + model load
         }
         self.log.info("SoMLier summary: %s", summary)
+        emit_predictions_event(context, self.outlets, destination, summary)
+        from airflow_provider_somlier.lineage import run_lineage
+
+        self._run_lineage = run_lineage(source, source_types, destination, schema, plan, resolved)
         return summary
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: feature table → model → predictions table, with schemas (see lineage.py)."""
+        from airflow_provider_somlier.lineage import operator_lineage
+
+        return operator_lineage(getattr(self, "_run_lineage", None))
 
     def _empty_day_schema(self, day, source, existing, passthrough_types, path) -> list:
         """Apply ``on_empty`` to a day with no rows; return the schema for an empty replace."""

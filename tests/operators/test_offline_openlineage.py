@@ -1,0 +1,66 @@
+"""OpenLineage facets of a finished run: tables with schemas, column mapping, the model as a run facet."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from airflow_provider_somlier.devtools.sample_model import FEATURES
+from airflow_provider_somlier.operators import MLOpsOfflineOperator
+from tests.helpers import run_context
+
+UTC = dt.timezone.utc
+
+
+def finished_operator(features_table: str, destination: str) -> MLOpsOfflineOperator:
+    op = MLOpsOfflineOperator(
+        task_id="predict", model_ref="diabetes-ridge@champion", dataset_ref=features_table,
+        dataset_load_column="load_date", destination_table_ref=destination, passthrough_columns=["row_id"],
+    )
+    op.execute(run_context(dt.datetime(2026, 11, 21, 0, 0, tzinfo=UTC)))
+    return op
+
+
+def test_lineage_reports_source_and_destination_tables_with_their_schemas(registry, features_table, destination, bq_client):
+    lineage = finished_operator(features_table, destination).get_openlineage_facets_on_complete(None)
+
+    [source] = lineage.inputs
+    [output] = lineage.outputs
+    assert (source.namespace, source.name) == ("bigquery", features_table)
+    assert (output.namespace, output.name) == ("bigquery", destination)
+    assert {f.name: f.type for f in source.facets["schema"].fields} == {
+        f.name: f.field_type for f in bq_client.get_table(features_table).schema
+    }
+    assert {f.name: f.type for f in output.facets["schema"].fields} == {
+        f.name: f.field_type for f in bq_client.get_table(destination).schema
+    }
+
+
+def test_lineage_maps_passthrough_columns_one_to_one_and_predictions_to_the_features(
+    registry, features_table, destination
+):
+    lineage = finished_operator(features_table, destination).get_openlineage_facets_on_complete(None)
+
+    columns = lineage.outputs[0].facets["columnLineage"].fields
+    assert set(columns) == {"row_id", "prediction"}
+    assert columns["row_id"].transformationType == "IDENTITY"
+    assert [(f.name, f.field) for f in columns["row_id"].inputFields] == [(features_table, "row_id")]
+    assert [f.field for f in columns["prediction"].inputFields] == list(FEATURES)
+
+
+def test_lineage_carries_the_resolved_model_version_as_a_run_facet(registry, features_table, destination):
+    lineage = finished_operator(features_table, destination).get_openlineage_facets_on_complete(None)
+
+    model = lineage.run_facets["somlier_model"]
+    assert (model.name, model.version, model.runId, model.uri) == (
+        "diabetes-ridge", registry["v1"].version, registry["v1"].run_id, f"models:/diabetes-ridge/{registry['v1'].version}"
+    )
+
+
+def test_an_operator_that_has_not_run_reports_no_lineage():
+    op = MLOpsOfflineOperator(
+        task_id="predict", model_ref="m/1", dataset_ref="d.t", dataset_load_column="day", destination_table_ref="d.p"
+    )
+
+    lineage = op.get_openlineage_facets_on_complete(None)
+
+    assert (lineage.inputs, lineage.outputs, lineage.run_facets) == ([], [], {})
