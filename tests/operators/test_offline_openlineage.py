@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
+
+import pytest
 
 from airflow_provider_somlier.devtools.sample_model import FEATURES
 from airflow_provider_somlier.operators import MLOpsOfflineOperator
@@ -11,17 +14,21 @@ from tests.helpers import run_context
 UTC = dt.timezone.utc
 
 
-def finished_operator(features_table: str, destination: str) -> MLOpsOfflineOperator:
+@pytest.fixture(scope="module")
+def lineage(registry, features_table, emulator, bq_client):
+    """The facets of one finished run (all tests here read the same run)."""
+    bq_client.create_dataset(f"{emulator.project}.predictions", exists_ok=True)
+    destination = f"{emulator.project}.predictions.openlineage_{os.getpid()}"
     op = MLOpsOfflineOperator(
         task_id="predict", model_ref="diabetes-ridge@champion", dataset_ref=features_table,
         dataset_load_column="load_date", destination_table_ref=destination, passthrough_columns=["row_id"],
     )
     op.execute(run_context(dt.datetime(2026, 11, 21, 0, 0, tzinfo=UTC)))
-    return op
+    return op.get_openlineage_facets_on_complete(None), destination
 
 
-def test_lineage_reports_source_and_destination_tables_with_their_schemas(registry, features_table, destination, bq_client):
-    lineage = finished_operator(features_table, destination).get_openlineage_facets_on_complete(None)
+def test_lineage_reports_source_and_destination_tables_with_their_schemas(lineage, features_table, bq_client):
+    lineage, destination = lineage
 
     [source] = lineage.inputs
     [output] = lineage.outputs
@@ -35,10 +42,8 @@ def test_lineage_reports_source_and_destination_tables_with_their_schemas(regist
     }
 
 
-def test_lineage_maps_passthrough_columns_one_to_one_and_predictions_to_the_features(
-    registry, features_table, destination
-):
-    lineage = finished_operator(features_table, destination).get_openlineage_facets_on_complete(None)
+def test_lineage_maps_passthrough_columns_one_to_one_and_predictions_to_the_features(lineage, features_table):
+    lineage, _ = lineage
 
     columns = lineage.outputs[0].facets["columnLineage"].fields
     assert set(columns) == {"row_id", "prediction"}
@@ -47,8 +52,8 @@ def test_lineage_maps_passthrough_columns_one_to_one_and_predictions_to_the_feat
     assert [f.field for f in columns["prediction"].inputFields] == list(FEATURES)
 
 
-def test_lineage_carries_the_resolved_model_version_as_a_run_facet(registry, features_table, destination):
-    lineage = finished_operator(features_table, destination).get_openlineage_facets_on_complete(None)
+def test_lineage_carries_the_resolved_model_version_as_a_run_facet(lineage, registry):
+    lineage, _ = lineage
 
     model = lineage.run_facets["somlier_model"]
     assert (model.name, model.version, model.runId, model.uri) == (
