@@ -22,8 +22,6 @@ from airflow.sdk import Asset, AssetAlias
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-    from airflow_provider_somlier.refs import TableRef
-
 ALIAS_PREFIX = "somlier-predictions:"
 EXTRA_KEYS = ("target_date", "model_name", "model_version", "rows_written")
 
@@ -38,11 +36,10 @@ def table_asset(project: str, dataset: str, table: str) -> Asset:
     return Asset(uri=f"bigquery://{project}/{dataset}/{table}")
 
 
-def emit_predictions_event(
-    context: Context, outlets: Iterable[Any], destination: TableRef, summary: Mapping[str, Any]
-) -> Asset | None:
+def emit_predictions_event(context: Context, outlets: Iterable[Any], summary: Mapping[str, Any]) -> Asset | None:
     """Attach "day D is written" to every predictions alias among ``outlets``; return the asset.
 
+    ``summary`` is the run's summary (its ``destination`` is ``project.dataset.table``).
     Also fills the extra of the table's own asset when a DAG declared it directly. Returns
     ``None`` (and emits nothing) when the task declares neither, or when it runs outside
     an Airflow task (a context without ``outlet_events``, as in a direct ``execute`` call).
@@ -50,7 +47,7 @@ def emit_predictions_event(
     outlet_events = context.get("outlet_events")
     if outlet_events is None:
         return None
-    asset = table_asset(destination.project, destination.dataset, destination.table)
+    asset = table_asset(*summary["destination"].split("."))
     extra = {key: summary[key] for key in EXTRA_KEYS}
     emitted = False
     for outlet in outlets:

@@ -214,11 +214,15 @@ class MLOpsOfflineOperator(BaseOperator):
             "model_seconds": round(model_seconds, 3),  # registry lookup + model load
         }
         self.log.info("SoMLier summary: %s", summary)
-        emit_predictions_event(context, self.outlets, destination, summary)
+        self._announce(context, summary, plan)
+        return summary
+
+    def _announce(self, context: Context, summary: dict[str, Any], plan: Any) -> None:
+        """Tell Airflow what the run wrote: an asset event now, the lineage when OpenLineage asks."""
         from airflow_provider_somlier.lineage import run_lineage
 
-        self._run_lineage = run_lineage(source, source_types, destination, schema, plan, resolved)
-        return summary
+        emit_predictions_event(context, self.outlets, summary)
+        self._run_lineage = run_lineage(summary, plan, self.gcp_conn_id, self.location)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
         """OpenLineage: feature table → model → predictions table, with schemas (see lineage.py)."""

@@ -69,3 +69,19 @@ def test_an_operator_that_has_not_run_reports_no_lineage():
     lineage = op.get_openlineage_facets_on_complete(None)
 
     assert (lineage.inputs, lineage.outputs, lineage.run_facets) == ([], [], {})
+
+
+def test_a_table_that_cannot_be_read_is_reported_without_its_schema(emulator):
+    from airflow_provider_somlier.lineage import RunLineage, operator_lineage
+
+    run = RunLineage(
+        source=f"{emulator.project}.missing.features", destination=f"{emulator.project}.missing.predictions",
+        features=("age",), passthrough=("row_id",), model_name="m", model_version="4", model_run_id="r",
+        gcp_conn_id="google_cloud_default",
+    )
+
+    lineage = operator_lineage(run)
+
+    assert [d.name for d in lineage.inputs + lineage.outputs] == [run.source, run.destination]
+    assert "schema" not in lineage.inputs[0].facets and "schema" not in lineage.outputs[0].facets
+    assert lineage.run_facets["somlier_model"].version == "4"
