@@ -13,3 +13,15 @@ def test_the_table_asset_has_the_uri_the_google_provider_gives_the_same_table():
 
 def test_the_alias_is_named_after_the_destination_ref_as_written_in_the_dag():
     assert predictions_alias("predictions.diabetes_ridge").name == "somlier-predictions:predictions.diabetes_ridge"
+
+
+def test_a_generated_dag_declares_the_alias_the_operator_emits_through():
+    import importlib.util
+    from pathlib import Path
+
+    golden = Path(__file__).parents[1] / "generate" / "golden" / "offline_v2.py"
+    spec = importlib.util.spec_from_file_location("somlier_golden_offline_v2", golden)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+
+    assert module.dag.get_task("predict").outlets == [predictions_alias("temp_serena.boston_house_pricing_result")]

@@ -5,9 +5,8 @@
 
 import datetime
 
-from airflow.sdk import DAG
+from airflow.sdk import AssetAlias, DAG
 
-from airflow_provider_somlier.assets import predictions_alias
 from airflow_provider_somlier.operators import MLOpsOfflineOperator
 
 with DAG(
@@ -27,5 +26,5 @@ with DAG(
         destination_table_ref='temp_serena.boston_house_pricing_result',
         dataset_load_window=1,
         dataset_load_by_kst=True,
-        outlets=[predictions_alias('temp_serena.boston_house_pricing_result')],
+        outlets=[AssetAlias('somlier-predictions:temp_serena.boston_house_pricing_result')],
     )
