@@ -31,7 +31,11 @@ class Demo:
         state.mkdir(parents=True, exist_ok=True)
         self.state = state
         self.output = state / "demo-output.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "SOMLIER"))}
+        env = {
+            k: v for k, v in os.environ.items()
+            # the demo sets its own connections and settings; only the emulator interpreter is passed on
+            if not k.startswith(("AIRFLOW", "SOMLIER")) or k == "SOMLIER_BQEMULATOR_PYTHON"
+        }
         env["AIRFLOW_HOME"] = str(state / "demo-airflow-home")
         with open(self.output, "ab") as out:
             self.process = subprocess.Popen(
