@@ -21,6 +21,10 @@ def get_provider_info() -> dict:
         "operators": [
             {"integration-name": "SoMLier", "python-modules": ["airflow_provider_somlier.operators.offline"]},
         ],
+        "extra-links": [
+            "airflow_provider_somlier.links.MLflowModelVersionLink",
+            "airflow_provider_somlier.links.BigQueryTableLink",
+        ],
         "hooks": [
             {"integration-name": "MLflow", "python-modules": ["airflow_provider_somlier.hooks.mlflow"]},
             {"integration-name": "SoMLier", "python-modules": ["airflow_provider_somlier.hooks.bigquery"]},

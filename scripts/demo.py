@@ -10,8 +10,11 @@
    7-day backfill, then reruns one finished day by clearing it,
 5. prints a table per target day and where to open the Airflow and MLflow UIs.
 
-Everything it started is stopped on exit or Ctrl-C (``--serve`` keeps the UIs up until
-Ctrl-C). Run it through ``scripts/demo.sh``, which installs the locked environment first.
+Everything it started is stopped on exit, on Ctrl-C and on SIGTERM or SIGHUP alike
+(``--serve`` keeps the UIs up until one of them). Each server is recorded in a pid file
+under ``.somlier/pids/`` while it runs, so a demo whose own process was killed with ``-9``
+leaves nothing behind for long: the next demo stops those servers before starting its own.
+Run it through ``scripts/demo.sh``, which installs the locked environment first.
 """
 
 from __future__ import annotations
@@ -22,15 +25,34 @@ import datetime as dt
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-STATE = REPO / ".somlier"
 KST = dt.timezone(dt.timedelta(hours=9))
 DAG_ID = "inference_diabetes_ridge"
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class Stopped(KeyboardInterrupt):
+    """A stop signal, raised wherever the demo is, so every ``with`` block stops what it started."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+def _stop(signum: int, frame: object) -> None:
+    # Ctrl-C, `kill`, `timeout`, `docker stop` and a closed terminal all end the same way; a
+    # second signal must not cut the cleanup short, so the rest are ignored from here on.
+    for each in STOP_SIGNALS:
+        signal.signal(each, signal.SIG_IGN)
+    raise Stopped(signum)
 
 
 def step(message: str) -> None:
@@ -38,19 +60,21 @@ def step(message: str) -> None:
 
 
 @contextlib.contextmanager
-def mlflow_ui(tracking_uri: str, artifacts: Path, port: int):
+def mlflow_ui(tracking_uri: str, artifacts: Path, port: int, state: Path, pids):
     from airflow_provider_somlier.devtools.emulator import stop_pid
 
-    log = open(STATE / "mlflow-ui.log", "ab")  # noqa: SIM115
+    log = open(state / "mlflow-ui.log", "ab")  # noqa: SIM115
     process = subprocess.Popen(
         [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri,
          "--default-artifact-root", artifacts.as_uri(), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
     )
+    pids.record("mlflow-ui", process.pid)
     try:
         yield f"http://127.0.0.1:{port}"
     finally:
         stop_pid(process.pid)
+        pids.forget("mlflow-ui")
 
 
 def wait_runs(session, url: str, count: int, timeout: float = 300) -> list[dict]:
@@ -74,30 +98,37 @@ def main() -> int:
     parser = argparse.ArgumentParser(description="SoMLier demo on a local BigQuery emulator, MLflow and Airflow.")
     parser.add_argument("--serve", action="store_true", help="keep Airflow and the MLflow UI up until Ctrl-C")
     parser.add_argument("--rows-per-day", type=int, default=1_000)
+    parser.add_argument("--state-dir", type=Path, default=REPO / ".somlier", help="logs, databases and pid files")
     args = parser.parse_args()
+    state: Path = args.state_dir.resolve()
 
     from airflow_provider_somlier.devtools.airflow_local import running_airflow
     from airflow_provider_somlier.devtools.emulator import free_port, running_emulator
+    from airflow_provider_somlier.devtools.pidfiles import PidFiles
     from airflow_provider_somlier.devtools.sample_data import load_features
     from airflow_provider_somlier.devtools.sample_model import train_and_register
 
-    STATE.mkdir(exist_ok=True)
+    state.mkdir(parents=True, exist_ok=True)
+    pids = PidFiles(state / "pids")
+    stale_servers = pids.stop_stale()
+    if stale_servers:
+        step(f"Stopped what a previous demo left running: {', '.join(stale_servers)}")
     for stale in ("airflow", "dags-repo", "bigquery"):  # a demo run starts from scratch, so it can run twice
-        shutil.rmtree(STATE / stale, ignore_errors=True)
-    tracking_uri = f"sqlite:///{STATE / 'mlflow.db'}"
+        shutil.rmtree(state / stale, ignore_errors=True)
+    tracking_uri = f"sqlite:///{state / 'mlflow.db'}"
     today = dt.datetime.now(KST).date()
 
     with contextlib.ExitStack() as stack:
         step("Starting the local BigQuery emulator")
-        emulator = stack.enter_context(running_emulator(STATE / "bqemulator.log", data_dir=STATE / "bigquery"))
+        emulator = stack.enter_context(running_emulator(state / "bqemulator.log", data_dir=state / "bigquery", pids=pids))
         os.environ["AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT"] = emulator.connection_uri_json()
         os.environ["AIRFLOW_CONN_MLFLOW_DEFAULT"] = json.dumps({"conn_type": "mlflow", "host": tracking_uri})
         print(f"    REST {emulator.api_endpoint}, Storage Read {emulator.storage_read_endpoint}")
 
         step(f"Training diabetes-ridge into the registry at {tracking_uri}")
-        model = train_and_register(tracking_uri, "diabetes-ridge", alias="champion", artifact_root=(STATE / "mlartifacts").as_uri())
+        model = train_and_register(tracking_uri, "diabetes-ridge", alias="champion", artifact_root=(state / "mlartifacts").as_uri())
         print(f"    version {model.version} (run {model.run_id}), alias champion → {model.version}")
-        mlflow_url = stack.enter_context(mlflow_ui(tracking_uri, STATE / "mlartifacts", free_port()))
+        mlflow_url = stack.enter_context(mlflow_ui(tracking_uri, state / "mlartifacts", free_port(), state, pids))
 
         days = [today - dt.timedelta(days=i) for i in range(14, 0, -1)]
         step(f"Loading {args.rows_per_day} feature rows a day for {days[0]} .. {days[-1]}")
@@ -107,11 +138,11 @@ def main() -> int:
         load_features(client, f"{emulator.project}.features.diabetes", days, args.rows_per_day)
         client.create_dataset(f"{emulator.project}.predictions", exists_ok=True)
 
-        repo = STATE / "dags-repo"
+        repo = state / "dags-repo"
         (repo / "dags").mkdir(parents=True)
         subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
         step("Starting Airflow (API server, scheduler, DAG processor)")
-        airflow = stack.enter_context(running_airflow(STATE / "airflow", repo / "dags"))
+        airflow = stack.enter_context(running_airflow(state / "airflow", repo / "dags", pids=pids))
         print(f"    Airflow at {airflow.url}")
 
         step(f"somlier offline create_v2 … {DAG_ID} … --local_repo {repo} --check_airflow")
@@ -156,7 +187,7 @@ def main() -> int:
         runs = wait_runs(session, airflow.url, 7)
         failed = [r["dag_run_id"] for r in runs if r["state"] != "success"]
         if failed:
-            print(f"    failed runs: {failed}; task logs under {STATE / 'airflow' / 'logs'}")
+            print(f"    failed runs: {failed}; task logs under {state / 'airflow' / 'logs'}")
             return 1
 
         step("Predictions in predictions.diabetes_ridge, per target day")
@@ -172,7 +203,7 @@ def main() -> int:
 
         print(f"\n    Airflow UI: {airflow.url}   MLflow UI: {mlflow_url}")
         if args.serve:
-            print("    serving until Ctrl-C …")
+            print("    serving until Ctrl-C (or SIGTERM/SIGHUP) …")
             with contextlib.suppress(KeyboardInterrupt):
                 while True:
                     time.sleep(3600)
@@ -181,7 +212,9 @@ def main() -> int:
 
 
 if __name__ == "__main__":
+    for each in STOP_SIGNALS:
+        signal.signal(each, _stop)
     try:
         sys.exit(main())
-    except KeyboardInterrupt:
-        sys.exit(130)
+    except Stopped as stopped:  # the shell's convention: 128 + the signal's number
+        sys.exit(128 + stopped.signum)

@@ -3,4 +3,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
+# exec: SIGTERM/SIGHUP reach the demo itself, which stops everything it started (as on Ctrl-C).
 exec .venv/bin/python scripts/demo.py "$@"

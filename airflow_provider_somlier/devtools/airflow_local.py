@@ -16,10 +16,16 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import requests
 
 from airflow_provider_somlier.devtools.emulator import free_port, stop_pid
+
+if TYPE_CHECKING:
+    from airflow_provider_somlier.devtools.pidfiles import PidFiles
+
+COMPONENTS = ("api-server", "scheduler", "dag-processor")
 
 
 def airflow_env(home: Path, dags_folder: Path, port: int, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -95,16 +101,25 @@ def _wait_healthy(airflow: LocalAirflow, timeout: float) -> None:
 
 @contextlib.contextmanager
 def running_airflow(
-    home: Path, dags_folder: Path, *, port: int | None = None, extra_env: dict[str, str] | None = None, timeout: float = 180
+    home: Path,
+    dags_folder: Path,
+    *,
+    port: int | None = None,
+    extra_env: dict[str, str] | None = None,
+    timeout: float = 180,
+    pids: PidFiles | None = None,
 ) -> Iterator[LocalAirflow]:
-    """Migrate the metadata DB, start the three components, yield once healthy, stop them all."""
+    """Migrate the metadata DB, start the three components, yield once healthy, stop them all.
+
+    Each component is recorded in ``pids`` as ``airflow-<component>`` from its start to its stop.
+    """
     home.mkdir(parents=True, exist_ok=True)
     (home / "logs").mkdir(exist_ok=True)
     port = port or free_port()
     airflow = LocalAirflow(home=home, port=port, env=airflow_env(home, dags_folder, port, extra_env))
     airflow.cli("db", "migrate")
     try:
-        for component in ("api-server", "scheduler", "dag-processor"):
+        for component in COMPONENTS:
             log = open(home / "logs" / f"{component}.log", "ab")  # noqa: SIM115 - closed with the process
             airflow.processes.append(
                 subprocess.Popen(
@@ -112,10 +127,14 @@ def running_airflow(
                     stderr=subprocess.STDOUT, start_new_session=True,
                 )
             )
+            if pids is not None:
+                pids.record(f"airflow-{component}", airflow.processes[-1].pid)
         _wait_healthy(airflow, timeout)
         yield airflow
     finally:
-        for process in airflow.processes:
+        for component, process in zip(COMPONENTS, airflow.processes):
             stop_pid(process.pid, timeout=15)
             with contextlib.suppress(subprocess.TimeoutExpired):
                 process.wait(timeout=5)
+            if pids is not None:
+                pids.forget(f"airflow-{component}")

@@ -20,6 +20,10 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from airflow_provider_somlier.devtools.pidfiles import PidFiles
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 LAUNCHER = Path(__file__).with_name("bqemulator_launch.py")
@@ -90,8 +94,9 @@ def start(
     grpc_port: int | None = None,
     project: str = DEFAULT_PROJECT,
     data_dir: Path | None = None,
+    pids: PidFiles | None = None,
 ) -> tuple[Emulator, subprocess.Popen]:
-    """Start an emulator and wait until its REST API answers."""
+    """Start an emulator and wait until its REST API answers (recorded in ``pids`` as ``bqemulator``)."""
     rest_port = rest_port or free_port()
     grpc_port = grpc_port or free_port()
     command = [
@@ -105,11 +110,15 @@ def start(
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "ab") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    if pids is not None:
+        pids.record("bqemulator", process.pid)
     emulator = Emulator(process.pid, rest_port, grpc_port, project, str(log_path))
     try:
         _wait_ready(emulator, process)
     except BaseException:
         stop_pid(process.pid)
+        if pids is not None:
+            pids.forget("bqemulator")
         raise
     return emulator, process
 
@@ -137,6 +146,8 @@ def running_emulator(log_path: Path, **kwargs) -> Iterator[Emulator]:
         yield emulator
     finally:
         stop_pid(process.pid)
+        if kwargs.get("pids") is not None:
+            kwargs["pids"].forget("bqemulator")
 
 
 def _read_state() -> Emulator | None:

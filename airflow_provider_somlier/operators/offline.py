@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from airflow_provider_somlier.assets import emit_predictions_event, predictions_alias
 from airflow_provider_somlier.errors import ColumnNotFoundError, EmptyWindowError, InvalidArgumentError
+from airflow_provider_somlier.links import BigQueryTableLink, MLflowModelVersionLink
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -91,6 +93,7 @@ class MLOpsOfflineOperator(BaseOperator):
         "passthrough_columns",
     )
     ui_color = "#d8ecf3"
+    operator_extra_links = (MLflowModelVersionLink(), BigQueryTableLink())
 
     def __init__(
         self,
@@ -114,6 +117,7 @@ class MLOpsOfflineOperator(BaseOperator):
         max_retry_delay: dt.timedelta | float | None = DEFAULT_MAX_RETRY_DELAY,
         **kwargs: Any,
     ) -> None:
+        kwargs.setdefault("outlets", [predictions_alias(destination_table_ref)])  # "day D is written" (assets.py)
         super().__init__(
             retries=retries,
             retry_delay=retry_delay,
@@ -163,6 +167,7 @@ class MLOpsOfflineOperator(BaseOperator):
             "model_seconds": round(run.model_seconds, 3),  # registry lookup + model load
         }
         self.log.info("SoMLier summary: %s", summary)
+        self._announce(context, summary, run.plan)
         return summary
 
     def on_kill(self) -> None:
@@ -297,6 +302,19 @@ class MLOpsOfflineOperator(BaseOperator):
             job_id_seed=run.job_id_seed,
             constants=run.constants,
         )
+
+    def _announce(self, context: Context, summary: dict[str, Any], plan: Any) -> None:
+        """Tell Airflow what the run wrote: an asset event now, the lineage when OpenLineage asks."""
+        from airflow_provider_somlier.lineage import run_lineage
+
+        emit_predictions_event(context, self.outlets, summary)
+        self._run_lineage = run_lineage(summary, plan, self.gcp_conn_id, self.location)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """OpenLineage: feature table → model → predictions table, with schemas (see lineage.py)."""
+        from airflow_provider_somlier.lineage import operator_lineage
+
+        return operator_lineage(getattr(self, "_run_lineage", None))
 
     def _empty_day_schema(self, day, source, existing, passthrough_types, path) -> list:
         """Apply ``on_empty`` to a day with no rows; return the schema for an empty replace."""

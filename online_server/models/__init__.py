@@ -47,7 +47,11 @@ def load_predictor(settings, src_dir: Path | None, model_dir: Path | None, versi
         from online_server.models.sklearn import SklearnPredictor
 
         return SklearnPredictor.load(model_dir, version)
-    if kind in ("custom", "tf"):
+    if kind == "tf":
+        from online_server.models.tf import TFPredictor
+
+        return TFPredictor.load(src_dir, model_dir, version, settings.model_module, settings.model_class)
+    if kind == "custom":
         from online_server.models.custom import CustomPredictor
 
         return CustomPredictor.load(src_dir, model_dir, version, settings.model_module, settings.model_class)

@@ -8,8 +8,11 @@ through the REST API v2. The destination is then checked row by row per day.
 
 from __future__ import annotations
 
+import json
 import subprocess
+import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 from click.testing import CliRunner
@@ -22,6 +25,22 @@ from tests.helpers import rows_per_day
 
 pytestmark = pytest.mark.e2e
 DAG_ID = "e2e_inference_diabetes"
+PRODUCER_ID = "e2e_inference_assets"
+CONSUMER_ID = "e2e_predictions_consumer"
+CONSUMER = """
+import datetime as dt
+
+from airflow.sdk import DAG, Asset, task
+
+predictions = Asset({uri!r})
+
+with DAG({dag_id!r}, schedule=[predictions], start_date=dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc), catchup=False):
+    @task
+    def read_day(*, triggering_asset_events=None):
+        return [event.extra for event in triggering_asset_events[predictions]]
+
+    read_day()
+"""
 
 
 def _wait_runs(session, url: str, dag_id: str, count: int, timeout: float = 300) -> list[dict]:
@@ -37,13 +56,37 @@ def _wait_runs(session, url: str, dag_id: str, count: int, timeout: float = 300)
 
 
 @pytest.fixture(scope="module")
-def airflow(session_dir, emulator, registry, features_table, bq_client):
+def lineage_collector():
+    """A local OpenLineage HTTP endpoint: the provider's HTTP transport posts run events here."""
+    events: list[dict] = []
+
+    class Collect(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's naming
+            events.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Collect)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", events
+    server.shutdown()
+
+
+@pytest.fixture(scope="module")
+def airflow(session_dir, emulator, registry, features_table, bq_client, lineage_collector):
     bq_client.create_dataset(f"{emulator.project}.predictions", exists_ok=True)
     repo = session_dir / "e2e-dags-repo"
     (repo / "dags").mkdir(parents=True, exist_ok=True)
     subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
-    with running_airflow(session_dir / "e2e-airflow", repo / "dags") as running:
+    transport = {"type": "http", "url": lineage_collector[0], "endpoint": "api/v1/lineage", "timeout": 10}
+    with running_airflow(
+        session_dir / "e2e-airflow", repo / "dags", extra_env={"AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(transport)}
+    ) as running:
         running.repo = repo
+        running.lineage_events = lineage_collector[1]
         yield running
 
 
@@ -101,3 +144,75 @@ def test_check_airflow_reports_the_import_error_of_a_broken_dag(airflow):
     with pytest.raises(AirflowCheckError, match="could not import broken_dag.py") as caught:
         wait_for_dag("broken_dag", "broken_dag.py", settings)
     assert "RuntimeError: broken on purpose" in str(caught.value)
+
+
+@pytest.fixture(scope="module")
+def produced_day(airflow, emulator):
+    """A consumer DAG scheduled on the predictions asset, then one run of a generated DAG writing 2026-11-20."""
+    uri = f"bigquery://{emulator.project}/predictions/e2e_assets"  # as the Google provider names the table
+    (airflow.repo / "dags" / f"{CONSUMER_ID}.py").write_text(CONSUMER.format(dag_id=CONSUMER_ID, uri=uri))
+    result = CliRunner().invoke(
+        main,
+        ["offline", "create_v2", "diabetes-ridge@champion", PRODUCER_ID, "0 0 * * *", "features.diabetes", "load_date",
+         "predictions.e2e_assets", "--start_date", "2026-11-01", "--passthrough_columns", "row_id",
+         "--local_repo", str(airflow.repo), "--check_airflow"],
+        env={"SOMLIER_CONFIG": "/nonexistent", "SOMLIER_AIRFLOW_API_URL": airflow.url, "SOMLIER_DAGS_FOLDER": "dags"},
+    )
+    assert result.exit_code == 0, result.stderr
+    wait_for_dag(CONSUMER_ID, f"{CONSUMER_ID}.py", Settings(airflow_api_url=airflow.url, check_airflow_timeout=120))
+    session = airflow.session()
+    for dag_id in (CONSUMER_ID, PRODUCER_ID):
+        assert session.patch(f"{airflow.url}/api/v2/dags/{dag_id}", json={"is_paused": False}).status_code == 200
+    triggered = session.post(
+        f"{airflow.url}/api/v2/dags/{PRODUCER_ID}/dagRuns", json={"logical_date": "2026-11-21T00:00:00Z"}
+    )
+    assert triggered.status_code == 200, triggered.text
+    run_id = triggered.json()["dag_run_id"]
+    # unpausing also starts the latest scheduled interval: a day with no rows, skipped, so it emits nothing
+    producer_runs = {r["dag_run_id"]: r["state"] for r in _wait_runs(session, airflow.url, PRODUCER_ID, 1)}
+    assert producer_runs[run_id] == "success"
+    return {"session": session, "run_id": run_id, "destination": f"{emulator.project}.predictions.e2e_assets"}
+
+
+def test_a_dag_scheduled_on_the_predictions_asset_runs_after_a_day_is_written_and_reads_the_extra(
+    airflow, produced_day, registry
+):
+    session = produced_day["session"]
+    [run] = _wait_runs(session, airflow.url, CONSUMER_ID, 1)
+
+    assert (run["state"], run["run_type"]) == ("success", "asset_triggered")
+    extras = session.get(
+        f"{airflow.url}/api/v2/dags/{CONSUMER_ID}/dagRuns/{run['dag_run_id']}/taskInstances/read_day/xcomEntries/return_value"
+    ).json()["value"]
+    assert extras == [{"target_date": "2026-11-20", "model_name": "diabetes-ridge",
+                       "model_version": registry["v1"].version, "rows_written": 50}]
+
+
+def test_the_api_lists_no_extra_links_for_a_sqlite_registry_and_the_emulator(airflow, produced_day):
+    links = produced_day["session"].get(
+        f"{airflow.url}/api/v2/dags/{PRODUCER_ID}/dagRuns/{produced_day['run_id']}/taskInstances/predict/links"
+    )
+
+    assert links.status_code == 200, links.text
+    assert set(links.json()["extra_links"]) == {"MLflow model version", "BigQuery table"}
+    assert not any(links.json()["extra_links"].values())
+
+
+def test_openlineage_events_name_the_feature_and_prediction_tables_and_the_model(airflow, produced_day, features_table, registry):
+    deadline = time.monotonic() + 60
+    while True:
+        complete = [
+            e for e in airflow.lineage_events
+            if e.get("eventType") == "COMPLETE" and e["job"]["name"] == f"{PRODUCER_ID}.predict" and e["outputs"]
+        ]
+        if complete or time.monotonic() > deadline:
+            break
+        time.sleep(1)
+    assert complete, [(e.get("eventType"), e["job"]["name"]) for e in airflow.lineage_events]
+    event = complete[0]
+
+    assert [(d["namespace"], d["name"]) for d in event["inputs"]] == [("bigquery", features_table)]
+    assert [(d["namespace"], d["name"]) for d in event["outputs"]] == [("bigquery", produced_day["destination"])]
+    assert event["outputs"][0]["facets"]["columnLineage"]["fields"]["row_id"]["inputFields"][0]["field"] == "row_id"
+    model = event["run"]["facets"]["somlier_model"]
+    assert (model["name"], model["version"], model["runId"]) == ("diabetes-ridge", registry["v1"].version, registry["v1"].run_id)

@@ -6,7 +6,7 @@
 
 import datetime
 
-from airflow.sdk import DAG
+from airflow.sdk import AssetAlias, DAG
 
 from airflow_provider_somlier.operators import MLOpsOfflineOperator
 
@@ -27,4 +27,5 @@ with DAG(
         destination_table_ref='temp_serena.boston_house_pricing_result',
         dataset_load_window=1,
         dataset_load_by_kst=True,
+        outlets=[AssetAlias('somlier-predictions:temp_serena.boston_house_pricing_result')],
     )
