@@ -22,6 +22,14 @@ def rows_per_day(client, table_id: str) -> dict[str, int]:
     return {row.d: row.n for row in client.query(query).result()}
 
 
+def staging_tables(client, destination: str) -> list[str]:
+    """The staging tables of ``destination`` alone (other tests' leftovers share its dataset)."""
+    from airflow_provider_somlier.hooks.bigquery import is_staging_of
+
+    dataset, table = destination.rsplit(".", 1)
+    return [t.table_id for t in client.list_tables(dataset) if is_staging_of(t.table_id, table)]
+
+
 def load_dag_file(source: str, dag_id: str):
     """Write ``source`` as ``<dag_id>.py`` into the configured dags folder and return its DAG."""
     import importlib.util

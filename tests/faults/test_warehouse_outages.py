@@ -19,7 +19,7 @@ import pytest
 from airflow_provider_somlier import errors
 from airflow_provider_somlier.operators import MLOpsOfflineOperator
 from tests.faultproxy import FaultProxy
-from tests.helpers import run_context
+from tests.helpers import run_context, staging_tables
 
 UTC = dt.timezone.utc
 RUN_AT = dt.datetime(2026, 11, 20, 0, 0, tzinfo=UTC)  # target day 2026-11-19 (KST)
@@ -82,13 +82,6 @@ def scored(registry, big_day, destination, bq_client):
     before = snapshot()
     assert before[0] == 25_000
     return base, snapshot, before
-
-
-def staging_tables(bq_client, destination: str) -> list[str]:
-    from airflow_provider_somlier.hooks.bigquery import is_staging_of
-
-    dataset, table = destination.rsplit(".", 1)
-    return [t.table_id for t in bq_client.list_tables(dataset) if is_staging_of(t.table_id, table)]
 
 
 def fails_by_name(scored, conn_id: str, *, within: float, match: list[str], **overrides) -> errors.WarehouseUnavailableError:

@@ -17,7 +17,7 @@ from airflow_provider_somlier import errors
 from airflow_provider_somlier.devtools.emulator import free_port
 from airflow_provider_somlier.devtools.sample_model import FEATURES, register_model
 from airflow_provider_somlier.operators import MLOpsOfflineOperator
-from tests.helpers import run_context
+from tests.helpers import run_context, staging_tables
 
 UTC = dt.timezone.utc
 RUN_AT = dt.datetime(2026, 11, 20, 0, 0, tzinfo=UTC)  # KST 2026-11-20 → target day 2026-11-19
@@ -140,10 +140,8 @@ def scored(registry, features_table, destination, bq_client):
             f"SELECT COUNT(*) AS n, SUM(row_id) AS ids, SUM(prediction) AS total, "
             f"MAX(predicted_at) AS last FROM `{destination}`"
         ).result()
-        tables = [t.table_id for t in bq_client.list_tables(destination.rsplit(".", 1)[0])]
         schema = [(f.name, f.field_type) for f in bq_client.get_table(destination).schema]
-        staging = [t for t in tables if t.startswith("_somlier_staging_")]
-        return tuple(next(iter(rows)).values()), schema, staging
+        return tuple(next(iter(rows)).values()), schema, staging_tables(bq_client, destination)
 
     before = snapshot()
     assert before[0][0] == 50 and before[2] == []
