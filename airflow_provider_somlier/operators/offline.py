@@ -9,8 +9,6 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
-from airflow_provider_somlier.assets import emit_predictions_event, predictions_alias
-from airflow_provider_somlier.errors import ColumnNotFoundError, EmptyWindowError, InvalidArgumentError
 from airflow_provider_somlier.links import BigQueryTableLink, MLflowModelVersionLink
 
 if TYPE_CHECKING:
@@ -117,7 +115,10 @@ class MLOpsOfflineOperator(BaseOperator):
         max_retry_delay: dt.timedelta | float | None = DEFAULT_MAX_RETRY_DELAY,
         **kwargs: Any,
     ) -> None:
-        kwargs.setdefault("outlets", [predictions_alias(destination_table_ref)])  # "day D is written" (assets.py)
+        if "outlets" not in kwargs:  # "day D is written" (assets.py); generated DAGs spell it out
+            from airflow_provider_somlier.assets import predictions_alias
+
+            kwargs["outlets"] = [predictions_alias(destination_table_ref)]
         super().__init__(
             retries=retries,
             retry_delay=retry_delay,
@@ -125,9 +126,14 @@ class MLOpsOfflineOperator(BaseOperator):
             max_retry_delay=max_retry_delay,
             **kwargs,
         )
+        # Parsed with every DAG file: the errors module is imported only when there is one.
         if on_empty not in ON_EMPTY_CHOICES:
+            from airflow_provider_somlier.errors import InvalidArgumentError
+
             raise InvalidArgumentError(f"on_empty must be one of {', '.join(ON_EMPTY_CHOICES)}, got {on_empty!r}")
         if not isinstance(chunk_rows, int) or isinstance(chunk_rows, bool) or chunk_rows < 1:
+            from airflow_provider_somlier.errors import InvalidArgumentError
+
             raise InvalidArgumentError(f"chunk_rows must be a positive integer, got {chunk_rows!r}")
         self.model_ref = model_ref
         self.dataset_ref = dataset_ref
@@ -192,6 +198,7 @@ class MLOpsOfflineOperator(BaseOperator):
         import time
 
         from airflow_provider_somlier.bq_sql import literal
+        from airflow_provider_somlier.errors import ColumnNotFoundError
         from airflow_provider_somlier.features import plan_features, signature_inputs
         from airflow_provider_somlier.hooks.bigquery import SomlierBigQueryHook
         from airflow_provider_somlier.hooks.mlflow import MLflowHook
@@ -305,6 +312,7 @@ class MLOpsOfflineOperator(BaseOperator):
 
     def _announce(self, context: Context, summary: dict[str, Any], plan: Any) -> None:
         """Tell Airflow what the run wrote: an asset event now, the lineage when OpenLineage asks."""
+        from airflow_provider_somlier.assets import emit_predictions_event
         from airflow_provider_somlier.lineage import run_lineage
 
         emit_predictions_event(context, self.outlets, summary)
@@ -320,6 +328,7 @@ class MLOpsOfflineOperator(BaseOperator):
         """Apply ``on_empty`` to a day with no rows; return the schema for an empty replace."""
         from airflow.sdk.exceptions import AirflowSkipException
 
+        from airflow_provider_somlier.errors import EmptyWindowError
         from airflow_provider_somlier.output import output_schema
         from airflow_provider_somlier.scoring import write_empty_parquet
 
