@@ -82,3 +82,15 @@ class EmptyWindowError(SomlierInputError):
 
 class InvalidArgumentError(SomlierInputError, ValueError):
     """An operator argument has a value outside what it accepts."""
+
+
+class ShardedRunError(SomlierError, AirflowFailException):
+    """A sharded run cannot finish as planned; retrying the task cannot help, clearing the group can."""
+
+
+class ReadSessionExpiredError(ShardedRunError):
+    """A shard's read session expired or was lost: clear the whole task group so the plan opens a new one."""
+
+
+class ShardCountMismatchError(ShardedRunError):
+    """The shards staged a different number of rows than the plan counted in the source."""
