@@ -76,11 +76,49 @@ def odd_tables(emulator, bq_client, features_table):
         f"CREATE OR REPLACE TABLE `{dataset}.null_bmi` AS "
         f"SELECT row_id, load_date, {cols}, IF(MOD(row_id, 7) = 0, NULL, bmi) AS bmi FROM `{features_table}`"
     ).result()
+    bq_client.query(
+        f"CREATE OR REPLACE TABLE `{dataset}.nan_bmi` AS "
+        f"SELECT row_id, load_date, {cols}, IF(MOD(row_id, 7) = 0, CAST('NaN' AS FLOAT64), bmi) AS bmi FROM `{features_table}`"
+    ).result()
+    bq_client.query(
+        f"CREATE OR REPLACE TABLE `{dataset}.keyword_load_column` AS "
+        f"SELECT f.* EXCEPT (load_date), load_date AS `end` FROM `{features_table}` AS f"
+    ).result()
     wrong = f"{emulator.project}.predictions.wrong_shape"
     bq_client.query(
         f"CREATE OR REPLACE TABLE `{wrong}` (row_id INT64, prediction STRING, target_date DATE)"
     ).result()
-    return {"string_bmi": f"{dataset}.string_bmi", "null_bmi": f"{dataset}.null_bmi", "wrong_destination": wrong}
+    return {
+        "string_bmi": f"{dataset}.string_bmi", "null_bmi": f"{dataset}.null_bmi", "nan_bmi": f"{dataset}.nan_bmi",
+        "keyword_load_column": f"{dataset}.keyword_load_column", "wrong_destination": wrong,
+    }
+
+
+# Types a staging file cannot carry, as the emulator can hold them in a schema (it answers
+# BIGNUMERIC and JSON columns with an internal error; tests/unit/test_output.py covers those).
+ODD_PASSTHROUGH_TYPES = {
+    "t_time": "TIME", "t_geography": "GEOGRAPHY", "t_interval": "INTERVAL", "t_range": "RANGE",
+    "t_record": "RECORD", "t_array": "ARRAY",
+}
+
+
+@pytest.fixture(scope="module")
+def odd_typed_source(emulator, bq_client):
+    """An (empty) source whose extra columns are of types a staging file cannot carry."""
+    from google.cloud import bigquery
+
+    from airflow_provider_somlier.devtools.sample_data import feature_schema
+
+    table = bigquery.Table(f"{emulator.project}.features.odd_types", schema=[
+        *feature_schema(),
+        *(bigquery.SchemaField(name, kind) for name, kind in ODD_PASSTHROUGH_TYPES.items() if kind in ("TIME", "GEOGRAPHY", "INTERVAL")),
+        bigquery.SchemaField("t_range", "RANGE", range_element_type="DATE"),
+        bigquery.SchemaField("t_record", "RECORD", fields=[bigquery.SchemaField("a", "INT64")]),
+        bigquery.SchemaField("t_array", "INT64", mode="REPEATED"),
+    ])
+    bq_client.delete_table(table, not_found_ok=True, retry=None, timeout=30)
+    bq_client.create_table(table, retry=None, timeout=30)
+    return f"{emulator.project}.features.odd_types"
 
 
 @pytest.fixture
@@ -213,9 +251,68 @@ def test_an_incompatible_destination_is_refused(scored, odd_tables, bq_client):
     assert snapshot() == before
 
 
-@pytest.mark.parametrize("column", ["prediction", "model_version", "target_date", "prediction_0"])
-def test_passthrough_names_that_collide_with_output_columns_are_refused(scored, column):
+@pytest.mark.parametrize(
+    "column", ["prediction", "model_version", "target_date", "prediction_0", "Prediction", "TARGET_DATE", "Model_Run_Id", "PREDICTION_x"]
+)
+def test_passthrough_names_that_collide_with_output_columns_in_any_letter_case_are_refused(scored, column):
     _fails(scored, errors.ColumnCollisionError, f"'{column}'", passthrough_columns=["row_id", column])
+
+
+def test_a_passthrough_column_listed_twice_in_different_case_is_refused(scored):
+    _fails(scored, errors.ColumnCollisionError, "'ROW_ID' repeats 'row_id'", passthrough_columns=["row_id", "ROW_ID"])
+
+
+@pytest.mark.parametrize("column", sorted(ODD_PASSTHROUGH_TYPES))
+def test_passthrough_columns_the_staging_cannot_carry_are_refused_before_reading(scored, odd_typed_source, column):
+    error = _fails(
+        scored, errors.UnsupportedColumnTypeError, f"'{column}'", dataset_ref=odd_typed_source,
+        passthrough_columns=["row_id", column], on_empty="write_empty",
+    )
+    assert "passthrough columns must be one of" in str(error)
+
+
+@pytest.mark.parametrize("window", ["--1", "²", "\uff11", "\u0663", "1e3", 3661, "100000000", 10**12])
+def test_odd_windows_are_refused_by_name_before_anything_is_written(scored, window):
+    _fails(scored, errors.InvalidWindowError, repr(window), dataset_load_window=window)
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("dataset_load_column", "load_date\n"), ("passthrough_columns", ["row_id\n"]), ("feature_columns", ["bmi\n"])],
+)
+def test_identifiers_with_a_trailing_newline_are_refused(scored, field, value):
+    shown = repr(value if isinstance(value, str) else value[0])
+    _fails(scored, errors.InvalidRefError, shown, **{field: value})
+
+
+def test_nan_features_are_named_like_nulls(scored, odd_tables):
+    error = _fails(scored, errors.NullFeatureError, "feature 'bmi' has", dataset_ref=odd_tables["nan_bmi"])
+    assert "NaN value(s)" in str(error) and "Input X contains NaN" not in str(error)
+
+
+def test_a_load_column_named_like_a_keyword_works(registry, odd_tables, destination, bq_client):
+    from tests.helpers import rows_per_day
+
+    summary = MLOpsOfflineOperator(
+        task_id="predict", model_ref="diabetes-ridge/1", dataset_ref=odd_tables["keyword_load_column"],
+        dataset_load_column="end", destination_table_ref=destination, passthrough_columns=["row_id"],
+    ).execute(run_context(RUN_AT))
+    assert summary["rows_written"] == 50
+    assert rows_per_day(bq_client, destination) == {"2026-11-19": 50}
+
+
+def test_a_destination_name_too_long_for_the_old_staging_names_works(registry, features_table, destination, bq_client):
+    from tests.helpers import rows_per_day
+
+    long_destination = destination + "_" + "d" * (250 - len(destination.rsplit(".", 1)[1]))
+    assert len(long_destination.rsplit(".", 1)[1]) == 251  # the emulator takes names up to 255 characters
+    MLOpsOfflineOperator(
+        task_id="predict", model_ref="diabetes-ridge/1", dataset_ref=features_table,
+        dataset_load_column="load_date", destination_table_ref=long_destination,
+    ).execute(run_context(RUN_AT))
+    assert rows_per_day(bq_client, long_destination) == {"2026-11-19": 50}
+    dataset = long_destination.rsplit(".", 1)[0]
+    assert not [t for t in bq_client.list_tables(dataset) if t.table_id.startswith("_somlier_staging_")]
 
 
 def test_a_model_that_raises_mid_run_writes_nothing(scored, faulty_models):

@@ -1,0 +1,90 @@
+"""Outages are retried with a delay and backoff by default; input errors fail at once, retries left or not."""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import json
+from pathlib import Path
+
+import pytest
+
+from airflow_provider_somlier.devtools.emulator import free_port
+from airflow_provider_somlier.operators import MLOpsOfflineOperator
+from tests.helpers import load_dag_file
+
+UTC = dt.timezone.utc
+REPO = Path(__file__).resolve().parents[2]
+
+DAG_FILE = """
+import datetime as dt
+
+from airflow.sdk import DAG
+
+from airflow_provider_somlier.operators import MLOpsOfflineOperator
+
+with DAG({dag_id!r}, schedule=None, start_date=dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc), catchup=False,
+         default_args={{"retries": 2, "retry_delay": dt.timedelta(seconds=0)}}) as dag:
+    MLOpsOfflineOperator(
+        task_id="predict",
+        model_ref={model_ref!r},
+        dataset_ref={features_table!r},
+        dataset_load_column="load_date",
+        destination_table_ref={destination!r},
+        gcp_conn_id={gcp_conn_id!r},
+    )
+"""
+
+
+def _run(dag_id: str, **fields):
+    dag = load_dag_file(DAG_FILE.format(dag_id=dag_id, **fields), dag_id)
+    run = dag.test(logical_date=dt.datetime(2026, 11, 20, 0, 0, tzinfo=UTC))
+    ti = run.get_task_instance("predict")
+    return run, ti
+
+
+def _module(path: Path):
+    spec = importlib.util.spec_from_file_location(f"somlier_retry_check_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize("dag_path", ["dags/example_offline_inference.py", "tests/generate/golden/offline_v2.py"])
+def test_the_example_and_generated_dags_retry_outages_with_backoff(dag_path):
+    task = _module(REPO / dag_path).dag.get_task("predict")
+    assert task.retries >= 2
+    assert task.retry_delay >= dt.timedelta(minutes=1)
+    assert task.retry_exponential_backoff >= 2
+    assert task.max_retry_delay is not None
+
+
+def test_dag_default_args_override_the_operators_retry_defaults():
+    from airflow.sdk import DAG
+
+    with DAG("somlier_no_retries", schedule=None, default_args={"retries": 0}):
+        task = MLOpsOfflineOperator(
+            task_id="predict", model_ref="m/1", dataset_ref="d.t", dataset_load_column="c", destination_table_ref="d.o",
+        )
+    assert task.retries == 0
+
+
+def test_an_input_error_fails_at_once_without_using_its_retries(airflow_db, registry, features_table, destination):
+    run, ti = _run(
+        "somlier_input_error_no_retry", model_ref="diabetes-ridge/99", features_table=features_table,
+        destination=destination, gcp_conn_id="google_cloud_default",
+    )
+    assert run.state == "failed"
+    assert (ti.state, ti.try_number) == ("failed", 1)
+
+
+def test_an_unreachable_warehouse_is_retried_until_the_retries_run_out(airflow_db, registry, features_table, destination, monkeypatch):
+    extras = {"project": "somlier-local", "is_anonymous": True, "retry_deadline_seconds": 1,
+              "api_endpoint": f"http://127.0.0.1:{free_port()}", "storage_read_endpoint": f"grpc://127.0.0.1:{free_port()}"}
+    monkeypatch.setenv("AIRFLOW_CONN_BQ_RETRY_DOWN", json.dumps({"conn_type": "google_cloud_platform", "extra": extras}))
+    run, ti = _run(
+        "somlier_outage_retried", model_ref="diabetes-ridge/1", features_table=features_table,
+        destination=destination, gcp_conn_id="bq_retry_down",
+    )
+    assert run.state == "failed"
+    assert (ti.state, ti.try_number) == ("failed", 3)  # the first try and both retries
