@@ -1,7 +1,8 @@
 """Example: score yesterday's (KST) diabetes feature rows with the registry's champion model.
 
 The refs name the demo's local tables; on real BigQuery they are the same refs under
-your project (set on the ``google_cloud_default`` connection).
+your project (set on the ``google_cloud_default`` connection). Outages are retried by the
+operator's defaults (3 retries, 2 minutes apart, doubling); bad input fails at once.
 """
 
 import datetime as dt
@@ -27,4 +28,5 @@ with DAG(
         dataset_load_window=1,
         dataset_load_by_kst=True,
         passthrough_columns=["row_id"],
+        execution_timeout=dt.timedelta(hours=2),  # on timeout, on_kill cancels the BigQuery job in flight
     )

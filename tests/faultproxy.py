@@ -14,7 +14,10 @@ the client sends given bytes, or after the server has sent so many):
 ``blip``
     open connections are cut; new ones pass (a momentary failure);
 ``pass``
-    forward again (the server is back).
+    forward again (the server is back);
+``hold``
+    (armed on a request only) forward that request but never its answer, as when the
+    server works on it while the network loses the reply; other connections pass.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import struct
 import threading
 
 MODES = ("pass", "blackhole", "refuse", "reset", "blip")
+ARMED_MODES = (*MODES, "hold")
 
 
 class FaultProxy:
@@ -37,6 +41,7 @@ class FaultProxy:
         self._response_budget: int | None = None
         self._armed_mode = "pass"
         self._connections: set[socket.socket] = set()
+        self._held: set[socket.socket] = set()  # upstream sockets whose answers are dropped
         self._listening = threading.Event()
         self._closed = False
         self._listener = self._listen(0)
@@ -61,7 +66,9 @@ class FaultProxy:
             self._apply(mode)
 
     def fault_on_request(self, marker: bytes, mode: str) -> None:
-        """Apply ``mode`` when a client sends ``marker`` (that request is not forwarded)."""
+        """Apply ``mode`` when a client sends ``marker`` (that request is not forwarded, except with ``hold``)."""
+        if mode not in ARMED_MODES:
+            raise ValueError(f"mode must be one of {ARMED_MODES}, got {mode!r}")
         with self._lock:
             self.triggered.clear()
             self._marker, self._armed_mode = marker, mode
@@ -135,10 +142,10 @@ class FaultProxy:
                 self._connections.update((client, upstream))
             for source, sink, upward in ((client, upstream, True), (upstream, client, False)):
                 threading.Thread(
-                    target=self._pump, args=(source, sink, upward), name="faultproxy-pump", daemon=True
+                    target=self._pump, args=(source, sink, upward, upstream), name="faultproxy-pump", daemon=True
                 ).start()
 
-    def _pump(self, source: socket.socket, sink: socket.socket, upward: bool) -> None:
+    def _pump(self, source: socket.socket, sink: socket.socket, upward: bool, upstream: socket.socket) -> None:
         tail = b""
         while True:
             try:
@@ -146,13 +153,21 @@ class FaultProxy:
             except OSError:
                 data = b""
             if not data:
-                with contextlib.suppress(OSError):
-                    sink.shutdown(socket.SHUT_WR)
+                with self._lock:
+                    held = not upward and source in self._held
+                if not held:  # a held answer stays pending: the client sees neither reply nor close
+                    with contextlib.suppress(OSError):
+                        sink.shutdown(socket.SHUT_WR)
                 return
             with self._lock:
                 if upward and self._marker is not None and self._marker in tail + data:
-                    self._fire()
-                    data = b""
+                    if self._armed_mode == "hold":
+                        self._held.add(upstream)
+                        self._marker = None
+                        self.triggered.set()
+                    else:
+                        self._fire()
+                        data = b""
                 elif not upward and self._response_budget is not None:
                     if len(data) >= self._response_budget:
                         data = data[: self._response_budget]
@@ -167,7 +182,7 @@ class FaultProxy:
                         data = b""
                 if upward:
                     tail = (tail + data)[-256:]
-                silent = self._mode == "blackhole"
+                silent = self._mode == "blackhole" or (not upward and source in self._held)
                 alive = source in self._connections
             if not alive:
                 return

@@ -115,7 +115,8 @@ class SomlierBigQueryHook(BigQueryHook):
         super().__init__(gcp_conn_id=gcp_conn_id, location=location, use_legacy_sql=False, **kwargs)
         self._client: bigquery.Client | None = None
         self._read_client: BigQueryReadClient | None = None
-        self._running_job: bigquery.job._AsyncJob | None = None
+        # The id of the load or transaction job being submitted or waited on, for on_kill.
+        self._job_in_flight: str | None = None
 
     # -- connection settings ----------------------------------------------------------------
     def _seconds_extra(self, name: str, default: float) -> float:
@@ -486,20 +487,24 @@ class SomlierBigQueryHook(BigQueryHook):
         )
 
         def upload(timeout: float) -> bigquery.LoadJob:
+            self._job_in_flight = job_id = f"somlier_stage_{digest}_{uuid.uuid4().hex}"
             with open(parquet_path, "rb") as parquet:
                 # No ``size``: the client then uses a resumable upload, which both BigQuery and
                 # the emulator accept for any file size. ``num_retries=0``: the deadline retries.
                 return self.client().load_table_from_file(
                     parquet,
                     staging.table_id,
-                    job_id_prefix=f"somlier_stage_{digest}_",
+                    job_id=job_id,
                     job_config=job_config,
                     num_retries=0,
                     timeout=timeout,
                 )
 
-        load = self.rest.call("upload of the staged predictions", upload)
-        self._wait_for_job("load job into staging", load)
+        try:
+            load = self.rest.call("upload of the staged predictions", upload)
+            self._wait_for_job("load job into staging", load)
+        finally:
+            self._job_in_flight = None
         return load
 
     def _run_transaction(self, script: str, digest: str, attempts: int = 5) -> str:
@@ -508,7 +513,7 @@ class SomlierBigQueryHook(BigQueryHook):
 
         client = self.client()
         for attempt in range(1, attempts + 1):
-            job_id = f"somlier_replace_{digest}_{uuid.uuid4().hex}"
+            job_id = self._job_in_flight = f"somlier_replace_{digest}_{uuid.uuid4().hex}"
 
             def submit(timeout: float):
                 # A resubmission after a lost answer finds the job instead of running it twice.
@@ -517,15 +522,17 @@ class SomlierBigQueryHook(BigQueryHook):
                 except Conflict:
                     return client.get_job(job_id, retry=None, timeout=timeout)
 
-            job = self.rest.call("transaction submit", submit)
             try:
+                job = self.rest.call("transaction submit", submit)
                 self._wait_for_job("transaction", job)
                 return job.job_id
             except (BadRequest, Conflict) as exc:
                 if attempt == attempts or not _CONCURRENT_UPDATE.search(str(exc)):
                     raise
                 self.log.warning("Concurrent update on attempt %d, retrying: %s", attempt, exc)
-                time.sleep(min(2**attempt, 30))
+            finally:
+                self._job_in_flight = None
+            time.sleep(min(2**attempt, 30))
         raise AssertionError("unreachable")
 
     def _wait_for_job(self, step: str, job: bigquery.job._AsyncJob) -> None:
@@ -537,15 +544,11 @@ class SomlierBigQueryHook(BigQueryHook):
         """
         from google.cloud.bigquery.job.base import _error_result_to_exception
 
-        self._running_job = job
-        try:
-            pause = 0.05
-            while job.state != "DONE":
-                time.sleep(pause)
-                pause = min(pause * 2, 1.0)
-                self.rest.call(f"{step} {job.job_id} status", job.reload, retry=None)
-        finally:
-            self._running_job = None
+        pause = 0.05
+        while job.state != "DONE":
+            time.sleep(pause)
+            pause = min(pause * 2, 1.0)
+            self.rest.call(f"{step} {job.job_id} status", job.reload, retry=None)
         if job.error_result:
             raise _error_result_to_exception(job.error_result, job.errors or ())
 
@@ -567,11 +570,12 @@ class SomlierBigQueryHook(BigQueryHook):
             self.log.warning("Could not drop staging table %s (a later run sweeps it): %s", staging, exc)
 
     # -- housekeeping -----------------------------------------------------------------------
-    def sweep_stale_staging(self, destination: TableRef, older_than: dt.timedelta = STAGING_TTL) -> list[str]:
+    def sweep_stale_staging(self, destination: TableRef, older_than: dt.timedelta | None = None) -> list[str]:
         """Drop ``destination``'s staging tables created more than ``older_than`` ago.
 
-        Staging tables are private to SoMLier; a run that was killed (or lost the warehouse
-        while cleaning up) leaves its own behind. BigQuery expires them by itself, the
+        ``older_than`` defaults to ``STAGING_TTL`` (a day). Staging tables are private to
+        SoMLier; a run that was killed (or lost the warehouse while cleaning up) leaves its
+        own behind. BigQuery expires them by itself, the
         emulator does not, and neither should hold them longer than a day. Returns the
         names dropped.
         """
@@ -586,7 +590,7 @@ class SomlierBigQueryHook(BigQueryHook):
             )
         except NotFound:
             return []
-        cutoff = dt.datetime.now(dt.timezone.utc) - older_than
+        cutoff = dt.datetime.now(dt.timezone.utc) - (STAGING_TTL if older_than is None else older_than)
         dropped = []
         for table in tables:
             if not is_staging_of(table.table_id, destination.table):
@@ -609,24 +613,27 @@ class SomlierBigQueryHook(BigQueryHook):
         return dropped
 
     def cancel_running_job(self) -> str | None:
-        """Cancel the load or transaction job this hook is waiting on, if any; return its id.
+        """Cancel the load or transaction job this hook is submitting or waiting on; return its id.
 
-        Called from the operator's ``on_kill``: a cancelled transaction rolls back, so the
-        day stays as it was (or, if it had committed, as the job wrote it).
+        Called from the operator's ``on_kill``. The id is known before the job is submitted,
+        so a kill while the submit is still unanswered cancels it too. A cancelled
+        transaction rolls back: the day stays as it was (or, had it committed, as the job
+        wrote it). Returns None when no job is in flight or the warehouse never got it.
         """
-        job = self._running_job
-        if job is None:
+        from google.api_core.exceptions import NotFound
+
+        job_id = self._job_in_flight
+        if job_id is None:
             return None
-        self.log.info("Cancelling BigQuery job %s", job.job_id)
-        self.rest.call(
-            f"cancel_job {job.job_id}",
-            self.client().cancel_job,
-            job.job_id,
-            project=job.project,
-            location=job.location,
-            retry=None,
-        )
-        return job.job_id
+        self.log.info("Cancelling BigQuery job %s", job_id)
+        try:
+            self.rest.call(
+                f"cancel_job {job_id}", self.client().cancel_job, job_id, location=self.location, retry=None
+            )
+        except NotFound:
+            self.log.info("BigQuery job %s was never created; nothing to cancel", job_id)
+            return None
+        return job_id
 
 
 def _is_not_found(exc: BaseException | None) -> bool:
