@@ -56,3 +56,16 @@ def sharded_features(emulator, bq_client) -> str:
     table_id = f"{emulator.project}.features.sharded_day"
     load_features(bq_client, table_id, [SHARDED_DAY], SHARDED_DAY_ROWS)
     return table_id
+
+
+@pytest.fixture
+def destination(destination, bq_client):
+    """The shared fresh destination; shard staging tables a test leaves on purpose (a failed shard,
+    a refused commit) are dropped with it."""
+    yield destination
+    from airflow_provider_somlier.hooks.bigquery import is_staging_of
+
+    project_dataset, table = destination.rsplit(".", 1)
+    for leftover in bq_client.list_tables(project_dataset):
+        if is_staging_of(leftover.table_id, table):
+            bq_client.delete_table(leftover.reference, not_found_ok=True)
