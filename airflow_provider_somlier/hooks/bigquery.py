@@ -564,9 +564,7 @@ class SomlierBigQueryHook(BigQueryHook):
                 retry=None,
                 deadline_seconds=min(_CLEANUP_AFTER_OUTAGE_SECONDS, self.retry_deadline_seconds) if outage else None,
             )
-        except Exception as exc:  # noqa: BLE001 - logged; the sweep drops it later
-            if failure is None and not isinstance(exc, WarehouseUnavailableError):
-                raise
+        except Exception as exc:  # noqa: BLE001 - the day is written, or an error is on its way: log only
             self.log.warning("Could not drop staging table %s (a later run sweeps it): %s", staging, exc)
 
     # -- housekeeping -----------------------------------------------------------------------
@@ -628,7 +626,13 @@ class SomlierBigQueryHook(BigQueryHook):
         self.log.info("Cancelling BigQuery job %s", job_id)
         try:
             self.rest.call(
-                f"cancel_job {job_id}", self.client().cancel_job, job_id, location=self.location, retry=None
+                f"cancel_job {job_id}",
+                self.client().cancel_job,
+                job_id,
+                location=self.location,
+                retry=None,
+                # a kill has a grace period of its own: do not spend it all on a dead warehouse
+                deadline_seconds=min(_CLEANUP_AFTER_OUTAGE_SECONDS * 2, self.retry_deadline_seconds),
             )
         except NotFound:
             self.log.info("BigQuery job %s was never created; nothing to cancel", job_id)

@@ -85,7 +85,10 @@ def scored(registry, big_day, destination, bq_client):
 
 
 def staging_tables(bq_client, destination: str) -> list[str]:
-    return [t.table_id for t in bq_client.list_tables(destination.rsplit(".", 1)[0]) if t.table_id.startswith("_somlier_staging_")]
+    from airflow_provider_somlier.hooks.bigquery import is_staging_of
+
+    dataset, table = destination.rsplit(".", 1)
+    return [t.table_id for t in bq_client.list_tables(dataset) if is_staging_of(t.table_id, table)]
 
 
 def fails_by_name(scored, conn_id: str, *, within: float, match: list[str], **overrides) -> errors.WarehouseUnavailableError:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
+
 from airflow_provider_somlier.hooks import bigquery as bq
 from airflow_provider_somlier.operators import MLOpsOfflineOperator
 from tests.helpers import run_context
@@ -25,9 +27,18 @@ def test_staging_of_one_destination_is_not_taken_for_anothers():
     assert not bq.is_staging_of("_somlier_staging_preds_v2_20261119_0123456789ab_89abcdef", "preds")
 
 
+@pytest.fixture
+def sweep_destination(emulator, bq_client, destination):
+    """A destination in a dataset of its own: these tests leave other tables' staging behind."""
+    dataset = f"{emulator.project}.staging_sweep"
+    bq_client.create_dataset(dataset, exists_ok=True)
+    return f"{dataset}.{destination.rsplit('.', 1)[1]}"
+
+
 def test_a_run_sweeps_stale_staging_of_its_destination_and_nothing_else(
-    registry, features_table, destination, bq_client, monkeypatch
+    registry, features_table, sweep_destination, bq_client, monkeypatch
 ):
+    destination = sweep_destination
     dataset, table = destination.rsplit(".", 1)
     stale_own = [
         bq.staging_table_name(table, dt.date(2026, 11, 18), "a" * 12),
@@ -49,9 +60,10 @@ def test_a_run_sweeps_stale_staging_of_its_destination_and_nothing_else(
     assert table in left
 
 
-def test_fresh_staging_tables_of_a_concurrent_run_are_left_alone(emulator, destination, bq_client):
+def test_fresh_staging_tables_of_a_concurrent_run_are_left_alone(sweep_destination, bq_client):
     from airflow_provider_somlier.refs import parse_table_ref
 
+    destination = sweep_destination
     dataset, table = destination.rsplit(".", 1)
     running = bq.staging_table_name(table, dt.date(2026, 11, 18), "b" * 12)
     bq_client.create_table(f"{dataset}.{running}", retry=None, timeout=30)

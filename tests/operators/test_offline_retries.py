@@ -32,12 +32,13 @@ with DAG({dag_id!r}, schedule=None, start_date=dt.datetime(2026, 11, 1, tzinfo=d
         dataset_load_column="load_date",
         destination_table_ref={destination!r},
         gcp_conn_id={gcp_conn_id!r},
+        mlflow_conn_id={mlflow_conn_id!r},
     )
 """
 
 
-def _run(dag_id: str, **fields):
-    dag = load_dag_file(DAG_FILE.format(dag_id=dag_id, **fields), dag_id)
+def _run(dag_id: str, mlflow_conn_id: str = "mlflow_default", **fields):
+    dag = load_dag_file(DAG_FILE.format(dag_id=dag_id, mlflow_conn_id=mlflow_conn_id, **fields), dag_id)
     run = dag.test(logical_date=dt.datetime(2026, 11, 20, 0, 0, tzinfo=UTC))
     ti = run.get_task_instance("predict")
     return run, ti
@@ -88,3 +89,17 @@ def test_an_unreachable_warehouse_is_retried_until_the_retries_run_out(airflow_d
     )
     assert run.state == "failed"
     assert (ti.state, ti.try_number) == ("failed", 3)  # the first try and both retries
+
+
+def test_an_unreachable_registry_is_retried_until_the_retries_run_out(airflow_db, registry, features_table, destination, monkeypatch):
+    down = f"http://127.0.0.1:{free_port()}"
+    monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_RETRY_DOWN", json.dumps({"conn_type": "mlflow", "host": down}))
+    # MLflow's HTTP client retries for minutes by default; these knobs are MLflow's own.
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    run, ti = _run(
+        "somlier_registry_outage_retried", model_ref="diabetes-ridge/1", features_table=features_table,
+        destination=destination, gcp_conn_id="google_cloud_default", mlflow_conn_id="mlflow_retry_down",
+    )
+    assert run.state == "failed"
+    assert (ti.state, ti.try_number) == ("failed", 3)
