@@ -22,18 +22,58 @@ def _yesterday_kst() -> dt.date:
     return dt.datetime.now(KST).date() - dt.timedelta(days=1)
 
 
-def _run(action: Callable[[], None]) -> None:
+def _say(message: str, *, err: bool = False, secrets: tuple[str, ...] = ()) -> None:
+    """Print ``message`` with every GitHub token masked, on any terminal encoding."""
+    from airflow_provider_somlier.generate.redact import mask_tokens
+
+    text = mask_tokens(message, (os.environ.get(TOKEN_ENV), *secrets))
+    encoding = getattr(sys.stderr if err else sys.stdout, "encoding", None) or "utf-8"
+    click.echo(text.encode(encoding, "backslashreplace").decode(encoding), err=err)
+
+
+def _run(action: Callable[[], None], *, secrets: tuple[str, ...] = ()) -> None:
     """Turn SoMLier's named errors into a message on stderr and the right exit code."""
     from airflow_provider_somlier.errors import SomlierError, SomlierInputError
 
     try:
         action()
     except SomlierInputError as exc:
-        click.echo(f"error: {exc}", err=True)
+        _say(f"error: {exc}", err=True, secrets=secrets)
         sys.exit(2)
     except SomlierError as exc:
-        click.echo(f"error: {exc}", err=True)
+        _say(f"error: {exc}", err=True, secrets=secrets)
         sys.exit(1)
+
+
+class _TokenSafeGroup(click.Group):
+    """The command group: click's own messages (usage errors quoting an argument) and
+    unexpected tracebacks are printed with GitHub tokens masked, like SoMLier's own."""
+
+    def make_context(self, *args, **kwargs) -> click.Context:
+        try:
+            return super().make_context(*args, **kwargs)
+        except click.ClickException as exc:
+            raise _masked(exc) from None
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except click.ClickException as exc:
+            raise _masked(exc) from None
+        except (click.exceptions.Exit, click.exceptions.Abort, SystemExit, KeyboardInterrupt):
+            raise
+        except Exception:
+            import traceback
+
+            _say(traceback.format_exc().rstrip(), err=True)
+            sys.exit(1)
+
+
+def _masked(exc: click.ClickException) -> click.ClickException:
+    from airflow_provider_somlier.generate.redact import mask_tokens
+
+    exc.message = mask_tokens(exc.message, (os.environ.get(TOKEN_ENV),))
+    return exc
 
 
 def _deliver(
@@ -56,12 +96,10 @@ def _deliver(
 
     settings = Settings.load()
     local_repo = local_repo or settings.local_dags_repo
-    publisher: Publisher
+    publisher: Publisher | None = None
     if local_repo:
         publisher = LocalGitPublisher(Path(local_repo), folder=settings.dags_folder)
-    else:
-        if not settings.dags_repo:
-            raise InvalidArgumentError("no dags repository: set SOMLIER_DAGS_REPO=owner/name, or use --local_repo PATH")
+    elif settings.dags_repo:
         publisher = GitHubPublisher(
             token=token or "",
             repository=settings.dags_repo,
@@ -69,20 +107,32 @@ def _deliver(
             folder=settings.dags_folder,
             base_url=settings.github_base_url,
         )
+    missing = (
+        f"no dags repository: set SOMLIER_DAGS_REPO=owner/name (with a token in ${TOKEN_ENV}), "
+        "or pass --local_repo PATH"
+    )
     if dry_run:
         click.echo(source, nl=False)
-        click.echo(f"# dry run: would lint the file, then {publisher.describe(dag_id)}", err=True)
+        plan = publisher.describe(dag_id) if publisher else f"publish it, which needs a dags repository ({missing})"
+        _say(f"# dry run: would lint the file, then {plan}", err=True, secrets=(token or "",))
         return
+    if publisher is None:
+        raise InvalidArgumentError(missing)
     if isinstance(publisher, GitHubPublisher) and not token:
         raise InvalidArgumentError(f"a GitHub token is needed: pass it as the last argument or set {TOKEN_ENV}")
-    click.echo(f"linting {dag_id}.py with Airflow's DagBag ...", err=True)
+    if isinstance(publisher, GitHubPublisher) and not (token.isascii() and token.isprintable() and " " not in token):
+        raise InvalidArgumentError(
+            f"the GitHub token (last argument or {TOKEN_ENV}) holds spaces or characters other than printable "
+            "ASCII: copy it again from GitHub"
+        )
+    _say(f"linting {dag_id}.py with Airflow's DagBag ...", err=True)
     lint()
     published = publisher.publish(dag_id, source, description)
-    click.echo(f"{published.action}: {published.location}")
+    _say(f"{published.action}: {published.location}", secrets=(token or "",))
     if check_airflow:
-        click.echo(f"waiting for Airflow at {settings.airflow_api_url} to list {dag_id} ...", err=True)
+        _say(f"waiting for Airflow at {settings.airflow_api_url} to list {dag_id} ...", err=True)
         record = wait_for_dag(dag_id, f"{dag_id}.py", settings)
-        click.echo(f"Airflow lists {dag_id} (paused: {record.get('is_paused')})")
+        _say(f"Airflow lists {dag_id} (paused: {record.get('is_paused')})")
 
 
 def publishing_options(command: Callable) -> Callable:
@@ -98,7 +148,7 @@ def publishing_options(command: Callable) -> Callable:
     return command
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_TokenSafeGroup, context_settings={"help_option_names": ["-h", "--help"]})
 def main() -> None:
     """SoMLier: batch-first ML model serving on Airflow and MLflow."""
 
@@ -188,7 +238,7 @@ def create_v2(
             lint=lambda: lint_dag_source(source, spec.dag_id, "predict", "MLOpsOfflineOperator"),
         )
 
-    _run(action)
+    _run(action, secrets=(token,))
 
 
 @main.group()
@@ -229,15 +279,17 @@ def batch_create(
     """
 
     def action() -> None:
+        import shlex
+
         from airflow_provider_somlier.errors import InvalidArgumentError
         from airflow_provider_somlier.generate.lint import lint_dag_source
         from airflow_provider_somlier.generate.render import render_batch
-        from airflow_provider_somlier.generate.spec import BatchDagSpec
+        from airflow_provider_somlier.generate.spec import BatchDagSpec, checked_text
 
         pairs = {}
         for item in env:
             if "=" not in item:
-                raise InvalidArgumentError(f"--env {item!r} is not NAME=VALUE")
+                raise InvalidArgumentError(f"--env {ascii(checked_text(item, '--env')[:80])} is not NAME=VALUE")
             name, value = item.split("=", 1)
             pairs[name] = value
         spec = BatchDagSpec.validated(
@@ -253,7 +305,7 @@ def batch_create(
             env=pairs,
         )
         command = [
-            "somlier", "batch", "create", spec.docker_image, spec.schedule, " ".join(spec.entrypoint), spec.dag_id,
+            "somlier", "batch", "create", spec.docker_image, spec.schedule, shlex.join(spec.entrypoint), spec.dag_id,
             "--start_date", spec.start_date.isoformat(), "--namespace", spec.namespace,
             *(["--service_account", spec.service_account] if spec.service_account else []),
             *(["--cpu", spec.cpu] if spec.cpu else []),

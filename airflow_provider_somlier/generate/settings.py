@@ -58,5 +58,11 @@ class Settings:
             if f"SOMLIER_{name.upper()}" in environ:
                 values[name] = environ[f"SOMLIER_{name.upper()}"]
         if "check_airflow_timeout" in values:
-            values["check_airflow_timeout"] = float(values["check_airflow_timeout"])
+            try:
+                values["check_airflow_timeout"] = float(values["check_airflow_timeout"])
+            except (TypeError, ValueError):
+                raise InvalidArgumentError(
+                    f"check_airflow_timeout {values['check_airflow_timeout']!r} (SOMLIER_CHECK_AIRFLOW_TIMEOUT or "
+                    f"{path}) is not a number of seconds"
+                ) from None
         return cls(**values)

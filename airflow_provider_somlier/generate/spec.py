@@ -16,29 +16,84 @@ from airflow_provider_somlier.errors import InvalidArgumentError
 from airflow_provider_somlier.refs import parse_model_ref, parse_table_ref, validate_column_name
 from airflow_provider_somlier.window import parse_bool, parse_window
 
-DAG_ID = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.\-]{0,249}$")
+DAG_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,249}")
 SCHEDULE_PRESETS = ("@once", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly", "@continuous")
 # registry/path:tag or @sha256:digest, as docker reference grammar allows (lower-case path components)
 IMAGE = re.compile(
-    r"^(?:(?P<registry>[a-zA-Z0-9.\-]+(?::[0-9]+)?)/)?"
+    r"(?:(?P<registry>[a-zA-Z0-9.\-]+(?::[0-9]+)?)/)?"
     r"(?P<path>[a-z0-9]+(?:[._\-]{1,2}[a-z0-9]+)*(?:/[a-z0-9]+(?:[._\-]{1,2}[a-z0-9]+)*)*)"
-    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}))?(?:@(?P<digest>sha256:[a-f0-9]{64}))?$"
+    r"(?::(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.\-]{0,127}))?(?:@(?P<digest>sha256:[a-f0-9]{64}))?"
 )
-K8S_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
-QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?$")
+K8S_NAME = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?")
+QUANTITY = re.compile(r"[0-9]+(\.[0-9]+)?(m|Ki|Mi|Gi|Ti|k|M|G|T)?")
+ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+# Patterns above are used with fullmatch only: `$` would also match before a trailing newline.
+
+MAX_VALUE_CHARS = 4096
+"""Longest value accepted in any field: a DAG file is no place for a script, and the header stays readable."""
 
 
-def validate_dag_id(dag_id: str) -> str:
-    if not isinstance(dag_id, str) or not DAG_ID.match(dag_id):
+def _shown(value: str) -> str:
+    """The value as it appears in a message: a short ASCII repr, whatever it holds."""
+    return ascii(value if len(value) <= 80 else value[:60] + "..." + value[-12:])
+
+
+def checked_text(value: object, field: str, *, free_text: bool = False) -> str:
+    """``value`` as text that can be rendered safely, or :class:`InvalidArgumentError` naming ``field``.
+
+    Every field is refused when it holds bytes that are not UTF-8 (Python hands them
+    over as lone surrogates), a NUL, or more than :data:`MAX_VALUE_CHARS` characters.
+    Names, refs, schedules and quantities must also be printable ASCII, so a newline
+    or a look-alike character never slips past a pattern. ``free_text`` fields
+    (entrypoint arguments, environment values) may hold any other character: the
+    renderer escapes it inside a string literal.
+    """
+    text = value if isinstance(value, str) else str(value)
+    for position, char in enumerate(text):
+        if 0xD800 <= ord(char) <= 0xDFFF:
+            raise InvalidArgumentError(
+                f"{field} {_shown(text)} is not valid UTF-8 (byte 0x{ord(char) & 0xFF:02x} at position {position}): "
+                "pass the value as UTF-8 text"
+            )
+    if len(text) > MAX_VALUE_CHARS:
         raise InvalidArgumentError(
-            f"DAG_ID {dag_id!r} is invalid: expected letters, digits, '_', '-' or '.', at most 250 characters"
+            f"{field} {_shown(text)} is {len(text)} characters long: at most {MAX_VALUE_CHARS} are accepted"
+        )
+    for position, char in enumerate(text):
+        if char == "\0" or (not free_text and not " " <= char <= "~"):
+            expected = "a NUL character" if char == "\0" else "characters other than printable ASCII"
+            raise InvalidArgumentError(
+                f"{field} {_shown(text)} has {ascii(char)} at position {position}: {field} cannot hold {expected}"
+            )
+    return text
+
+
+def checked_template(text: str, field: str) -> str:
+    """``text`` if Airflow can render it as a Jinja template at run time (KubernetesPodOperator templates it)."""
+    import jinja2
+
+    try:
+        jinja2.Environment().parse(text)
+    except jinja2.TemplateSyntaxError as exc:
+        raise InvalidArgumentError(
+            f"{field} {_shown(text)} is not a valid Airflow template ({exc.message}): Airflow renders it at run "
+            "time, so write {{ '{{' }} for a literal '{{' and {{ '{%' }} for a literal '{%'"
+        ) from None
+    return text
+
+
+def validate_dag_id(dag_id: str, field: str = "DAG_ID") -> str:
+    dag_id = checked_text(dag_id, field)
+    if not DAG_ID.fullmatch(dag_id):
+        raise InvalidArgumentError(
+            f"{field} {_shown(dag_id)} is invalid: expected letters, digits, '_', '-' or '.', at most 250 characters"
         )
     return dag_id
 
 
-def validate_schedule(schedule: str) -> str:
+def validate_schedule(schedule: str, field: str = "SCHEDULE") -> str:
     """A cron expression (5 fields) or one of Airflow's presets."""
-    text = schedule.strip() if isinstance(schedule, str) else ""
+    text = checked_text(schedule, field).strip(" ")
     if text in SCHEDULE_PRESETS:
         return text
     from croniter import croniter
@@ -46,7 +101,7 @@ def validate_schedule(schedule: str) -> str:
     if len(text.split()) == 5 and croniter.is_valid(text):
         return text
     raise InvalidArgumentError(
-        f"SCHEDULE {schedule!r} is invalid: expected a 5-field cron expression such as '0 9 * * *' "
+        f"{field} {_shown(text)} is invalid: expected a 5-field cron expression such as '0 9 * * *' "
         f"or one of {', '.join(SCHEDULE_PRESETS)}"
     )
 
@@ -54,10 +109,13 @@ def validate_schedule(schedule: str) -> str:
 def validate_date(value: str | dt.date, *, field: str) -> dt.date:
     if isinstance(value, dt.date):
         return value
+    text = checked_text(value, field)
+    if not re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", text):
+        raise InvalidArgumentError(f"{field} {_shown(text)} is not a date: expected YYYY-MM-DD")
     try:
-        return dt.date.fromisoformat(str(value))
+        return dt.date.fromisoformat(text)
     except ValueError:
-        raise InvalidArgumentError(f"{field} {value!r} is not a date: expected YYYY-MM-DD") from None
+        raise InvalidArgumentError(f"{field} {_shown(text)} is not a date: expected YYYY-MM-DD") from None
 
 
 @dataclass(frozen=True)
@@ -77,23 +135,29 @@ class OfflineDagSpec:
 
     @classmethod
     def validated(cls, **values: object) -> OfflineDagSpec:
-        parse_model_ref(values["model_ref"])
+        model_ref = checked_text(values["model_ref"], "MODEL_REF").strip(" ")
+        dataset_ref = checked_text(values["dataset_ref"], "DATASET_REF").strip(" ")
+        destination_table_ref = checked_text(values["destination_table_ref"], "DESTINATION_TABLE_REF").strip(" ")
+        parse_model_ref(model_ref)
         # Refs without a project are fine here: the connection supplies it at run time.
-        parse_table_ref(values["dataset_ref"], "placeholder-project", field="DATASET_REF")
-        parse_table_ref(values["destination_table_ref"], "placeholder-project", field="DESTINATION_TABLE_REF")
+        parse_table_ref(dataset_ref, "placeholder-project", field="DATASET_REF")
+        parse_table_ref(destination_table_ref, "placeholder-project", field="DESTINATION_TABLE_REF")
+        load_column = checked_text(values["dataset_load_column"], "DATASET_LOAD_COLUMN")
+        passthrough = [checked_text(c, "--passthrough_columns") for c in values.get("passthrough_columns") or ()]
         return cls(
-            model_ref=str(values["model_ref"]).strip(),
+            model_ref=model_ref,
             dag_id=validate_dag_id(values["dag_id"]),
-            schedule=validate_schedule(values["schedule"]),
-            dataset_ref=str(values["dataset_ref"]).strip(),
-            dataset_load_column=validate_column_name(values["dataset_load_column"], field="DATASET_LOAD_COLUMN"),
-            destination_table_ref=str(values["destination_table_ref"]).strip(),
-            start_date=validate_date(values["start_date"], field="START_DATE"),
-            dataset_load_window=parse_window(values.get("dataset_load_window", 1)),
-            dataset_load_by_kst=parse_bool(values.get("dataset_load_by_kst", True), field="DATASET_LOAD_BY_KST"),
-            passthrough_columns=tuple(
-                validate_column_name(c, field="passthrough column") for c in values.get("passthrough_columns") or ()
+            schedule=validate_schedule(values["schedule"], "SCHEDULE_INTERVAL"),
+            dataset_ref=dataset_ref,
+            dataset_load_column=validate_column_name(load_column, field="DATASET_LOAD_COLUMN"),
+            destination_table_ref=destination_table_ref,
+            start_date=validate_date(values["start_date"], field="--start_date"),
+            dataset_load_window=parse_window(checked_text(values.get("dataset_load_window", 1), "--dataset_load_window")),
+            dataset_load_by_kst=parse_bool(
+                checked_text(values.get("dataset_load_by_kst", True), "--dataset_load_by_kst"),
+                field="--dataset_load_by_kst",
             ),
+            passthrough_columns=tuple(validate_column_name(c, field="--passthrough_columns") for c in passthrough),
         )
 
 
@@ -114,40 +178,57 @@ class BatchDagSpec:
 
     @classmethod
     def validated(cls, **values: object) -> BatchDagSpec:
-        image = str(values["docker_image"]).strip()
-        if not IMAGE.match(image):
+        image = checked_text(values["docker_image"], "DOCKER_IMAGE").strip(" ")
+        if not IMAGE.fullmatch(image):
             raise InvalidArgumentError(
-                f"DOCKER_IMAGE {values['docker_image']!r} is not an image reference: expected "
+                f"DOCKER_IMAGE {_shown(image)} is not an image reference: expected "
                 "[registry/]name[:tag][@sha256:digest], e.g. gcr.io/project/sift:latest"
             )
+        entrypoint_text = checked_text(values["entrypoint"], "ENTRYPOINT", free_text=True)
         try:
-            entrypoint = tuple(shlex.split(str(values["entrypoint"])))
+            entrypoint = tuple(shlex.split(entrypoint_text))
         except ValueError as exc:
-            raise InvalidArgumentError(f"ENTRYPOINT {values['entrypoint']!r} cannot be split: {exc}") from None
+            raise InvalidArgumentError(f"ENTRYPOINT {_shown(entrypoint_text)} cannot be split: {exc}") from None
         if not entrypoint:
             raise InvalidArgumentError("ENTRYPOINT is empty: expected a command such as 'sh -c predict.sh'")
-        namespace = str(values.get("namespace") or "default")
-        if not K8S_NAME.match(namespace):
-            raise InvalidArgumentError(f"namespace {namespace!r} is not a Kubernetes name")
+        for argument in entrypoint:
+            checked_template(argument, "ENTRYPOINT argument")
+        namespace = checked_text(values.get("namespace") or "default", "--namespace")
+        if not K8S_NAME.fullmatch(namespace):
+            raise InvalidArgumentError(f"--namespace {_shown(namespace)} is not a Kubernetes name (e.g. 'batch-jobs')")
         service_account = values.get("service_account")
-        if service_account is not None and not K8S_NAME.match(str(service_account)):
-            raise InvalidArgumentError(f"service_account {service_account!r} is not a Kubernetes name")
+        if service_account is not None:
+            service_account = checked_text(service_account, "--service_account")
+            if not K8S_NAME.fullmatch(service_account):
+                raise InvalidArgumentError(
+                    f"--service_account {_shown(service_account)} is not a Kubernetes name (e.g. 'batch-runner')"
+                )
+        quantities = {}
         for name in ("cpu", "memory"):
-            if values.get(name) is not None and not QUANTITY.match(str(values[name])):
-                raise InvalidArgumentError(f"{name} {values[name]!r} is not a Kubernetes quantity (e.g. 500m, 2Gi)")
-        env = tuple(sorted(dict(values.get("env") or {}).items()))
-        for key, _ in env:
-            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", key):
-                raise InvalidArgumentError(f"environment variable name {key!r} is invalid")
+            if values.get(name) is not None:
+                quantities[name] = checked_text(values[name], f"--{name}")
+                if not QUANTITY.fullmatch(quantities[name]):
+                    raise InvalidArgumentError(
+                        f"--{name} {_shown(quantities[name])} is not a Kubernetes quantity (e.g. 500m, 2Gi)"
+                    )
+        env = []
+        for key, value in sorted(dict(values.get("env") or {}).items()):
+            key = checked_text(key, "--env name")
+            if not ENV_NAME.fullmatch(key):
+                raise InvalidArgumentError(
+                    f"--env name {_shown(key)} is invalid: expected letters, digits and '_', not starting with a digit"
+                )
+            value = checked_template(checked_text(value, f"--env {key}", free_text=True), f"--env {key}")
+            env.append((key, value))
         return cls(
             docker_image=image,
             schedule=validate_schedule(values["schedule"]),
             entrypoint=entrypoint,
             dag_id=validate_dag_id(values["dag_id"]),
-            start_date=validate_date(values["start_date"], field="start_date"),
+            start_date=validate_date(values["start_date"], field="--start_date"),
             namespace=namespace,
-            service_account=str(service_account) if service_account else None,
-            cpu=str(values["cpu"]) if values.get("cpu") else None,
-            memory=str(values["memory"]) if values.get("memory") else None,
-            env=env,
+            service_account=service_account or None,
+            cpu=quantities.get("cpu") or None,
+            memory=quantities.get("memory") or None,
+            env=tuple(env),
         )
