@@ -33,6 +33,27 @@ with DAG({dag_id!r}, schedule="0 0 * * *", start_date=dt.datetime(2026, 11, 1, t
 """
 
 
+RUN_DATE = dt.datetime(2026, 11, 20, 3, 0, tzinfo=dt.timezone.utc)  # 12:00 KST → target day 2026-11-19
+
+
+def step_context(pushed: dict) -> dict:
+    """A task context for running one sharded step in-process; XComs it pushes land in ``pushed``."""
+    from types import SimpleNamespace
+
+    from tests.helpers import run_context
+
+    context = run_context(RUN_DATE, dag_id="sharded_steps")
+    context["ti"] = SimpleNamespace(
+        dag_id="sharded_steps", task_id="plan", try_number=1, xcom_push=lambda key, value: pushed.__setitem__(key, value)
+    )
+    return context
+
+
+def step_kwargs(features: str, destination: str) -> dict:
+    return dict(model_ref="diabetes-ridge@champion", dataset_ref=features, dataset_load_column="load_date",
+                destination_table_ref=destination, passthrough_columns=["row_id"])
+
+
 def sharded_dag_source(dag_id: str, features_table: str, destination: str, *, shards: int = 3,
                        model_ref: str = "diabetes-ridge@champion") -> str:
     return DAG_FILE.format(**locals())
@@ -46,6 +67,18 @@ def fail_once(registry, session_dir):
     trigger = session_dir / "fail-one-shard"
     registered = register_fail_once(registry["uri"], FAIL_ONCE_MODEL, str(trigger), (session_dir / "mlartifacts").as_uri())
     return f"{FAIL_ONCE_MODEL}/{registered.version}", trigger
+
+
+@pytest.fixture(scope="session")
+def hang_once(registry, session_dir):
+    """``(model_ref, trigger)``: create the trigger file and the next ``predict`` anywhere hangs, once."""
+    from tests.sharded.fail_once_model import register_fail_once
+
+    trigger = session_dir / "hang-one-shard"
+    registered = register_fail_once(
+        registry["uri"], "diabetes-hang-once", str(trigger), (session_dir / "mlartifacts").as_uri(), hang=True
+    )
+    return f"diabetes-hang-once/{registered.version}", trigger
 
 
 @pytest.fixture(scope="session")

@@ -7,10 +7,9 @@ import datetime as dt
 import pytest
 
 from tests.helpers import load_dag_file, rows_per_day
-from tests.sharded.conftest import SHARDED_DAY_ROWS, sharded_dag_source
+from tests.sharded.conftest import RUN_DATE, SHARDED_DAY_ROWS, sharded_dag_source
 
 UTC = dt.timezone.utc
-RUN_DATE = dt.datetime(2026, 11, 20, 3, 0, tzinfo=UTC)  # 12:00 KST → target day 2026-11-19
 
 
 def _staging_tables(bq_client, destination: str) -> list[str]:
@@ -98,10 +97,10 @@ def test_a_failed_shard_leaves_the_day_as_it_was(
 
 @pytest.mark.parametrize("shards", [0, -1, True, "3"])
 def test_a_shard_count_that_is_not_a_positive_integer_is_refused(shards):
+    from airflow.sdk import DAG
+
     from airflow_provider_somlier.errors import InvalidArgumentError
     from airflow_provider_somlier.operators.sharded import sharded_offline
-
-    from airflow.sdk import DAG
 
     with DAG("bad_shards", schedule=None), pytest.raises(InvalidArgumentError, match=f"shards must be .* got {shards!r}"):
         sharded_offline(

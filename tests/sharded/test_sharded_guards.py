@@ -13,22 +13,9 @@ from airflow_provider_somlier.operators.sharded import (
     MLOpsShardPlanOperator,
     MLOpsShardScoreOperator,
 )
-from tests.helpers import rows_per_day, run_context
-
-RUN_DATE = dt.datetime(2026, 11, 20, 3, 0, tzinfo=dt.timezone.utc)
-
-
-def _context(pushed: dict) -> dict:
-    context = run_context(RUN_DATE, dag_id="sharded_guards")
-    context["ti"] = SimpleNamespace(
-        dag_id="sharded_guards", task_id="plan", try_number=1, xcom_push=lambda key, value: pushed.__setitem__(key, value)
-    )
-    return context
-
-
-def _kwargs(features: str, destination: str) -> dict:
-    return dict(model_ref="diabetes-ridge@champion", dataset_ref=features, dataset_load_column="load_date",
-                destination_table_ref=destination, passthrough_columns=["row_id"])
+from tests.helpers import rows_per_day
+from tests.sharded.conftest import step_context as _context
+from tests.sharded.conftest import step_kwargs as _kwargs
 
 
 @pytest.fixture
