@@ -144,7 +144,8 @@ def model_input(batch: pa.RecordBatch, plan: FeaturePlan, *, target: str) -> Any
                 f"feature {name!r} has {column.null_count} NULL value(s) on {target}; "
                 "fill them upstream or leave the column out of feature_columns"
             )
-        if pa.types.is_floating(column.type):
+        total = pc.sum(column).as_py() if pa.types.is_floating(column.type) else None
+        if total is not None and total != total:  # a NaN somewhere (or inf - inf): count them
             nans = pc.sum(pc.is_nan(column)).as_py()
             if nans:
                 raise NullFeatureError(

@@ -84,6 +84,7 @@ def odd_tables(emulator, bq_client, features_table):
         f"CREATE OR REPLACE TABLE `{dataset}.keyword_load_column` AS "
         f"SELECT f.* EXCEPT (load_date), load_date AS `end` FROM `{features_table}` AS f"
     ).result()
+    bq_client.create_dataset(f"{emulator.project}.predictions", exists_ok=True)
     wrong = f"{emulator.project}.predictions.wrong_shape"
     bq_client.query(
         f"CREATE OR REPLACE TABLE `{wrong}` (row_id INT64, prediction STRING, target_date DATE)"
