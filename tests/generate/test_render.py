@@ -120,3 +120,21 @@ def test_golden_files_are_ascii_with_the_fixed_header():
         data = path.read_bytes()
         assert data.isascii() and data.startswith(FIXED_HEADER.encode())
         compile(data, path.name, "exec", dont_inherit=True)
+
+
+def test_an_encoding_lookalike_dataset_ref_still_lints_and_commits(tmp_path):
+    """A domain-scoped project `coding:ebcdic` once made a create_v2 file unparseable."""
+    repo = tmp_path / "dags-repo"
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
+    done = CliRunner().invoke(
+        main,
+        ["offline", "create_v2", "coding utf-7@champion", "ebcdic_dag", "@daily", "coding:ebcdic.cp.table", "date",
+         "results.predictions", "--start_date", "2026-11-22", "--local_repo", str(repo)],
+        env=ENV,
+    )
+    assert done.exit_code == 0, done.stderr
+    data = (repo / "dags" / "ebcdic_dag.py").read_bytes()
+    tree = compile(data, "ebcdic_dag.py", "exec", ast.PyCF_ONLY_AST, dont_inherit=True)
+    keywords = {k.arg: k.value for k in ast.walk(tree) if isinstance(k, ast.keyword)}
+    assert ast.literal_eval(keywords["dataset_ref"]) == "coding:ebcdic.cp.table"
+    assert ast.literal_eval(keywords["model_ref"]) == "coding utf-7@champion"
