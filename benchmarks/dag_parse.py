@@ -184,7 +184,12 @@ def main() -> int:
 
     # Installed packages ship byte-compiled modules; a source checkout gets them here.
     compileall.compile_dir(str(REPO / "airflow_provider_somlier"), quiet=1)
-    root = Path(tempfile.mkdtemp(prefix="somlier-parse-"))
+    with tempfile.TemporaryDirectory(prefix="somlier-parse-") as folder:
+        _measure(args, Path(folder))
+    return 0
+
+
+def _measure(args: argparse.Namespace, root: Path) -> None:
     folders = _write_folders(root, max(args.files, args.processor_files))
     warm_up = root / "warm-up" / "warm_up.py"
     warm_up.parent.mkdir()
@@ -232,7 +237,6 @@ def main() -> int:
         f"{processor[generated][0] / processor[bare][0]:.2f}x, processor parse + serialization "
         f"{processor[generated][1] / processor[bare][1]:.2f}x\n"
     )
-    return 0
 
 
 if __name__ == "__main__":

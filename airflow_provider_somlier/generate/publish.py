@@ -90,6 +90,9 @@ class GitHubPublisher:
     base_branch: str = "main"
     folder: str = "dags"
     base_url: str = "https://api.github.com"
+    # GitHub asks integrations to space out requests (writes above all) to avoid its
+    # secondary rate limits; PyGithub's pacing does that. Tests against a local server turn it off.
+    paced: bool = True
 
     def describe(self, dag_id: str) -> str:
         return (
@@ -100,7 +103,10 @@ class GitHubPublisher:
     def _repo(self) -> Repository:
         from github import Auth, Github
 
-        client = Github(auth=Auth.Token(self.token), base_url=self.base_url, retry=None, timeout=30)
+        client = Github(
+            auth=Auth.Token(self.token), base_url=self.base_url, retry=None, timeout=30,
+            seconds_between_requests=0.25 if self.paced else None, seconds_between_writes=1.0 if self.paced else None,
+        )
         return client.get_repo(self.repository)
 
     def publish(self, dag_id: str, source: str, description: str) -> Published:

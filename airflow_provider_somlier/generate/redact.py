@@ -20,6 +20,7 @@ _TOKEN_SHAPES = re.compile(
     r"|\bgh[pousr]_[A-Za-z0-9_]+"
     r"|(?<![0-9A-Za-z])[0-9a-f]{40}(?![0-9A-Za-z])"
 )
+_PREFIXED_TOKEN = re.compile(r"github_pat_[A-Za-z0-9_]{20,}|\bgh[pousr]_[A-Za-z0-9]{20,}")
 _MIN_SECRET = 4  # shorter "secrets" would mask ordinary words; such a token is rejected by GitHub anyway
 
 
@@ -28,3 +29,8 @@ def mask_tokens(text: str, secrets: Iterable[str | None] = ()) -> str:
     for secret in sorted({s for s in secrets if s and len(s) >= _MIN_SECRET}, key=len, reverse=True):
         text = text.replace(secret, MASK)
     return _TOKEN_SHAPES.sub(MASK, text)
+
+
+def holds_token(text: str) -> bool:
+    """Whether ``text`` holds a prefixed GitHub token (a 40-digit hex string may be a commit SHA)."""
+    return _PREFIXED_TOKEN.search(text) is not None

@@ -13,6 +13,7 @@ import shlex
 from dataclasses import dataclass, field
 
 from airflow_provider_somlier.errors import InvalidArgumentError
+from airflow_provider_somlier.generate.redact import holds_token
 from airflow_provider_somlier.refs import parse_model_ref, parse_table_ref, validate_column_name
 from airflow_provider_somlier.window import parse_bool, parse_window
 
@@ -42,7 +43,8 @@ def checked_text(value: object, field: str, *, free_text: bool = False) -> str:
     """``value`` as text that can be rendered safely, or :class:`InvalidArgumentError` naming ``field``.
 
     Every field is refused when it holds bytes that are not UTF-8 (Python hands them
-    over as lone surrogates), a NUL, or more than :data:`MAX_VALUE_CHARS` characters.
+    over as lone surrogates), a NUL, more than :data:`MAX_VALUE_CHARS` characters, or
+    a GitHub token (the file is committed for anyone with the repository to read).
     Names, refs, schedules and quantities must also be printable ASCII, so a newline
     or a look-alike character never slips past a pattern. ``free_text`` fields
     (entrypoint arguments, environment values) may hold any other character: the
@@ -58,6 +60,11 @@ def checked_text(value: object, field: str, *, free_text: bool = False) -> str:
     if len(text) > MAX_VALUE_CHARS:
         raise InvalidArgumentError(
             f"{field} {_shown(text)} is {len(text)} characters long: at most {MAX_VALUE_CHARS} are accepted"
+        )
+    if holds_token(text):
+        raise InvalidArgumentError(
+            f"{field} holds what looks like a GitHub token: a generated DAG file is committed to the dags "
+            "repository, so it must not hold secrets (use an Airflow connection or a Kubernetes secret)"
         )
     for position, char in enumerate(text):
         if char == "\0" or (not free_text and not " " <= char <= "~"):

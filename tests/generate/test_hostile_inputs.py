@@ -167,3 +167,16 @@ def test_non_utf8_bytes_name_the_field_and_the_byte():
 def test_an_unbalanced_airflow_template_in_an_argument_is_refused():
     done = _generate(_argv(["batch", "create"], BATCH_POSITIONALS, {**BATCH, "ENTRYPOINT": "echo '{{ ds'"}))
     assert done.exit_code == 2 and "ENTRYPOINT argument '{{ ds' is not a valid Airflow template" in done.stderr
+
+
+TOKEN = "ghp_" + "Zx9" * 12
+
+
+@pytest.mark.parametrize("command, positionals, defaults, field", [
+    *((["offline", "create_v2"], OFFLINE_POSITIONALS, OFFLINE, f) for f in OFFLINE),
+    *((["batch", "create"], BATCH_POSITIONALS, BATCH, f) for f in BATCH),
+])
+def test_a_github_token_is_never_written_into_a_dag_file(command, positionals, defaults, field):
+    done = _generate(_argv(command, positionals, {**defaults, field: f"x {TOKEN}" if "--env" in field else TOKEN}))
+    assert done.exit_code == 2 and field.split()[0].lower().lstrip("-") in done.stderr.lower(), done.stderr
+    assert TOKEN not in done.stdout + done.stderr

@@ -17,7 +17,7 @@ def github():
 
 
 def publisher(github: FakeGitHub, token: str | None = None) -> GitHubPublisher:
-    return GitHubPublisher(token=token or github.token, repository="mlops/dags", base_url=github.base_url)
+    return GitHubPublisher(token=token or github.token, repository="mlops/dags", base_url=github.base_url, paced=False)
 
 
 def test_a_new_dag_opens_one_pull_request_from_its_own_branch(github):
@@ -77,7 +77,7 @@ def test_a_rejected_token_is_a_401_message_without_the_token(github):
 
 
 def test_an_unknown_repository_is_a_404_message(github):
-    bad = GitHubPublisher(token=github.token, repository="mlops/nope", base_url=github.base_url)
+    bad = GitHubPublisher(token=github.token, repository="mlops/nope", base_url=github.base_url, paced=False)
     with pytest.raises(PublishError, match="mlops/nope .*not found.*\\(404 while reading mlops/nope\\)"):
         bad.publish("d", SOURCE, "")
 
@@ -131,4 +131,4 @@ def test_an_unreachable_github_names_the_url_to_check():
     with FakeGitHub() as github:
         base_url = github.base_url
     with pytest.raises(PublishError, match="could not be reached while reading mlops/dags .*SOMLIER_GITHUB_BASE_URL"):
-        GitHubPublisher(token="ghp_x1234", repository="mlops/dags", base_url=base_url).publish("d", SOURCE, "")
+        GitHubPublisher(token="ghp_x1234", repository="mlops/dags", base_url=base_url, paced=False).publish("d", SOURCE, "")
