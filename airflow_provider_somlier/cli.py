@@ -170,6 +170,7 @@ def offline() -> None:
 @click.option("--dataset_load_window", default="1", show_default=True, help="Days back from the run's date.")
 @click.option("--dataset_load_by_kst", default="True", show_default=True, help="Take the run's date in KST (else UTC).")
 @click.option("--passthrough_columns", default="", help="Comma-separated id columns copied to the output.")
+@click.option("--shards", default=None, help="Score each day in up to N parallel tasks (plan, N mapped shards, one commit).")
 @publishing_options
 def create_v2(
     model_ref: str,
@@ -183,6 +184,7 @@ def create_v2(
     dataset_load_window: str,
     dataset_load_by_kst: str,
     passthrough_columns: str,
+    shards: str | None,
     dry_run: bool,
     check_airflow: bool,
     local_repo: str | None,
@@ -196,7 +198,7 @@ def create_v2(
         token = os.environ.get(TOKEN_ENV, "")
 
     def action() -> None:
-        from airflow_provider_somlier.generate.lint import lint_dag_source
+        from airflow_provider_somlier.generate.lint import SHARDED_TASKS, lint_dag_source
         from airflow_provider_somlier.generate.render import render_offline
         from airflow_provider_somlier.generate.spec import OfflineDagSpec
 
@@ -211,6 +213,7 @@ def create_v2(
             dataset_load_window=dataset_load_window,
             dataset_load_by_kst=dataset_load_by_kst,
             passthrough_columns=[c.strip() for c in passthrough_columns.split(",") if c.strip()],
+            shards=shards,
         )
         # The header shows the canonical command for these inputs (token as '-'), not argv.
         command = [
@@ -220,6 +223,7 @@ def create_v2(
             "--dataset_load_window", str(spec.dataset_load_window),
             "--dataset_load_by_kst", str(spec.dataset_load_by_kst),
             *(["--passthrough_columns", ",".join(spec.passthrough_columns)] if spec.passthrough_columns else []),
+            *(["--shards", str(spec.shards)] if spec.shards else []),
         ]
         source = render_offline(spec, command)
         description = "\n".join(
@@ -230,12 +234,15 @@ def create_v2(
                 ("destination_table_ref", spec.destination_table_ref), ("start_date", spec.start_date),
                 ("dataset_load_window", spec.dataset_load_window), ("dataset_load_by_kst", spec.dataset_load_by_kst),
                 ("passthrough_columns", ", ".join(spec.passthrough_columns) or "none"),
+                *([("shards", spec.shards)] if spec.shards else []),
             )
         )
         _deliver(
             dag_id=spec.dag_id, source=source, description=description, dry_run=dry_run,
             check_airflow=check_airflow, local_repo=local_repo, token=token,
-            lint=lambda: lint_dag_source(source, spec.dag_id, "predict", "MLOpsOfflineOperator"),
+            lint=lambda: lint_dag_source(source, spec.dag_id, "predict", "MLOpsOfflineOperator")
+            if not spec.shards
+            else lint_dag_source(source, spec.dag_id, "predict", "MLOpsOfflineOperator", tasks=SHARDED_TASKS),
         )
 
     _run(action, secrets=(token,))

@@ -86,3 +86,15 @@ class InvalidArgumentError(SomlierInputError, ValueError):
 
 class RunNotRegistrableError(SomlierInputError):
     """A training run cannot become a model version: it did not finish, or logged no model or metric."""
+
+
+class ShardedRunError(SomlierError, AirflowFailException):
+    """A sharded run cannot finish as planned; retrying the task cannot help, clearing the group can."""
+
+
+class ReadSessionExpiredError(ShardedRunError):
+    """A shard's read session expired or was lost: clear the whole task group so the plan opens a new one."""
+
+
+class ShardCountMismatchError(ShardedRunError):
+    """The shards staged a different number of rows than the plan counted in the source."""

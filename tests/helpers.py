@@ -30,6 +30,20 @@ def staging_tables(client, destination: str) -> list[str]:
     return [t.table_id for t in client.list_tables(dataset) if is_staging_of(t.table_id, table)]
 
 
+def asset_events(uri: str, run_id: str) -> list[dict]:
+    """The extras of the asset events ``run_id`` emitted for the asset at ``uri``."""
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.utils.session import create_session
+    from sqlalchemy import select
+
+    with create_session() as session:
+        events = session.scalars(
+            select(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
+            .where(AssetModel.uri == uri, AssetEvent.source_run_id == run_id)
+        ).all()
+        return [dict(e.extra) for e in events]
+
+
 def load_dag_file(source: str, dag_id: str):
     """Write ``source`` as ``<dag_id>.py`` into the configured dags folder and return its DAG."""
     import importlib.util

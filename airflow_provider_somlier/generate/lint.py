@@ -27,7 +27,7 @@ report = {"import_errors": {k: str(v) for k, v in bag.import_errors.items()}, "d
 dag = bag.dags.get(dag_id)
 if dag is not None:
     report["task_ids"] = sorted(dag.task_ids)
-    report["task_types"] = sorted(type(t).__name__ for t in dag.tasks)
+    report["task_types"] = sorted(t.task_type for t in dag.tasks)  # a mapped task reports its operator
     report["schedule"] = str(getattr(dag.timetable, "summary", dag.timetable))
     if build_pod and task_id in dag.task_dict:
         try:
@@ -54,8 +54,23 @@ class LintReport:
     pod: dict | None = None
 
 
-def lint_dag_source(source: str, dag_id: str, task_id: str, expected_type: str, *, build_pod: bool = False) -> LintReport:
-    """Load ``source`` through ``DagBag`` in a child process and check what it defines."""
+# The tasks of a sharded offline DAG (its task group "predict"), by id.
+SHARDED_TASKS = {
+    "predict.commit": "MLOpsShardCommitOperator",
+    "predict.plan": "MLOpsShardPlanOperator",
+    "predict.score": "MLOpsShardScoreOperator",
+}
+
+
+def lint_dag_source(
+    source: str, dag_id: str, task_id: str, expected_type: str, *, build_pod: bool = False,
+    tasks: dict[str, str] | None = None,
+) -> LintReport:
+    """Load ``source`` through ``DagBag`` in a child process and check what it defines.
+
+    The DAG must hold exactly one ``expected_type`` task ``task_id``, or, when ``tasks``
+    (task id → type) is given, exactly those tasks.
+    """
     with tempfile.TemporaryDirectory(prefix="somlier-lint-") as folder:
         path = Path(folder) / f"{dag_id}.py"
         path.write_text(source)
@@ -73,10 +88,10 @@ def lint_dag_source(source: str, dag_id: str, task_id: str, expected_type: str, 
         raise DagLintError("the rendered DAG has import errors:\n" + "\n".join(report["import_errors"].values()))
     if report["dag_ids"] != [dag_id]:
         raise DagLintError(f"expected exactly one DAG {dag_id!r}, the file defines {report['dag_ids']}")
-    if report["task_ids"] != [task_id] or report["task_types"] != [expected_type]:
-        raise DagLintError(
-            f"expected one {expected_type} task {task_id!r}, found {report['task_types']} {report['task_ids']}"
-        )
+    expected = tasks or {task_id: expected_type}
+    if report["task_ids"] != sorted(expected) or report["task_types"] != sorted(expected.values()):
+        wanted = f"the tasks {expected}" if tasks else f"one {expected_type} task {task_id!r}"
+        raise DagLintError(f"expected {wanted}, found {report['task_types']} {report['task_ids']}")
     if "pod_error" in report:
         raise DagLintError(f"the pod spec cannot be built: {report['pod_error']}")
     return LintReport(

@@ -139,6 +139,7 @@ class OfflineDagSpec:
     dataset_load_window: int = 1
     dataset_load_by_kst: bool = True
     passthrough_columns: tuple[str, ...] = ()
+    shards: int | None = None  # None: one MLOpsOfflineOperator task; N: the sharded task group
 
     @classmethod
     def validated(cls, **values: object) -> OfflineDagSpec:
@@ -165,7 +166,20 @@ class OfflineDagSpec:
                 field="--dataset_load_by_kst",
             ),
             passthrough_columns=tuple(validate_column_name(c, field="--passthrough_columns") for c in passthrough),
+            shards=validate_shards(values.get("shards")),
         )
+
+
+def validate_shards(value: object, field: str = "--shards") -> int | None:
+    """A shard count from 1 to the sharded operators' maximum, or None for the single task."""
+    from airflow_provider_somlier.operators.sharded import MAX_SHARDS
+
+    if value is None or value == "":
+        return None
+    text = checked_text(value, field).strip(" ")
+    if not re.fullmatch(r"[0-9]{1,4}", text) or not 1 <= int(text) <= MAX_SHARDS:
+        raise InvalidArgumentError(f"{field} {_shown(text)} is invalid: expected a whole number from 1 to {MAX_SHARDS}")
+    return int(text)
 
 
 @dataclass(frozen=True)

@@ -75,6 +75,21 @@ class ReplaceResult:
     job_id: str
 
 
+@dataclass(frozen=True)
+class ReadStreams:
+    """One read session split into streams: what a sharded plan hands its score tasks."""
+
+    session: str
+    streams: list[str]
+    arrow_schema: bytes  # the session's serialized Arrow schema, needed to decode any stream
+    expires_at: dt.datetime | None
+
+
+def shard_staging_table_name(destination_table: str, day: dt.date, plan_digest: str, shard: int) -> str:
+    """The staging table of one shard of one plan: the same on every retry, so a retry replaces it."""
+    return f"{staging_key(destination_table)}{day:%Y%m%d}_{plan_digest}_s{shard:04d}"
+
+
 def staging_key(destination_table: str) -> str:
     """The name prefix of every staging table of ``destination_table`` (and of no other)."""
     digest = hashlib.sha256(destination_table.encode()).hexdigest()[:8]
@@ -235,9 +250,6 @@ class SomlierBigQueryHook(BigQueryHook):
         import pyarrow as pa
         from google.cloud.bigquery_storage_v1 import types
 
-        from airflow_provider_somlier.hooks.bigquery_stream import ReadStreamPages
-        from airflow_provider_somlier.read_ahead import read_ahead
-
         calls = self.storage_read
         client = self.read_client()
         session = calls.call(
@@ -258,9 +270,18 @@ class SomlierBigQueryHook(BigQueryHook):
         if not session.streams:
             return iter(())
         schema = pa.ipc.read_schema(pa.py_buffer(session.arrow_schema.serialized_schema))
+        return self._stream_batches(str(ref), session.streams[0].name, schema, read_ahead_pages)
+
+    def _stream_batches(self, ref: str, stream_name: str, schema: pa.Schema, read_ahead_pages: int = 1) -> Iterator[pa.RecordBatch]:
+        """The pages of one read stream, fetched ahead on a thread, failing by name when it stalls."""
+        from airflow_provider_somlier.hooks.bigquery_stream import ReadStreamPages
+        from airflow_provider_somlier.read_ahead import read_ahead
+
+        calls = self.storage_read
+        client = self.read_client()
         # Plaintext endpoints are local emulators, which ignore a resumed stream's offset.
         resume = not (self._get_field("storage_read_endpoint", None) or "").startswith("grpc://")
-        pages = ReadStreamPages(client, session.streams[0].name, schema, calls, resume=resume)
+        pages = ReadStreamPages(client, stream_name, schema, calls, resume=resume)
         stall = self.read_stall_seconds
 
         def stalled(seconds: float) -> WarehouseUnavailableError:
@@ -271,6 +292,106 @@ class SomlierBigQueryHook(BigQueryHook):
             )
 
         return read_ahead(pages, max(1, read_ahead_pages), stall_seconds=stall, on_stall=stalled)
+
+    # -- sharded reading and staging --------------------------------------------------------
+    def count_rows(self, ref: TableRef, row_restriction: str) -> int:
+        """How many rows of ``ref`` match ``row_restriction`` (a sharded plan's source count)."""
+        rows = self._query_rows(f"count of {ref}", f"SELECT COUNT(*) AS n FROM {ref.sql} WHERE {row_restriction}")
+        return int(rows[0]["n"])
+
+    def create_read_streams(
+        self, ref: TableRef, columns: Sequence[str], row_restriction: str, max_streams: int
+    ) -> ReadStreams:
+        """One read session over the matching rows, split by the warehouse into up to ``max_streams`` streams.
+
+        Each stream is read by one shard; together they hold every matching row once. The
+        warehouse may hand out fewer streams than asked (a small table); never more.
+        """
+        from google.cloud.bigquery_storage_v1 import types
+
+        session = self.storage_read.call(
+            f"create_read_session on {ref} ({max_streams} streams)",
+            self.read_client().create_read_session,
+            parent=f"projects/{self.project_id}",
+            read_session=types.ReadSession(
+                table=ref.storage_path,
+                data_format=types.DataFormat.ARROW,
+                read_options=types.ReadSession.TableReadOptions(selected_fields=list(columns), row_restriction=row_restriction),
+            ),
+            max_stream_count=max_streams,
+            retry=None,
+        )
+        expires = session.expire_time if "expire_time" in session else None
+        self.log.info("Read session %s on %s: %d stream(s), filter %s", session.name, ref, len(session.streams), row_restriction)
+        return ReadStreams(
+            session=session.name,
+            streams=[stream.name for stream in session.streams],
+            arrow_schema=bytes(session.arrow_schema.serialized_schema),
+            expires_at=expires if expires and expires.year > 1970 else None,
+        )
+
+    def read_stream(
+        self, stream_name: str, arrow_schema: bytes, *, expires_at: dt.datetime | None = None, read_ahead_pages: int = 1
+    ) -> Iterator[pa.RecordBatch]:
+        """The rows of one stream of a session made by :meth:`create_read_streams`, as Arrow batches.
+
+        A session that has expired (or that the warehouse lost) cannot be read again, and a
+        new session splits the rows differently: reading "the same" stream of another
+        session would mix rows of two splits. So this fails with
+        :class:`ReadSessionExpiredError` instead, before or during the read.
+        """
+        import pyarrow as pa
+
+        from airflow_provider_somlier.errors import ReadSessionExpiredError
+
+        advice = "clear the whole task group (plan, score, commit) so the plan opens a new session"
+        if expires_at is not None and dt.datetime.now(dt.timezone.utc) >= expires_at:
+            raise ReadSessionExpiredError(f"read stream {stream_name} expired at {expires_at.isoformat()}; {advice}")
+        schema = pa.ipc.read_schema(pa.py_buffer(arrow_schema))
+        batches = self._stream_batches(stream_name, stream_name, schema, read_ahead_pages)
+        try:
+            yield from batches
+        except WarehouseUnavailableError as exc:
+            if not _is_not_found(exc.__cause__):
+                raise
+            raise ReadSessionExpiredError(
+                f"read stream {stream_name} is gone (the session expired or the warehouse restarted); {advice}"
+            ) from exc
+
+    def stage_parquet(
+        self, parquet_path: str, staging: TableRef, staged_schema: Sequence[bigquery.SchemaField]
+    ) -> int:
+        """Load the Parquet file into ``staging``, replacing what a previous attempt left there; return its rows."""
+        from google.cloud import bigquery
+
+        table = bigquery.Table(staging.table_id, schema=list(staged_schema))
+        table.expires = dt.datetime.now(dt.timezone.utc) + STAGING_TTL
+        self.rest.call("create_table (shard staging)", self.client().create_table, table, exists_ok=True, retry=None)
+        digest = hashlib.sha256(staging.table_id.encode()).hexdigest()[:12]
+        load = self._load_staging(parquet_path, staging, staged_schema, digest)
+        return int(load.output_rows or 0)
+
+    def count_staged(self, stagings: Sequence[TableRef]) -> list[int]:
+        """Rows in each staging table, in order, from one query (what a commit checks before it commits)."""
+        if not stagings:
+            return []
+        sql = " UNION ALL ".join(
+            f"SELECT {i} AS i, COUNT(*) AS n FROM {staging.sql}" for i, staging in enumerate(stagings)
+        )
+        counts = {int(row["i"]): int(row["n"]) for row in self._query_rows("count of the shard staging tables", sql)}
+        return [counts[i] for i in range(len(stagings))]
+
+    def drop_tables(self, refs: Sequence[TableRef]) -> None:
+        """Drop ``refs`` (missing ones are fine): the staging tables of a committed plan."""
+        for ref in refs:
+            self.rest.call("delete_table (shard staging)", self.client().delete_table, ref.table_id, not_found_ok=True, retry=None)
+
+    def _query_rows(self, step: str, sql: str) -> list[Any]:
+        """Run a small query within the deadline and return its rows."""
+        client = self.client()
+        job = self.rest.call(f"{step} submit", client.query, sql, retry=None, job_retry=None)
+        self._wait_for_job(step, job)
+        return list(self.rest.call(f"{step} result", job.result, retry=None))
 
     # -- writing ----------------------------------------------------------------------------
     def replace_partition(
@@ -294,14 +415,7 @@ class SomlierBigQueryHook(BigQueryHook):
         """
         from google.cloud import bigquery
 
-        from airflow_provider_somlier.bq_sql import literal
-
         constants = dict(constants or {})
-        select_list = ", ".join(
-            literal(constants[field.name], field.field_type, field=field.name) if field.name in constants
-            else f"`{field.name}`"
-            for field in schema
-        )
         staged_schema = [field for field in schema if field.name not in constants]
         digest = hashlib.sha256(job_id_seed.encode()).hexdigest()[:12]
 
@@ -314,20 +428,51 @@ class SomlierBigQueryHook(BigQueryHook):
         failure: BaseException | None = None
         try:
             load = self._load_staging(parquet_path, staging, staged_schema, digest)
-            column_list = ", ".join(f"`{field.name}`" for field in schema)
-            script = (
-                "BEGIN TRANSACTION;\n"
-                f"DELETE FROM {destination.sql} WHERE `{partition_column}` = {literal(day, 'DATE')};\n"
-                f"INSERT INTO {destination.sql} ({column_list}) SELECT {select_list} FROM {staging.sql};\n"
-                "COMMIT TRANSACTION;"
-            )
-            job_id = self._run_transaction(script, digest)
+            job_id = self.commit_staged(destination, schema, partition_column, day, [staging], digest, constants)
         except BaseException as exc:
             failure = exc
             raise
         finally:
             self._drop_staging(staging, failure)
         return ReplaceResult(rows_written=int(load.output_rows or 0), job_id=job_id)
+
+    def commit_staged(
+        self,
+        destination: TableRef,
+        schema: Sequence[bigquery.SchemaField],
+        partition_column: str,
+        day: dt.date,
+        stagings: Sequence[TableRef],
+        digest: str,
+        constants: Mapping[str, Any] | None = None,
+    ) -> str:
+        """One transaction: delete ``day`` from the destination, insert every staging table's rows.
+
+        The staging tables hold the columns of ``schema`` except those in ``constants``,
+        which are written as literals. Used for one staging table (the single task) and
+        for one per shard (the sharded form): either way the day is old or new, never a
+        mixture. Returns the transaction's job id.
+        """
+        from airflow_provider_somlier.bq_sql import literal
+
+        constants = dict(constants or {})
+        select_list = ", ".join(
+            literal(constants[field.name], field.field_type, field=field.name) if field.name in constants
+            else f"`{field.name}`"
+            for field in schema
+        )
+        column_list = ", ".join(f"`{field.name}`" for field in schema)
+        inserts = "".join(
+            f"INSERT INTO {destination.sql} ({column_list}) SELECT {select_list} FROM {staging.sql};\n"
+            for staging in stagings
+        )
+        script = (
+            "BEGIN TRANSACTION;\n"
+            f"DELETE FROM {destination.sql} WHERE `{partition_column}` = {literal(day, 'DATE')};\n"
+            f"{inserts}"
+            "COMMIT TRANSACTION;"
+        )
+        return self._run_transaction(script, digest)
 
     def _load_staging(
         self, parquet_path: str, staging: TableRef, staged_schema: Sequence[bigquery.SchemaField], digest: str
@@ -493,3 +638,15 @@ class SomlierBigQueryHook(BigQueryHook):
             self.log.info("BigQuery job %s was never created; nothing to cancel", job_id)
             return None
         return job_id
+
+
+def _is_not_found(exc: BaseException | None) -> bool:
+    """Whether ``exc`` (a gRPC or API error) says the thing asked for does not exist."""
+    from google.api_core.exceptions import NotFound, from_grpc_error
+
+    if exc is not None and hasattr(exc, "code") and callable(exc.code) and not isinstance(exc, NotFound):
+        try:
+            exc = from_grpc_error(exc)
+        except Exception:  # noqa: BLE001 - not a gRPC error after all
+            return False
+    return isinstance(exc, NotFound)

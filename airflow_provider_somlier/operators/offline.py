@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -12,6 +12,7 @@ from airflow.sdk import BaseOperator
 from airflow_provider_somlier.links import BigQueryTableLink, MLflowModelVersionLink
 
 if TYPE_CHECKING:
+    import pyarrow as pa
     from airflow.sdk import Context
 
     from airflow_provider_somlier.features import FeaturePlan
@@ -271,8 +272,8 @@ class MLOpsOfflineOperator(BaseOperator):
             job_id_seed="|".join(map(str, (lineage.airflow_dag_id, self.task_id, lineage.airflow_run_id, destination, day))),
         )
 
-    def _score(self, run: _RunPlan, path: str) -> StagedPredictions:
-        """Read the day, predict chunk by chunk, stage the output as Parquet at ``path``."""
+    def _score(self, run: _RunPlan, path: str, batches: Iterable[pa.RecordBatch] | None = None) -> StagedPredictions:
+        """Read the day (or ``batches``: one shard of it), predict chunk by chunk, stage the output as Parquet at ``path``."""
         from airflow_provider_somlier.output import check_destination
         from airflow_provider_somlier.scoring import score_to_parquet
 
@@ -280,8 +281,10 @@ class MLOpsOfflineOperator(BaseOperator):
             if run.existing is not None:
                 check_destination(run.existing.schema, schema, str(run.destination))
 
+        if batches is None:
+            batches = self._bigquery.read_batches(run.source, run.plan.read_columns, run.rows_of_day)
         return score_to_parquet(
-            self._bigquery.read_batches(run.source, run.plan.read_columns, run.rows_of_day),
+            batches,
             run.model,
             run.plan,
             run.lineage,

@@ -8,9 +8,8 @@ import os
 import urllib.request
 
 import pytest
-from sqlalchemy import select
 
-from tests.helpers import load_dag_file
+from tests.helpers import asset_events, load_dag_file
 
 UTC = dt.timezone.utc
 
@@ -39,18 +38,6 @@ def run_dag(dag_id: str, features_table: str, destination_ref: str, model_ref: s
     run = dag.test(logical_date=dt.datetime(2026, 11, 21, 0, 0, tzinfo=UTC))
     assert run.state == "success"
     return run
-
-
-def asset_events(uri: str, run_id: str) -> list[dict]:
-    from airflow.models.asset import AssetEvent, AssetModel
-    from airflow.utils.session import create_session
-
-    with create_session() as session:
-        events = session.scalars(
-            select(AssetEvent).join(AssetModel, AssetEvent.asset_id == AssetModel.id)
-            .where(AssetModel.uri == uri, AssetEvent.source_run_id == run_id)
-        ).all()
-        return [dict(e.extra) for e in events]
 
 
 def extra_links(dag_id: str, run_id: str) -> dict[str, str]:

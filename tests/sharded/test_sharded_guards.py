@@ -1,0 +1,100 @@
+"""What the sharded steps refuse: a lost read session, counts that do not add up. The day stays as it was."""
+
+from __future__ import annotations
+
+import datetime as dt
+from types import SimpleNamespace
+
+import pytest
+
+from airflow_provider_somlier.errors import ReadSessionExpiredError, ShardCountMismatchError
+from airflow_provider_somlier.operators.sharded import (
+    MLOpsShardCommitOperator,
+    MLOpsShardPlanOperator,
+    MLOpsShardScoreOperator,
+)
+from tests.helpers import rows_per_day
+from tests.sharded.conftest import step_context as _context
+from tests.sharded.conftest import step_kwargs as _kwargs
+
+
+@pytest.fixture
+def planned(registry, sharded_features, destination):
+    """A plan of three shards and the shards it mapped, made in-process."""
+    pushed: dict = {}
+    kwargs = _kwargs(sharded_features, destination)
+    shards = MLOpsShardPlanOperator(task_id="plan", shards=3, **kwargs).execute(_context(pushed))
+    assert len(shards) == 3
+    return SimpleNamespace(plan=pushed["plan"], shards=shards, kwargs=kwargs, context=_context({}))
+
+
+def _score(planned, shard: dict, plan: dict | None = None) -> dict:
+    op = MLOpsShardScoreOperator(task_id="score", plan=plan or planned.plan, shard=shard, **planned.kwargs)
+    return op.execute(planned.context)
+
+
+def test_a_shard_whose_read_session_is_gone_fails_by_name(planned):
+    session = planned.plan["session"].rsplit("/", 1)[0] + "/0123456789abcdef"
+    lost = {"index": 1, "stream": f"{session}/streams/1"}
+    with pytest.raises(ReadSessionExpiredError, match="clear the whole task group"):
+        _score(planned, lost)
+
+
+def test_a_shard_retried_after_its_session_expired_fails_before_reading(planned):
+    expired = planned.plan | {"expires_at": (dt.datetime.now(dt.timezone.utc) - dt.timedelta(minutes=1)).isoformat()}
+    with pytest.raises(ReadSessionExpiredError, match=r"expired at .*clear the whole task group"):
+        _score(planned, planned.shards[0], expired)
+
+
+def test_a_retried_shard_replaces_its_staging_rows_instead_of_adding_to_them(planned, bq_client):
+    first = _score(planned, planned.shards[2])
+    again = _score(planned, planned.shards[2])
+    assert again["staging"] == first["staging"]
+    held = next(iter(bq_client.query(f"SELECT COUNT(*) AS n FROM `{again['staging']}`").result())).n
+    assert held == first["rows"] == again["rows"]
+
+
+def test_a_commit_whose_shards_do_not_add_up_to_the_source_count_leaves_the_day_untouched(
+    planned, destination, bq_client
+):
+    results = [_score(planned, shard) for shard in planned.shards]
+    short = planned.plan | {"source_rows": planned.plan["source_rows"] + 1}
+    with pytest.raises(ShardCountMismatchError, match=f"counted {short['source_rows']}"):
+        MLOpsShardCommitOperator(task_id="commit", plan=short, shard_results=results, **planned.kwargs).execute(
+            planned.context
+        )
+    assert rows_per_day_or_none(bq_client, destination) is None
+
+
+def test_a_commit_whose_staging_table_holds_other_rows_than_its_shard_staged_refuses(planned, destination, bq_client):
+    results = [_score(planned, shard) for shard in planned.shards]
+    bq_client.query(f"DELETE FROM `{results[1]['staging']}` WHERE TRUE").result()
+    with pytest.raises(ShardCountMismatchError, match=f"shard 1 staged {results[1]['rows']}, holds 0"):
+        MLOpsShardCommitOperator(task_id="commit", plan=planned.plan, shard_results=results, **planned.kwargs).execute(
+            planned.context
+        )
+    assert rows_per_day_or_none(bq_client, destination) is None
+
+
+def test_the_commit_writes_every_shard_once_and_drops_their_staging(planned, destination, bq_client):
+    results = [_score(planned, shard) for shard in planned.shards]
+    summary = MLOpsShardCommitOperator(
+        task_id="commit", plan=planned.plan, shard_results=list(reversed(results)), **planned.kwargs
+    ).execute(planned.context)
+    assert summary["rows_written"] == planned.plan["source_rows"] == sum(r["rows"] for r in results)
+    assert rows_per_day(bq_client, destination) == {"2026-11-19": planned.plan["source_rows"]}
+    assert not any(_exists(bq_client, result["staging"]) for result in results)
+
+
+def _exists(client, table_id: str) -> bool:
+    from google.api_core.exceptions import NotFound
+
+    try:
+        client.get_table(table_id)
+    except NotFound:
+        return False
+    return True
+
+
+def rows_per_day_or_none(client, table_id: str) -> dict | None:
+    return rows_per_day(client, table_id) if _exists(client, table_id) else None
