@@ -381,6 +381,16 @@ class SomlierBigQueryHook(BigQueryHook):
         counts = {int(row["i"]): int(row["n"]) for row in self._query_rows("count of the shard staging tables", sql)}
         return [counts[i] for i in range(len(stagings))]
 
+    def missing_tables(self, refs: Sequence[TableRef]) -> list[TableRef]:
+        """Those of ``refs`` that do not exist (a committed plan's staging tables are dropped)."""
+        return [ref for ref in refs if self.get_table_or_none(ref) is None]
+
+    def count_rows_where(self, table: TableRef, values: Mapping[str, str]) -> int:
+        """Rows of ``table`` whose columns equal the given SQL literals (column → literal)."""
+        condition = " AND ".join(f"`{column}` = {value}" for column, value in values.items())
+        rows = self._query_rows(f"count of rows in {table}", f"SELECT COUNT(*) AS n FROM {table.sql} WHERE {condition}")
+        return int(rows[0]["n"])
+
     def drop_tables(self, refs: Sequence[TableRef]) -> None:
         """Drop ``refs`` (missing ones are fine): the staging tables of a committed plan."""
         for ref in refs:

@@ -207,6 +207,21 @@ class MLOpsShardCommitOperator(MLOpsOfflineOperator):
         hook = self._bigquery = SomlierBigQueryHook(gcp_conn_id=self.gcp_conn_id, location=self.location)
         destination = parse_table_ref(plan["destination"], hook.project_id, field="destination_table_ref")
         stagings = [parse_table_ref(r["staging"], hook.project_id, field="staging") for r in staged]
+        day = dt.date.fromisoformat(plan["target_date"])
+        constants = lineage_values(
+            Lineage(
+                model_name=plan["model_name"], model_version=int(plan["model_version"]),
+                model_run_id=plan["model_run_id"], target_date=day,
+                predicted_at=dt.datetime.fromisoformat(plan["predicted_at"]),
+                airflow_dag_id=plan["airflow_dag_id"], airflow_run_id=plan["airflow_run_id"],
+            )
+        )
+        gone = hook.missing_tables(stagings)
+        if gone:  # a commit that ran before (then was killed, or is cleared alone) dropped them
+            self._check_already_committed(hook, destination, gone, constants, total)
+            summary = self._summary(plan, destination, total, job_id=None, started=started)
+            self.log.info("The day was already committed from this plan; nothing to do: %s", summary)
+            return summary
         counted = hook.count_staged(stagings)
         wrong = [(r["index"], r["rows"], n) for r, n in zip(staged, counted) if n != r["rows"]]
         if wrong:
@@ -220,22 +235,24 @@ class MLOpsShardCommitOperator(MLOpsOfflineOperator):
             hook.create_day_partitioned_table(destination, schema, TARGET_DATE_COLUMN)
         else:
             check_destination(existing.schema, schema, str(destination))
-        day = dt.date.fromisoformat(plan["target_date"])
-        constants = lineage_values(
-            Lineage(
-                model_name=plan["model_name"], model_version=int(plan["model_version"]),
-                model_run_id=plan["model_run_id"], target_date=day,
-                predicted_at=dt.datetime.fromisoformat(plan["predicted_at"]),
-                airflow_dag_id=plan["airflow_dag_id"], airflow_run_id=plan["airflow_run_id"],
-            )
-        )
         hook.sweep_stale_staging(destination)
         job_id = hook.commit_staged(destination, schema, TARGET_DATE_COLUMN, day, stagings, plan["digest"], constants)
         try:
             hook.drop_tables(stagings)
         except Exception as exc:  # noqa: BLE001 - the day is committed; a later run sweeps them
             self.log.warning("Could not drop the shard staging tables (a later run sweeps them): %s", exc)
-        summary = {
+        summary = self._summary(plan, destination, total, job_id=job_id, started=started)
+        self.log.info("SoMLier sharded summary: %s", summary)
+        from airflow_provider_somlier.assets import emit_predictions_event
+
+        emit_predictions_event(context, self.outlets, summary)  # the day is written: the commit alone says so
+        return summary
+
+    @staticmethod
+    def _summary(plan: dict[str, Any], destination: Any, total: int, *, job_id: str | None, started: float) -> dict[str, Any]:
+        import time
+
+        return {
             "target_date": plan["target_date"],
             "rows_read": plan["source_rows"],
             "rows_written": total,
@@ -248,11 +265,30 @@ class MLOpsShardCommitOperator(MLOpsOfflineOperator):
             "job_id": job_id,
             "seconds": round(time.monotonic() - started, 3),
         }
-        self.log.info("SoMLier sharded summary: %s", summary)
-        from airflow_provider_somlier.assets import emit_predictions_event
 
-        emit_predictions_event(context, self.outlets, summary)  # the day is written: the commit alone says so
-        return summary
+    @staticmethod
+    def _check_already_committed(hook: Any, destination: Any, gone: list, constants: dict[str, Any], total: int) -> None:
+        """Pass when the destination's day is exactly this plan's rows; else a named error (clear the group).
+
+        Every row a plan commits carries its ``predicted_at`` and run id, so a day holding
+        ``total`` rows of this plan and nothing else was committed by it.
+        """
+        from airflow_provider_somlier.bq_sql import literal
+        from airflow_provider_somlier.output import LINEAGE_COLUMNS, TARGET_DATE_COLUMN
+
+        def literals(*names: str) -> dict[str, str]:
+            return {name: literal(constants[name], LINEAGE_COLUMNS[name], field=name) for name in names}
+
+        day_rows = plan_rows = 0
+        if hook.get_table_or_none(destination) is not None:
+            day_rows = hook.count_rows_where(destination, literals(TARGET_DATE_COLUMN))
+            plan_rows = hook.count_rows_where(destination, literals(TARGET_DATE_COLUMN, "predicted_at", "airflow_run_id"))
+        if not day_rows == plan_rows == total:
+            raise ShardedRunError(
+                f"the staging tables of this plan are gone ({', '.join(str(ref) for ref in gone)}) and "
+                f"{destination} does not hold its day ({plan_rows} of {day_rows} row(s) of "
+                f"{constants[TARGET_DATE_COLUMN]} are this plan's, {total} expected); clear the whole task group"
+            )
 
 
 def sharded_offline(

@@ -7,7 +7,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from airflow_provider_somlier.errors import ReadSessionExpiredError, ShardCountMismatchError
+from airflow_provider_somlier.errors import ReadSessionExpiredError, ShardCountMismatchError, ShardedRunError
 from airflow_provider_somlier.operators.sharded import (
     MLOpsShardCommitOperator,
     MLOpsShardPlanOperator,
@@ -84,6 +84,28 @@ def test_the_commit_writes_every_shard_once_and_drops_their_staging(planned, des
     assert summary["rows_written"] == planned.plan["source_rows"] == sum(r["rows"] for r in results)
     assert rows_per_day(bq_client, destination) == {"2026-11-19": planned.plan["source_rows"]}
     assert not any(_exists(bq_client, result["staging"]) for result in results)
+
+
+def test_a_commit_run_again_after_it_committed_finds_its_day_and_writes_nothing(planned, destination, bq_client):
+    """What a commit killed after it committed, or cleared alone, meets: its staging is gone, its day is in."""
+    results = [_score(planned, shard) for shard in planned.shards]
+    commit = MLOpsShardCommitOperator(task_id="commit", plan=planned.plan, shard_results=results, **planned.kwargs)
+    first = commit.execute(planned.context)
+    predicted_at = {r.p for r in bq_client.query(f"SELECT DISTINCT predicted_at AS p FROM `{destination}`").result()}
+    again = commit.execute(planned.context)
+    assert again["rows_written"] == first["rows_written"] and again["job_id"] is None
+    assert rows_per_day(bq_client, destination) == {"2026-11-19": planned.plan["source_rows"]}
+    assert {r.p for r in bq_client.query(f"SELECT DISTINCT predicted_at AS p FROM `{destination}`").result()} == predicted_at
+
+
+def test_a_commit_whose_staging_is_gone_and_whose_day_is_not_in_fails_by_name(planned, destination, bq_client):
+    results = [_score(planned, shard) for shard in planned.shards]
+    bq_client.delete_table(results[2]["staging"])
+    with pytest.raises(ShardedRunError, match="staging tables of this plan are gone .*clear the whole task group"):
+        MLOpsShardCommitOperator(task_id="commit", plan=planned.plan, shard_results=results, **planned.kwargs).execute(
+            planned.context
+        )
+    assert rows_per_day_or_none(bq_client, destination) is None
 
 
 def _exists(client, table_id: str) -> bool:
