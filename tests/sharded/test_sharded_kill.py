@@ -1,4 +1,7 @@
-"""A shard killed with SIGKILL mid-scoring: the day keeps its old rows; the shard run again and the commit give the new day."""
+"""Sharded steps killed with SIGKILL: a shard mid-scoring, the commit just before and just after its transaction.
+
+The day is always old or new, never partial, and running the killed step again gives the new day once.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +11,8 @@ import signal
 import subprocess
 import sys
 import time
+
+import pytest
 
 from airflow_provider_somlier.operators.sharded import (
     MLOpsShardCommitOperator,
@@ -72,3 +77,51 @@ def test_a_shard_killed_mid_scoring_leaves_the_old_day_and_its_rerun_commits_the
     new = _predicted_at(bq_client, destination)
     assert len(new) == 1 and new != old
     assert rows_per_day(bq_client, destination) == {"2026-11-19": pushed["plan"]["source_rows"]}
+
+
+COMMIT_PROCESS = """
+import json, os, signal, sys
+from airflow_provider_somlier.hooks.bigquery import SomlierBigQueryHook
+from airflow_provider_somlier.operators.sharded import MLOpsShardCommitOperator
+from tests.sharded.conftest import step_context as _context
+spec = json.loads(sys.argv[1])
+commit = SomlierBigQueryHook.commit_staged
+def killed_around_the_transaction(self, *args, **kwargs):
+    if spec["when"] == "after":
+        commit(self, *args, **kwargs)
+    os.kill(os.getpid(), signal.SIGKILL)
+SomlierBigQueryHook.commit_staged = killed_around_the_transaction
+MLOpsShardCommitOperator(task_id="commit", plan=spec["plan"], shard_results=spec["results"], **spec["kwargs"]).execute(_context({}))
+"""
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+def test_a_commit_killed_around_its_transaction_leaves_a_whole_day_and_its_rerun_gives_the_new_one_once(
+    when, registry, sharded_features, destination, bq_client
+):
+    kwargs = _kwargs(sharded_features, destination)
+    runs = []
+    for _ in range(2):  # the day as an earlier run left it, then a new run's shards
+        pushed: dict = {}
+        shards = MLOpsShardPlanOperator(task_id="plan", shards=3, **kwargs).execute(_context(pushed))
+        results = [
+            MLOpsShardScoreOperator(task_id="score", plan=pushed["plan"], shard=s, **kwargs).execute(_context({}))
+            for s in shards
+        ]
+        runs.append((pushed["plan"], results))
+    (old_plan, old_results), (plan, results) = runs
+    MLOpsShardCommitOperator(task_id="commit", plan=old_plan, shard_results=old_results, **kwargs).execute(_context({}))
+    old = _predicted_at(bq_client, destination)
+
+    spec = json.dumps({"plan": plan, "results": results, "kwargs": kwargs, "when": when})
+    process = subprocess.run([sys.executable, "-c", COMMIT_PROCESS, spec], env=os.environ.copy(), timeout=300)
+    assert process.returncode == -signal.SIGKILL
+    day = _predicted_at(bq_client, destination)
+    assert day == old if when == "before" else (len(day) == 1 and day != old)
+    assert rows_per_day(bq_client, destination) == {"2026-11-19": plan["source_rows"]}
+
+    # Airflow's retry of the commit
+    MLOpsShardCommitOperator(task_id="commit", plan=plan, shard_results=results, **kwargs).execute(_context({}))
+    new = _predicted_at(bq_client, destination)
+    assert len(new) == 1 and new != old
+    assert rows_per_day(bq_client, destination) == {"2026-11-19": plan["source_rows"]}
