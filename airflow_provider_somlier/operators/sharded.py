@@ -179,8 +179,9 @@ class MLOpsShardCommitOperator(MLOpsOfflineOperator):
 
         from google.cloud import bigquery
 
+        from airflow_provider_somlier.assets import emit_predictions_event
         from airflow_provider_somlier.hooks.bigquery import SomlierBigQueryHook
-        from airflow_provider_somlier.output import TARGET_DATE_COLUMN, Lineage, check_destination, lineage_values
+        from airflow_provider_somlier.output import Lineage, lineage_values
         from airflow_provider_somlier.refs import parse_table_ref
 
         started = time.monotonic()
@@ -219,9 +220,20 @@ class MLOpsShardCommitOperator(MLOpsOfflineOperator):
         gone = hook.missing_tables(stagings)
         if gone:  # a commit that ran before (then was killed, or is cleared alone) dropped them
             self._check_already_committed(hook, destination, gone, constants, total)
-            summary = self._summary(plan, destination, total, job_id=None, started=started)
-            self.log.info("The day was already committed from this plan; nothing to do: %s", summary)
-            return summary
+            self.log.info("The day was already committed from this plan; nothing to write")
+            job_id = None
+        else:
+            job_id = self._commit(hook, destination, schema, day, staged, stagings, plan["digest"], constants)
+        summary = self._summary(plan, destination, total, job_id=job_id, started=started)
+        self.log.info("SoMLier sharded summary: %s", summary)
+        emit_predictions_event(context, self.outlets, summary)  # the day is written: the commit alone says so
+        return summary
+
+    def _commit(self, hook: Any, destination: Any, schema: list, day: dt.date, staged: list[dict[str, Any]],
+                stagings: list, digest: str, constants: dict[str, Any]) -> str:
+        """Check the staging tables against their shards, replace the day from them, drop them."""
+        from airflow_provider_somlier.output import TARGET_DATE_COLUMN, check_destination
+
         counted = hook.count_staged(stagings)
         wrong = [(r["index"], r["rows"], n) for r, n in zip(staged, counted) if n != r["rows"]]
         if wrong:
@@ -236,17 +248,12 @@ class MLOpsShardCommitOperator(MLOpsOfflineOperator):
         else:
             check_destination(existing.schema, schema, str(destination))
         hook.sweep_stale_staging(destination)
-        job_id = hook.commit_staged(destination, schema, TARGET_DATE_COLUMN, day, stagings, plan["digest"], constants)
+        job_id = hook.commit_staged(destination, schema, TARGET_DATE_COLUMN, day, stagings, digest, constants)
         try:
             hook.drop_tables(stagings)
         except Exception as exc:  # noqa: BLE001 - the day is committed; a later run sweeps them
             self.log.warning("Could not drop the shard staging tables (a later run sweeps them): %s", exc)
-        summary = self._summary(plan, destination, total, job_id=job_id, started=started)
-        self.log.info("SoMLier sharded summary: %s", summary)
-        from airflow_provider_somlier.assets import emit_predictions_event
-
-        emit_predictions_event(context, self.outlets, summary)  # the day is written: the commit alone says so
-        return summary
+        return job_id
 
     @staticmethod
     def _summary(plan: dict[str, Any], destination: Any, total: int, *, job_id: str | None, started: float) -> dict[str, Any]:
