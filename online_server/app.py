@@ -35,6 +35,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     state = ServingState(settings)
+    app.extensions["somlier_state"] = state
     work_dir = Path(settings.work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
     if state.pointer.read().model:  # a (re)started worker answers its first request without unpickling

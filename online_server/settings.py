@@ -28,6 +28,7 @@ class Settings:
     native_threads: int = 0  # OpenMP/BLAS threads per worker; 0: the cores divided by the workers
     max_batch: int = 32  # one-row /result requests computed in one predict call, at most (1: no batching)
     max_batch_wait_ms: float = 2.0  # how long a batch waits for requests the server already holds, at most
+    follow_pointer_seconds: float = 1.0  # how often an idle worker checks for a switch (0: only on requests)
 
     def __post_init__(self) -> None:
         # the seed's rule: the custom module and class default to the model's name
@@ -40,7 +41,7 @@ class Settings:
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         ints = {"ftp_port", "max_body_bytes", "max_archive_bytes", "native_threads", "max_batch"}
-        floats = {"max_batch_wait_ms"}
+        floats = {"max_batch_wait_ms", "follow_pointer_seconds"}
         values = {}
         for name in cls.__dataclass_fields__:
             key = name.upper()

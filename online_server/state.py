@@ -27,6 +27,11 @@ class ServingState:
         self.current = Current(None, None, None)
         self._failure: tuple[tuple[int, int] | None, float, str] | None = None  # pointer identity, when, why
 
+    @property
+    def loaded_identity(self) -> tuple[int, int] | None:
+        """The pointer (inode, mtime) the serving predictor was loaded for."""
+        return self._identity
+
     def refresh(self, identity: tuple[int, int] | None) -> None:
         """Reload when another worker moved the pointer to ``identity`` (nothing when it did not)."""
         if identity == self._identity:

@@ -3,6 +3,7 @@
 import logging
 
 from online_server.app import create_app
+from online_server.follow import follow_pointer
 
 logging.basicConfig(level=logging.INFO, format="%(message)s")
 # The access log's format is the message alone: skip gathering the caller, thread and
@@ -10,3 +11,6 @@ logging.basicConfig(level=logging.INFO, format="%(message)s")
 logging._srcfile = None
 logging.logThreads = logging.logProcesses = logging.logMultiprocessing = False
 app = create_app()
+# Each worker imports this module after gunicorn forked it: the follower thread is its own.
+state = app.extensions["somlier_state"]
+follow_pointer(state, state.settings.follow_pointer_seconds)

@@ -40,6 +40,7 @@ class FaultProxy:
         self._marker: bytes | None = None
         self._response_budget: int | None = None
         self._armed_mode = "pass"
+        self._fire_after = 0.0
         self._connections: set[socket.socket] = set()
         self._held: set[socket.socket] = set()  # upstream sockets whose answers are dropped
         self._listening = threading.Event()
@@ -73,11 +74,16 @@ class FaultProxy:
             self.triggered.clear()
             self._marker, self._armed_mode = marker, mode
 
-    def fault_after_response_bytes(self, count: int, mode: str) -> None:
-        """Apply ``mode`` once the server has sent ``count`` more bytes to clients."""
+    def fault_after_response_bytes(self, count: int, mode: str, *, after_seconds: float = 0.0) -> None:
+        """Apply ``mode`` once the server has sent ``count`` more bytes to clients.
+
+        With ``after_seconds``, nothing more is forwarded from then on, and ``mode`` is applied
+        that much later: the client has time to take in what it received before the fault
+        lands (a connection reset makes gRPC drop a message it received but was not yet asked for).
+        """
         with self._lock:
             self.triggered.clear()
-            self._response_budget, self._armed_mode = count, mode
+            self._response_budget, self._armed_mode, self._fire_after = count, mode, after_seconds
 
     def close(self) -> None:
         with self._lock:
@@ -117,6 +123,10 @@ class FaultProxy:
         self._marker = self._response_budget = None
         self._apply(self._armed_mode)
         self.triggered.set()
+
+    def _fire_now(self) -> None:
+        with self._lock:
+            self._fire()
 
     def _accept_loop(self) -> None:
         while not self._closed:
@@ -178,7 +188,11 @@ class FaultProxy:
                     if forward_then_fire:
                         with contextlib.suppress(OSError):
                             sink.sendall(data)
-                        self._fire()
+                        if self._fire_after:
+                            self._response_budget, self._mode = None, "blackhole"
+                            threading.Timer(self._fire_after, self._fire_now).start()
+                        else:
+                            self._fire()
                         data = b""
                 if upward:
                     tail = (tail + data)[-256:]

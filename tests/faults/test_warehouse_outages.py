@@ -147,7 +147,7 @@ def test_a_stream_cut_before_its_first_page_is_read_again_whole(scored, proxies,
 def test_a_stream_cut_after_its_first_page_is_not_resumed_where_offsets_are_ignored(scored, proxies, faulty_conn):
     """The emulator replays a resumed stream from row 0: resuming there would write rows twice."""
     _, grpc = proxies
-    grpc.fault_after_response_bytes(FIRST_PAGE_THROUGH, "blip")
+    grpc.fault_after_response_bytes(FIRST_PAGE_THROUGH, "blip", after_seconds=2.0)  # page one read, then cut
     fails_by_name(scored, faulty_conn(), within=DEADLINE + MARGIN, match=["does not resume a stream from an offset"])
     assert grpc.triggered.is_set()
 

@@ -99,5 +99,32 @@ def test_the_version_gauge_follows_every_worker_including_respawned_ones(server,
             seen.add(requests.get(f"{server}/healthz", timeout=30).headers["X-Worker-Pid"])
         except requests.RequestException:
             time.sleep(0.1)
-    assert len(seen - pids) == 2, "gunicorn did not start two new workers"
-    assert _serving_versions(server) == {"20261121"}
+    assert len(seen - pids) >= 1, "gunicorn did not start a new worker"
+    # Every live worker -- respawned, or idle since the switch -- shows the new version alone.
+    assert _eventually_serving(server) == {"20261121"}
+
+
+def _eventually_serving(url: str, within: float = 30) -> set[str]:
+    """The gauge's serving versions once they settle on one, or as they are after ``within`` s."""
+    deadline = time.monotonic() + within
+    versions = _serving_versions(url)
+    while len(versions) != 1 and time.monotonic() < deadline:
+        time.sleep(0.2)
+        versions = _serving_versions(url)
+    return versions
+
+
+def test_a_worker_that_gets_no_request_follows_a_switch_on_its_own(server, storage_root, zips):
+    """One switch answered by one worker; the other, never asked anything, shows the new version too."""
+    requests.post(f"{server}/model_download", timeout=30)
+    with ThreadPoolExecutor(max_workers=4) as pool:  # both workers answer once: both serve 20261120
+        pids: set[str] = set()
+        for _ in range(50):
+            if len(pids) == 2:
+                break
+            replies = pool.map(lambda _: requests.post(f"{server}/result", json={"test": ROW}, timeout=30), range(8))
+            pids |= {reply.headers["X-Worker-Pid"] for reply in replies}
+    assert len(pids) == 2 and _serving_versions(server) == {"20261120"}
+    (storage_root / MODEL / "model" / "20261121.zip").write_bytes(zips["20261121"])
+    assert requests.post(f"{server}/model_download", timeout=30).json()["version"] == "20261121"
+    assert _eventually_serving(server) == {"20261121"}

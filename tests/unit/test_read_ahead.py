@@ -53,11 +53,19 @@ def test_closing_early_stops_the_thread_and_closes_the_source():
         finally:
             closed.set()
 
+    before = set(threading.enumerate())
     pages = read_ahead(source(), depth=2)
     assert next(pages) == 0
+    (producer,) = _read_ahead_threads() - before
     pages.close()
     assert closed.wait(5)
-    assert not [t for t in threading.enumerate() if t.name == "somlier-read-ahead"]
+    producer.join(5)
+    assert not producer.is_alive()
+
+
+def _read_ahead_threads() -> set[threading.Thread]:
+    """This test's own producer threads, told from other tests' by comparing before and after."""
+    return {t for t in threading.enumerate() if t.name == "somlier-read-ahead"}
 
 
 def test_depth_below_one_is_refused():
@@ -81,14 +89,17 @@ class SilentSource:
 
 def test_a_source_that_goes_silent_is_cancelled_and_the_stall_raised():
     source = SilentSource()
+    before = set(threading.enumerate())
     pages = read_ahead(source, depth=1, stall_seconds=0.3, on_stall=lambda s: TimeoutError(f"silent for {s} s"))
     assert next(pages) == "first page"
+    (producer,) = _read_ahead_threads() - before
     started = time.monotonic()
     with pytest.raises(TimeoutError, match="silent for 0.3 s"):
         next(pages)
     assert time.monotonic() - started < 5  # the stall bound plus a generous margin, not forever
     assert source.cancelled.is_set()
-    assert not [t for t in threading.enumerate() if t.name == "somlier-read-ahead" and t.is_alive()]
+    producer.join(5)
+    assert not producer.is_alive()
 
 
 def test_a_slow_consumer_is_not_a_stall():
