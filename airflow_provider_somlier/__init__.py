@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+# Airflow imports this package in every process that reads its configuration (provider
+# discovery calls get_provider_info), the DAG processor's manager included, which then
+# forks one process per DAG file. The operators package defines nothing up front and
+# imports nothing from Airflow (its operators load on first use), so importing it here
+# is safe mid-configuration and spares every DAG file's parse one module import.
+from airflow_provider_somlier import operators  # noqa: F401,E402
+
 __version__ = "0.1.0"
 
 

@@ -8,7 +8,8 @@ point to is empty, and the UI shows no button: the MLflow link when the tracking
 not a server (``sqlite:``, ``file:``), the BigQuery link when the connection points at
 an emulator (``api_endpoint`` set) rather than Google's console.
 
-Imported with the operator by DAG files: only ``airflow.sdk`` at module level.
+Not imported when a DAG file is parsed: the operator makes its links on first access
+(``_LinksOnFirstUse``), which Airflow does when it serializes the DAG.
 """
 
 from __future__ import annotations

@@ -12,7 +12,9 @@ Two ways of parsing, because they favour different things:
   Whatever a file imports outside ``airflow.*`` — here
   ``airflow_provider_somlier.operators`` — is imported again in every child, so its
   import cost counts per file. The time is taken inside the child, for the parse and
-  for parse + serialization, and the median over files is shown.
+  for parse + serialization, and the median over files is shown. Bare and generated
+  files take turns, file by file, so a shared machine's drift weighs on both alike; the
+  ratio reported is the median of the file-by-file ratios.
 
 A third table times each module a generated file imports outside ``airflow.*``, alone
 in a forked child, to show where a generated file's extra cost comes from.
@@ -71,13 +73,14 @@ from airflow.dag_processing.dagbag import BundleDagBag
 from airflow.dag_processing.processor import _pre_import_airflow_modules, _serialize_dags
 
 log = structlog.get_logger()
-folder, warm = Path(sys.argv[1]), Path(sys.argv[2])
+warm, folders = Path(sys.argv[1]), [Path(f) for f in sys.argv[2:]]
 # Load one operator-less DAG in the manager first, so DagBag's own lazily imported modules
 # are not counted in every child (they are the same for every file).
 BundleDagBag(dag_folder=os.fspath(warm), bundle_path=warm.parent, bundle_name="bench", load_op_links=False)
 gc.freeze()  # as the manager does before its loop, against copy-on-write in the children
-report = {"parse": [], "total": [], "dags": 0, "errors": 0}
-for path in sorted(folder.glob("*.py")):
+
+
+def parse_in_child(path):
     _pre_import_airflow_modules(os.fspath(path), log)  # in the manager, as DagFileProcessorProcess.start does
     read, write = os.pipe()
     pid = os.fork()
@@ -85,7 +88,7 @@ for path in sorted(folder.glob("*.py")):
         os.close(read)
         os.environ["_AIRFLOW_PROCESS_CONTEXT"] = "client"
         started = time.process_time()
-        bag = BundleDagBag(dag_folder=os.fspath(path), bundle_path=folder, bundle_name="bench", load_op_links=False)
+        bag = BundleDagBag(dag_folder=os.fspath(path), bundle_path=path.parent, bundle_name="bench", load_op_links=False)
         parsed = time.process_time()
         serialized, errors = _serialize_dags(bag, log)
         done = time.process_time()
@@ -98,10 +101,21 @@ for path in sorted(folder.glob("*.py")):
     with os.fdopen(read, "rb") as pipe:
         child = json.loads(pipe.read())
     os.waitpid(pid, 0)
-    for key in ("parse", "total"):
-        report[key].append(child[key])
-    report["dags"] += child["dags"]
-    report["errors"] += child["errors"]
+    return child
+
+
+# The kinds take turns file by file (in alternating order), so a machine that slows down
+# or speeds up during the run weighs on every kind alike.
+report = [{"parse": [], "total": [], "dags": 0, "errors": 0} for _ in folders]
+files = [sorted(folder.glob("*.py")) for folder in folders]
+for i, paths in enumerate(zip(*files)):
+    order = list(range(len(folders)))
+    for k in order if i % 2 == 0 else reversed(order):
+        child = parse_in_child(paths[k])
+        for key in ("parse", "total"):
+            report[k][key].append(child[key])
+        report[k]["dags"] += child["dags"]
+        report[k]["errors"] += child["errors"]
 print(json.dumps(report))
 """
 
@@ -133,11 +147,7 @@ for module in sys.argv[2:]:
     report[module] = statistics.median(seconds)
 print(json.dumps(report))
 """
-IMPORTED_PER_FILE = (
-    "airflow_provider_somlier.operators",
-    "airflow_provider_somlier.errors",
-    "airflow_provider_somlier.operators.offline",
-)
+IMPORTED_PER_FILE = ("airflow_provider_somlier.operators.offline",)
 
 
 def _write_folders(root: Path, files: int) -> dict[str, Path]:
@@ -158,6 +168,9 @@ def _write_folders(root: Path, files: int) -> dict[str, Path]:
     return folders
 
 
+LOCAL_SETTINGS = """import airflow_provider_somlier.operators.offline  # noqa: F401 - imported once, before the fork
+"""
+
 WARM_UP = '''import datetime
 from airflow.sdk import DAG
 
@@ -166,9 +179,11 @@ with DAG(dag_id="warm_up", schedule=None, start_date=datetime.datetime(2026, 11,
 '''
 
 
-def _run(script: str, *args: object) -> dict:
+def _run(script: str, *args: object, pythonpath: Path | None = None) -> dict:
     """Run ``script`` in a fresh interpreter that may use and write byte-compiled modules."""
     env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    if pythonpath is not None:
+        env["PYTHONPATH"] = os.pathsep.join(filter(None, (str(pythonpath), env.get("PYTHONPATH"))))
     out = subprocess.run(
         [sys.executable, "-c", script, *map(str, args)], capture_output=True, text=True, check=True, env=env
     )
@@ -196,7 +211,7 @@ def _measure(args: argparse.Namespace, root: Path) -> None:
     warm_up.write_text(WARM_UP)
 
     dagbag: dict[str, float] = {}
-    processor: dict[str, tuple[float, float]] = {}
+    subsets = []
     for label, folder in folders.items():
         _run(_DAGBAG, folder)  # untimed: writes the DAG folder's __pycache__
         runs = []
@@ -205,19 +220,20 @@ def _measure(args: argparse.Namespace, root: Path) -> None:
             assert report["dags"] == len(list(folder.glob("*.py"))) and report["errors"] == 0, report
             runs.append(report["parse"] / report["dags"])
         dagbag[label] = min(runs)
-
         subset = root / f"{folder.name}-processor"
         subset.mkdir()
         for path in sorted(folder.glob("*.py"))[: args.processor_files]:
             (subset / path.name).write_bytes(path.read_bytes())
-        _run(_PROCESSOR, subset, warm_up)  # untimed warm-up, as above
-        parse, total = [], []
-        for _ in range(args.repeat):
-            report = _run(_PROCESSOR, subset, warm_up)
-            assert report["dags"] == args.processor_files and report["errors"] == 0, report
-            parse.append(statistics.median(report["parse"]))
-            total.append(statistics.median(report["total"]))
-        processor[label] = (min(parse), min(total))
+        subsets.append(subset)
+
+    # The same, with the operator imported by the deployment's airflow_local_settings.py
+    # (README, "DAG parse cost"): Airflow imports that file in every process, the DAG
+    # processor's manager included, before it forks the per-file processes.
+    local_settings = root / "local-settings"
+    local_settings.mkdir()
+    (local_settings / "airflow_local_settings.py").write_text(LOCAL_SETTINGS)
+    processor, parse_ratio, total_ratio = _processor(args, folders, warm_up, subsets)
+    preloaded = _processor(args, folders, warm_up, subsets, pythonpath=local_settings)
 
     print(
         f"\n| DAG file | DagBag, {args.files} files in one process: CPU ms per file "
@@ -226,6 +242,9 @@ def _measure(args: argparse.Namespace, root: Path) -> None:
     )
     for label in folders:
         print(f"| {label} | {1000 * dagbag[label]:.2f} | {1000 * processor[label][0]:.2f} | {1000 * processor[label][1]:.2f} |")
+    for label in folders:
+        print(f"| {label}, operator imported in `airflow_local_settings.py` | | "
+              f"{1000 * preloaded[0][label][0]:.2f} | {1000 * preloaded[0][label][1]:.2f} |")
     bare, generated = "bare EmptyOperator", "generated MLOpsOfflineOperator"
     imports = _run(_IMPORTS, args.processor_files, *IMPORTED_PER_FILE)
     print("\n| imported alone in a fresh process (after airflow.sdk) | CPU ms (median) |\n|---|---:|")
@@ -233,10 +252,31 @@ def _measure(args: argparse.Namespace, root: Path) -> None:
         print(f"| `{module}`{' (and what it imports)' if module.endswith('offline') else ''} | {1000 * seconds:.2f} |")
     print(
         f"\n(best of {args.repeat} runs; processor figures are the median over {args.processor_files} files)"
-        f"\ngenerated / bare: DagBag {dagbag[generated] / dagbag[bare]:.2f}x, processor parse "
-        f"{processor[generated][0] / processor[bare][0]:.2f}x, processor parse + serialization "
-        f"{processor[generated][1] / processor[bare][1]:.2f}x\n"
+        f"\ngenerated / bare: DagBag {dagbag[generated] / dagbag[bare]:.2f}x; processor, median of the "
+        f"file-by-file ratios (each run): parse {', '.join(f'{r:.2f}x' for r in parse_ratio)}; "
+        f"parse + serialization {', '.join(f'{r:.2f}x' for r in total_ratio)}"
+        f"\nwith the operator imported in airflow_local_settings.py: parse "
+        f"{', '.join(f'{r:.2f}x' for r in preloaded[1])}; parse + serialization "
+        f"{', '.join(f'{r:.2f}x' for r in preloaded[2])}\n"
     )
+
+
+def _processor(args: argparse.Namespace, folders: dict[str, Path], warm_up: Path, subsets: list[Path],
+               pythonpath: Path | None = None) -> tuple[dict[str, tuple[float, float]], list[float], list[float]]:
+    """The processor way, ``args.repeat`` times: best medians per kind, and each run's generated/bare ratios."""
+    _run(_PROCESSOR, warm_up, *subsets, pythonpath=pythonpath)  # untimed warm-up, as above
+    processor: dict[str, tuple[float, float]] = {}
+    parse_ratio, total_ratio = [], []
+    for _ in range(args.repeat):
+        reports = dict(zip(folders, _run(_PROCESSOR, warm_up, *subsets, pythonpath=pythonpath)))
+        for label, report in reports.items():
+            assert report["dags"] == args.processor_files and report["errors"] == 0, report
+            median = (statistics.median(report["parse"]), statistics.median(report["total"]))
+            processor[label] = min(processor.get(label, median), median)
+        bare, generated = reports["bare EmptyOperator"], reports["generated MLOpsOfflineOperator"]
+        parse_ratio.append(statistics.median(g / b for g, b in zip(generated["parse"], bare["parse"])))
+        total_ratio.append(statistics.median(g / b for g, b in zip(generated["total"], bare["total"])))
+    return processor, parse_ratio, total_ratio
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 """One day scored by N Airflow workers: plan → N mapped score tasks → one commit.
 
 The single-task :class:`MLOpsOfflineOperator` is the one-shard case of the same three
-steps, and these operators are built from its pieces: every check is its ``_prepare``,
-every shard scores through its ``_score``, and the commit runs the hook's
-``commit_staged`` transaction that its replace runs. What sharding adds:
+steps, and these operators are built from its pieces (``offline_run.OfflineRun``): every
+check is its ``prepare``, every shard scores through its ``score``, and the commit runs
+the hook's ``commit_staged`` transaction that its replace runs. What sharding adds:
 
 * **plan** resolves the model ref once and pins ``name/version`` for the shards,
   counts the day's source rows and opens one Storage Read session split into N
@@ -62,10 +62,12 @@ class MLOpsShardPlanOperator(MLOpsOfflineOperator):
         import base64
         import tempfile
 
+        from airflow_provider_somlier.offline_run import OfflineRun
         from airflow_provider_somlier.scoring import StagedPredictions
 
-        run = self._prepare(context)
-        hook = self._bigquery
+        steps = self._run = OfflineRun(self)
+        run = steps.prepare(context)
+        hook = steps.bigquery
         source_rows = hook.count_rows(run.source, run.rows_of_day)
         lineage = run.lineage
         plan: dict[str, Any] = {
@@ -84,7 +86,7 @@ class MLOpsShardPlanOperator(MLOpsOfflineOperator):
         if source_rows == 0:
             with tempfile.TemporaryDirectory(prefix="somlier-") as workdir:
                 # on_empty, exactly as the single task applies it: skip, fail, or empty the day.
-                self._replace(run, StagedPredictions(path=f"{workdir}/empty.parquet", rows_read=0, schema=None))
+                steps.replace(run, StagedPredictions(path=f"{workdir}/empty.parquet", rows_read=0, schema=None))
             context["ti"].xcom_push(key=PLAN_XCOM_KEY, value=plan | {"streams": 0, "digest": "", "session": ""})
             return []
         streams = hook.create_read_streams(run.source, run.plan.read_columns, run.rows_of_day, self.shards)
@@ -128,24 +130,26 @@ class MLOpsShardScoreOperator(MLOpsOfflineOperator):
         import tempfile
 
         from airflow_provider_somlier.hooks.bigquery import shard_staging_table_name
+        from airflow_provider_somlier.offline_run import OfflineRun
         from airflow_provider_somlier.scoring import staged_fields
 
         plan, index = self.plan, int(self.shard["index"])
         self.model_ref = plan["model_ref"]
-        run = self._prepare(context)
+        steps = self._run = OfflineRun(self)
+        run = steps.prepare(context)
         if run.day.isoformat() != plan["target_date"]:
             raise ShardedRunError(
                 f"shard {index} computes target day {run.day} but its plan was made for {plan['target_date']}; "
                 "clear the whole task group"
             )
-        hook = self._bigquery
+        hook = steps.bigquery
         expires_at = dt.datetime.fromisoformat(plan["expires_at"]) if plan.get("expires_at") else None
         batches = hook.read_stream(self.shard["stream"], base64.b64decode(plan["arrow_schema"]), expires_at=expires_at)
         staging = run.destination.sibling(
             shard_staging_table_name(run.destination.table, run.day, plan["digest"], index)
         )
         with tempfile.TemporaryDirectory(prefix="somlier-") as workdir:
-            staged = self._score(run, f"{workdir}/shard.parquet", batches)
+            staged = steps.score(run, f"{workdir}/shard.parquet", batches)
             if staged.rows_read == 0:
                 self.log.info("Shard %d of %s holds no rows; nothing staged", index, run.day)
                 return {"index": index, "rows": 0, "staging": None, "schema": None}
@@ -180,7 +184,6 @@ class MLOpsShardCommitOperator(MLOpsOfflineOperator):
         from google.cloud import bigquery
 
         from airflow_provider_somlier.assets import emit_predictions_event
-        from airflow_provider_somlier.hooks.bigquery import SomlierBigQueryHook
         from airflow_provider_somlier.output import Lineage, lineage_values
         from airflow_provider_somlier.refs import parse_table_ref
 
@@ -205,7 +208,7 @@ class MLOpsShardCommitOperator(MLOpsOfflineOperator):
             raise ShardedRunError(f"shards staged {len(schemas)} different schemas; clear the whole task group")
         schema = [bigquery.SchemaField(name, field_type) for name, field_type in next(iter(schemas))]
 
-        hook = self._bigquery = SomlierBigQueryHook(gcp_conn_id=self.gcp_conn_id, location=self.location)
+        hook = self.bigquery_hook()
         destination = parse_table_ref(plan["destination"], hook.project_id, field="destination_table_ref")
         stagings = [parse_table_ref(r["staging"], hook.project_id, field="staging") for r in staged]
         day = dt.date.fromisoformat(plan["target_date"])

@@ -49,5 +49,24 @@ def test_a_generated_offline_dag_imports_nothing_heavy_outside_airflow(tmp_path)
     imported = json.loads(done.stdout.strip().splitlines()[-1])
     outside_airflow = {name.split(".")[0] for name in imported if not name.startswith("airflow.")}
     assert outside_airflow <= {"airflow_provider_somlier"}, imported
-    assert "airflow_provider_somlier.operators.offline" in imported
-    assert not [name for name in imported if name.startswith(("airflow_provider_somlier.hooks", "airflow_provider_somlier.generate"))]
+    # Airflow's provider discovery has imported the package and its lazy operators package
+    # already; the file adds the operator's module alone (no links, errors, assets, run logic).
+    assert [name for name in imported if name.startswith("airflow_provider_somlier")] == [
+        "airflow_provider_somlier.operators.offline"
+    ], imported
+    assert "airflow.sdk.bases.operatorlink" not in imported  # link classes are made when the DAG is serialized
+
+
+def test_the_extra_links_are_made_on_first_use_on_the_class_and_on_an_operator():
+    from airflow_provider_somlier.links import BigQueryTableLink, MLflowModelVersionLink
+    from airflow_provider_somlier.operators.offline import MLOpsOfflineOperator
+    from airflow_provider_somlier.operators.sharded import MLOpsShardScoreOperator
+
+    # mapped tasks read them on the class, serialization on the operator
+    for links in (MLOpsShardScoreOperator.operator_extra_links, MLOpsOfflineOperator.operator_extra_links):
+        assert [type(link) for link in links] == [MLflowModelVersionLink, BigQueryTableLink]
+    operator = MLOpsOfflineOperator(
+        task_id="t", model_ref="m/1", dataset_ref="d.t", dataset_load_column="c", destination_table_ref="d.p"
+    )
+    assert operator.operator_extra_links is MLOpsOfflineOperator.operator_extra_links
+    assert [link.name for link in operator.operator_extra_links] == ["MLflow model version", "BigQuery table"]

@@ -1,0 +1,244 @@
+"""The work of one offline task: check every input, score the day, replace it, announce it.
+
+Kept apart from the operator's module, which every DAG file imports on every parse (in
+a fresh process each time, in Airflow 3's DAG processor): the operator holds its
+arguments and checks them; this module, imported when a task runs, does the rest. The
+sharded operators run the same steps piece by piece.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+    from airflow.sdk import Context
+
+    from airflow_provider_somlier.features import FeaturePlan
+    from airflow_provider_somlier.hooks.bigquery import ReplaceResult, SomlierBigQueryHook
+    from airflow_provider_somlier.hooks.mlflow import ResolvedModel
+    from airflow_provider_somlier.operators.offline import MLOpsOfflineOperator
+    from airflow_provider_somlier.output import Lineage
+    from airflow_provider_somlier.refs import TableRef
+    from airflow_provider_somlier.scoring import StagedPredictions
+
+
+@dataclass(frozen=True)
+class RunPlan:
+    """Everything one run needs once its inputs are checked, before anything is read."""
+
+    day: dt.date
+    source: TableRef
+    destination: TableRef
+    existing: Any  # the destination's bigquery.Table, or None before the first write
+    rows_of_day: str
+    resolved: ResolvedModel
+    model: Any
+    plan: FeaturePlan
+    passthrough_types: dict[str, str]
+    lineage: Lineage
+    constants: dict[str, Any]
+    model_seconds: float
+    job_id_seed: str
+
+
+class OfflineRun:
+    """One execution of an offline operator (or of one sharded step) on that operator's arguments."""
+
+    def __init__(self, operator: MLOpsOfflineOperator) -> None:
+        self.operator = operator
+        self.log = operator.log
+        self.bigquery: SomlierBigQueryHook | None = None
+        self.lineage: Any = None  # what OpenLineage is told once the day is written
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        """The single task: prepare, score the whole day, replace it, announce it; returns the summary."""
+        import tempfile
+        import time
+
+        started = time.monotonic()
+        run = self.prepare(context)  # every check that can fail on input; nothing written yet
+        with tempfile.TemporaryDirectory(prefix="somlier-") as workdir:
+            staged = self.score(run, f"{workdir}/predictions.parquet")
+            result = self.replace(run, staged)
+        summary = {
+            "target_date": run.day.isoformat(),
+            "rows_read": staged.rows_read,
+            "rows_written": result.rows_written,
+            "model_name": run.resolved.name,
+            "model_version": run.resolved.version,
+            "model_run_id": run.resolved.run_id,
+            "source": str(run.source),
+            "destination": str(run.destination),
+            "job_id": result.job_id,
+            "seconds": round(time.monotonic() - started, 3),
+            "model_seconds": round(run.model_seconds, 3),  # registry lookup + model load
+        }
+        self.log.info("SoMLier summary: %s", summary)
+        self.announce(context, summary, run.plan)
+        return summary
+
+    def prepare(self, context: Context) -> RunPlan:
+        """Resolve the model and the tables and check every input; fail before reading a row."""
+        import time
+
+        from airflow_provider_somlier.bq_sql import literal
+        from airflow_provider_somlier.errors import ColumnNotFoundError
+        from airflow_provider_somlier.features import plan_features, signature_inputs
+        from airflow_provider_somlier.hooks.mlflow import MLflowHook
+        from airflow_provider_somlier.output import (
+            LINEAGE_COLUMNS,
+            Lineage,
+            check_passthrough,
+            check_passthrough_types,
+            lineage_values,
+        )
+        from airflow_provider_somlier.refs import parse_model_ref, parse_table_ref, validate_column_name
+        from airflow_provider_somlier.window import day_filter, parse_bool, parse_window, target_date
+
+        op = self.operator
+        # Everything that can be checked without a network call.
+        window_days = parse_window(op.dataset_load_window)
+        by_kst = parse_bool(op.dataset_load_by_kst, field="dataset_load_by_kst")
+        model_ref = parse_model_ref(op.model_ref)
+        load_column = validate_column_name(op.dataset_load_column, field="dataset_load_column")
+        check_passthrough(op.passthrough_columns)
+        day = target_date(run_date(context), window_days, by_kst)
+
+        bigquery = self.bigquery = op.bigquery_hook()
+        source = parse_table_ref(op.dataset_ref, bigquery.project_id, field="dataset_ref")
+        destination = parse_table_ref(op.destination_table_ref, bigquery.project_id, field="destination_table_ref")
+        mlflow = MLflowHook(mlflow_conn_id=op.mlflow_conn_id)
+        registry_started = time.monotonic()
+        resolved = mlflow.resolve(model_ref)
+        model_seconds = time.monotonic() - registry_started
+        source_types = {
+            f.name: f"ARRAY<{f.field_type}>" if f.mode == "REPEATED" else f.field_type
+            for f in bigquery.get_existing_table(source, role="source").schema
+        }
+        if load_column not in source_types:
+            raise ColumnNotFoundError(
+                f"dataset_load_column {load_column!r} not found in {source}; it has {', '.join(sorted(source_types))}"
+            )
+        rows_of_day = day_filter(load_column, source_types[load_column], day, by_kst)
+        registry_started = time.monotonic()
+        model = mlflow.load_pyfunc(resolved)
+        model_seconds += time.monotonic() - registry_started
+        plan = plan_features(
+            source_types, signature_inputs(model), op.feature_columns, op.passthrough_columns, source=str(source)
+        )
+        passthrough_types = {c: source_types[c] for c in plan.passthrough}
+        check_passthrough_types(passthrough_types, source=str(source))
+        existing = bigquery.get_table_or_none(destination)
+        if existing is None:
+            bigquery.ensure_dataset_exists(destination, role="destination")
+
+        lineage = Lineage(
+            model_name=resolved.name,
+            model_version=int(resolved.version),
+            model_run_id=resolved.run_id,
+            target_date=day,
+            predicted_at=dt.datetime.now(dt.timezone.utc),
+            airflow_dag_id=context["ti"].dag_id,
+            airflow_run_id=context["run_id"],
+        )
+        constants = lineage_values(lineage)
+        for name, value in constants.items():  # refuse lineage that cannot be written before reading a row
+            literal(value, LINEAGE_COLUMNS[name], field=name)
+        self.log.info(
+            "Scoring %s (version %s) on %s rows where %s -> %s",
+            resolved.requested, resolved.version, source, rows_of_day.sql, destination,
+        )
+        return RunPlan(
+            day=day, source=source, destination=destination, existing=existing, rows_of_day=rows_of_day.sql,
+            resolved=resolved, model=model, plan=plan, passthrough_types=passthrough_types, lineage=lineage,
+            constants=constants, model_seconds=model_seconds,
+            job_id_seed="|".join(
+                map(str, (lineage.airflow_dag_id, op.task_id, lineage.airflow_run_id, destination, day))
+            ),
+        )
+
+    def score(self, run: RunPlan, path: str, batches: Iterable[pa.RecordBatch] | None = None) -> StagedPredictions:
+        """Read the day (or ``batches``: one shard of it), predict chunk by chunk, stage as Parquet at ``path``."""
+        from airflow_provider_somlier.output import check_destination
+        from airflow_provider_somlier.scoring import score_to_parquet
+
+        def check_against_destination(schema: list) -> None:
+            if run.existing is not None:
+                check_destination(run.existing.schema, schema, str(run.destination))
+
+        if batches is None:
+            batches = self.bigquery.read_batches(run.source, run.plan.read_columns, run.rows_of_day)
+        return score_to_parquet(
+            batches,
+            run.model,
+            run.plan,
+            run.lineage,
+            run.passthrough_types,
+            path,
+            on_schema=check_against_destination,
+            chunk_rows=self.operator.chunk_rows,
+        )
+
+    def replace(self, run: RunPlan, staged: StagedPredictions) -> ReplaceResult:
+        """Replace the day in the destination (created on first write) with the staged rows."""
+        from airflow_provider_somlier.output import TARGET_DATE_COLUMN
+
+        schema = staged.schema
+        if staged.rows_read == 0:
+            schema = self.empty_day_schema(run.day, run.source, run.existing, run.passthrough_types, staged.path)
+        if run.existing is None:
+            self.bigquery.create_day_partitioned_table(run.destination, schema, TARGET_DATE_COLUMN)
+        return self.bigquery.replace_partition(
+            run.destination,
+            schema,
+            TARGET_DATE_COLUMN,
+            run.day,
+            staged.path,
+            job_id_seed=run.job_id_seed,
+            constants=run.constants,
+        )
+
+    def announce(self, context: Context, summary: dict[str, Any], plan: Any) -> None:
+        """Tell Airflow what the run wrote: an asset event now, the lineage when OpenLineage asks."""
+        from airflow_provider_somlier.assets import emit_predictions_event
+        from airflow_provider_somlier.lineage import run_lineage
+
+        emit_predictions_event(context, self.operator.outlets, summary)
+        self.lineage = run_lineage(summary, plan, self.operator.gcp_conn_id, self.operator.location)
+
+    def empty_day_schema(self, day, source, existing, passthrough_types, path) -> list:
+        """Apply ``on_empty`` to a day with no rows; return the schema for an empty replace."""
+        from airflow.sdk.exceptions import AirflowSkipException
+
+        from airflow_provider_somlier.errors import EmptyWindowError
+        from airflow_provider_somlier.output import output_schema
+        from airflow_provider_somlier.scoring import write_empty_parquet
+
+        if self.operator.on_empty == "skip":
+            raise AirflowSkipException(f"no rows in {source} for {day}; destination left as it was (on_empty='skip')")
+        if self.operator.on_empty == "fail":
+            raise EmptyWindowError(
+                f"no rows in {source} where {self.operator.dataset_load_column} falls on {day} "
+                "(on_empty='fail'); check the upstream load or the window"
+            )
+        import pyarrow as pa
+
+        if existing is not None:
+            schema = list(existing.schema)
+        else:
+            schema = output_schema(passthrough_types, {"prediction": pa.float64()})
+        write_empty_parquet(schema, path)
+        self.log.info("No rows for %s: emptying the day in the destination (on_empty='write_empty')", day)
+        return schema
+
+
+def run_date(context: Context) -> dt.datetime:
+    """The run's logical date; runs triggered without one use their ``run_after``."""
+    logical_date = context.get("logical_date")
+    if logical_date is None:
+        logical_date = context["dag_run"].run_after
+    return logical_date
