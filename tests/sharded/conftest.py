@@ -28,6 +28,7 @@ with DAG({dag_id!r}, schedule="0 0 * * *", start_date=dt.datetime(2026, 11, 1, t
         dataset_load_column="load_date",
         destination_table_ref={destination!r},
         passthrough_columns=["row_id"],
+        gcp_conn_id={gcp_conn_id!r},
         retries=0,
     )
 """
@@ -55,7 +56,7 @@ def step_kwargs(features: str, destination: str) -> dict:
 
 
 def sharded_dag_source(dag_id: str, features_table: str, destination: str, *, shards: int = 3,
-                       model_ref: str = "diabetes-ridge@champion") -> str:
+                       model_ref: str = "diabetes-ridge@champion", gcp_conn_id: str = "google_cloud_default") -> str:
     return DAG_FILE.format(**locals())
 
 
