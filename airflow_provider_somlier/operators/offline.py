@@ -12,6 +12,7 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_somlier.hooks.bigquery import SomlierBigQueryHook
+    from airflow_provider_somlier.offline_run import OfflineRun
 
 ON_EMPTY_CHOICES = ("skip", "fail", "write_empty")
 # Outages (WarehouseUnavailableError, RegistryUnavailableError) are worth retrying a few
@@ -142,7 +143,8 @@ class MLOpsOfflineOperator(BaseOperator):
         self.mlflow_conn_id = mlflow_conn_id
         self.location = location
         self.chunk_rows = chunk_rows
-        self._bigquery: SomlierBigQueryHook | None = None
+        self._bigquery: SomlierBigQueryHook | None = None  # for on_kill
+        self._run: OfflineRun | None = None  # for OpenLineage, once the run is done
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow_provider_somlier.offline_run import OfflineRun
@@ -178,5 +180,4 @@ class MLOpsOfflineOperator(BaseOperator):
         """OpenLineage: feature table → model → predictions table, with schemas (see lineage.py)."""
         from airflow_provider_somlier.lineage import operator_lineage
 
-        run = getattr(self, "_run", None)
-        return operator_lineage(run.lineage if run is not None else None)
+        return operator_lineage(self._run.lineage if self._run is not None else None)
