@@ -210,7 +210,9 @@ class OfflineRun:
         emit_predictions_event(context, self.operator.outlets, summary)
         self.lineage = run_lineage(summary, plan, self.operator.gcp_conn_id, self.operator.location)
 
-    def empty_day_schema(self, day, source, existing, passthrough_types, path) -> list:
+    def empty_day_schema(
+        self, day: dt.date, source: TableRef, existing: Any, passthrough_types: dict[str, str], path: str
+    ) -> list:
         """Apply ``on_empty`` to a day with no rows; return the schema for an empty replace."""
         from airflow.sdk.exceptions import AirflowSkipException
 
