@@ -58,3 +58,22 @@ def load_dag_file(source: str, dag_id: str):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.dag
+
+
+_OFFLINE_DAG = """import datetime as dt
+
+from airflow.sdk import DAG
+
+from airflow_provider_somlier.operators import MLOpsOfflineOperator
+
+with DAG({dag_id!r}, schedule={schedule!r}, start_date=dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc),
+         catchup=False, default_args={default_args}) as dag:
+    MLOpsOfflineOperator(task_id="predict", {arguments})
+"""
+
+
+def offline_dag_source(dag_id: str, *, schedule: str | None = None, default_args: str = "{}",
+                       **operator_args: object) -> str:
+    """A DAG file of one ``MLOpsOfflineOperator`` task ``predict``; ``default_args`` is Python source."""
+    arguments = ", ".join(f"{name}={value!r}" for name, value in operator_args.items())
+    return _OFFLINE_DAG.format(dag_id=dag_id, schedule=schedule, default_args=default_args, arguments=arguments)

@@ -9,32 +9,17 @@ import urllib.request
 
 import pytest
 
-from tests.helpers import asset_events, load_dag_file
+from tests.helpers import asset_events, load_dag_file, offline_dag_source
 
 UTC = dt.timezone.utc
 
-DAG_FILE = """
-import datetime as dt
-
-from airflow.sdk import DAG
-
-from airflow_provider_somlier.operators import MLOpsOfflineOperator
-
-with DAG({dag_id!r}, schedule=None, start_date=dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc), catchup=False) as dag:
-    MLOpsOfflineOperator(
-        task_id="predict",
-        model_ref={model_ref!r},
-        dataset_ref={features_table!r},
-        dataset_load_column="load_date",
-        destination_table_ref={destination_ref!r},
-        mlflow_conn_id={mlflow_conn_id!r},
-    )
-"""
-
-
 def run_dag(dag_id: str, features_table: str, destination_ref: str, model_ref: str = "diabetes-ridge@champion",
             mlflow_conn_id: str = "mlflow_default"):
-    dag = load_dag_file(DAG_FILE.format(**locals()), dag_id)
+    source = offline_dag_source(
+        dag_id, model_ref=model_ref, dataset_ref=features_table, dataset_load_column="load_date",
+        destination_table_ref=destination_ref, mlflow_conn_id=mlflow_conn_id,
+    )
+    dag = load_dag_file(source, dag_id)
     run = dag.test(logical_date=dt.datetime(2026, 11, 21, 0, 0, tzinfo=UTC))
     assert run.state == "success"
     return run

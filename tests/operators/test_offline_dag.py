@@ -6,33 +6,18 @@ import datetime as dt
 from concurrent.futures import ThreadPoolExecutor
 
 from airflow_provider_somlier.operators import MLOpsOfflineOperator
-from tests.helpers import load_dag_file, rows_per_day, run_context
+from tests.helpers import load_dag_file, offline_dag_source, rows_per_day, run_context
 
 UTC = dt.timezone.utc
 
 
-DAG_FILE = """
-import datetime as dt
-
-from airflow.sdk import DAG
-
-from airflow_provider_somlier.operators import MLOpsOfflineOperator
-
-with DAG({dag_id!r}, schedule="0 0 * * *", start_date=dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc), catchup=False) as dag:
-    MLOpsOfflineOperator(
-        task_id="predict",
-        model_ref={model_ref!r},
-        dataset_ref={features_table!r},
-        dataset_load_column="load_date",
-        destination_table_ref={destination!r},
-        passthrough_columns=["row_id"],
-    )
-"""
-
-
 def offline_dag(dag_id: str, features_table: str, destination: str, model_ref: str = "diabetes-ridge@champion"):
     """Write a DAG file into the dags folder (``dag.test()`` runs what the DAG processor sees) and load it."""
-    return load_dag_file(DAG_FILE.format(**locals()), dag_id)
+    source = offline_dag_source(
+        dag_id, schedule="0 0 * * *", model_ref=model_ref, dataset_ref=features_table, dataset_load_column="load_date",
+        destination_table_ref=destination, passthrough_columns=["row_id"],
+    )
+    return load_dag_file(source, dag_id)
 
 
 def test_a_run_and_three_reruns_leave_one_copy_of_the_day(airflow_db, registry, features_table, destination, bq_client):

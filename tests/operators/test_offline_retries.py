@@ -11,34 +11,19 @@ import pytest
 
 from airflow_provider_somlier.devtools.emulator import free_port
 from airflow_provider_somlier.operators import MLOpsOfflineOperator
-from tests.helpers import load_dag_file
+from tests.helpers import load_dag_file, offline_dag_source
 
 UTC = dt.timezone.utc
 REPO = Path(__file__).resolve().parents[2]
 
-DAG_FILE = """
-import datetime as dt
-
-from airflow.sdk import DAG
-
-from airflow_provider_somlier.operators import MLOpsOfflineOperator
-
-with DAG({dag_id!r}, schedule=None, start_date=dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc), catchup=False,
-         default_args={{"retries": 2, "retry_delay": dt.timedelta(seconds=0)}}) as dag:
-    MLOpsOfflineOperator(
-        task_id="predict",
-        model_ref={model_ref!r},
-        dataset_ref={features_table!r},
-        dataset_load_column="load_date",
-        destination_table_ref={destination!r},
-        gcp_conn_id={gcp_conn_id!r},
-        mlflow_conn_id={mlflow_conn_id!r},
+def _run(dag_id: str, *, model_ref: str, features_table: str, destination: str, gcp_conn_id: str,
+         mlflow_conn_id: str = "mlflow_default"):
+    source = offline_dag_source(
+        dag_id, default_args='{"retries": 2, "retry_delay": dt.timedelta(seconds=0)}', model_ref=model_ref,
+        dataset_ref=features_table, dataset_load_column="load_date", destination_table_ref=destination,
+        gcp_conn_id=gcp_conn_id, mlflow_conn_id=mlflow_conn_id,
     )
-"""
-
-
-def _run(dag_id: str, mlflow_conn_id: str = "mlflow_default", **fields):
-    dag = load_dag_file(DAG_FILE.format(dag_id=dag_id, mlflow_conn_id=mlflow_conn_id, **fields), dag_id)
+    dag = load_dag_file(source, dag_id)
     run = dag.test(logical_date=dt.datetime(2026, 11, 20, 0, 0, tzinfo=UTC))
     ti = run.get_task_instance("predict")
     return run, ti
