@@ -141,6 +141,7 @@ def main() -> int:
         print(json.dumps(worker(args.worker, args.worker_rows, args.project)))
         return 0
 
+    from airflow_provider_somlier.devtools.airflow_local import local_connections
     from airflow_provider_somlier.devtools.emulator import running_emulator
     from airflow_provider_somlier.devtools.sample_data import load_features
     from airflow_provider_somlier.devtools.sample_model import train_and_register
@@ -155,8 +156,7 @@ def main() -> int:
     with running_emulator(workdir / "bqemulator.log") as emulator:
         env = os.environ | {
             "AIRFLOW_HOME": str(workdir / "airflow"),
-            "AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT": emulator.connection_uri_json(),
-            "AIRFLOW_CONN_MLFLOW_DEFAULT": json.dumps({"conn_type": "mlflow", "host": tracking}),
+            **local_connections(emulator, tracking),
             "BENCH_MODEL_PATH": model_path,
         }
         os.environ.update(env)

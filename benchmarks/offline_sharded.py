@@ -111,15 +111,20 @@ def worker(step: str, spec: dict) -> dict:
 
 
 def _timing_model_load(op, out: dict):
-    """Record the registry lookup and model load of ``op``'s checks in ``out``, as the single task reports them."""
-    original = op._prepare
+    """Record the registry lookup and model load of ``op``'s checks in ``out``, as the single task reports them.
 
-    def prepare(context):
-        run = original(context)
+    Each step runs in its own process, so wrapping the class's ``prepare`` touches this step alone.
+    """
+    from airflow_provider_somlier.offline_run import OfflineRun
+
+    original = OfflineRun.prepare
+
+    def prepare(self, context):
+        run = original(self, context)
         out["model_seconds"] = run.model_seconds
         return run
 
-    op._prepare = prepare
+    OfflineRun.prepare = prepare
     return op
 
 
@@ -179,6 +184,7 @@ def main() -> int:
         print(json.dumps(worker(args.worker, json.loads(args.spec)), default=str))
         return 0
 
+    from airflow_provider_somlier.devtools.airflow_local import local_connections
     from airflow_provider_somlier.devtools.emulator import running_emulator
     from airflow_provider_somlier.devtools.sample_data import load_features
     from airflow_provider_somlier.devtools.sample_model import diabetes_frame, register_model
@@ -203,8 +209,7 @@ def main() -> int:
     with running_emulator(workdir / "bqemulator.log") as emulator:
         env = os.environ | {
             "AIRFLOW_HOME": str(workdir / "airflow"),
-            "AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT": emulator.connection_uri_json(),
-            "AIRFLOW_CONN_MLFLOW_DEFAULT": json.dumps({"conn_type": "mlflow", "host": tracking}),
+            **local_connections(emulator, tracking),
             "OMP_NUM_THREADS": "1",
             "OPENBLAS_NUM_THREADS": "1",
         }

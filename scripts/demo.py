@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as dt
-import json
 import os
 import shutil
 import signal
@@ -102,7 +101,7 @@ def main() -> int:
     args = parser.parse_args()
     state: Path = args.state_dir.resolve()
 
-    from airflow_provider_somlier.devtools.airflow_local import running_airflow
+    from airflow_provider_somlier.devtools.airflow_local import local_connections, running_airflow
     from airflow_provider_somlier.devtools.emulator import free_port, running_emulator
     from airflow_provider_somlier.devtools.pidfiles import PidFiles
     from airflow_provider_somlier.devtools.sample_data import load_features
@@ -121,8 +120,7 @@ def main() -> int:
     with contextlib.ExitStack() as stack:
         step("Starting the local BigQuery emulator")
         emulator = stack.enter_context(running_emulator(state / "bqemulator.log", data_dir=state / "bigquery", pids=pids))
-        os.environ["AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT"] = emulator.connection_uri_json()
-        os.environ["AIRFLOW_CONN_MLFLOW_DEFAULT"] = json.dumps({"conn_type": "mlflow", "host": tracking_uri})
+        os.environ.update(local_connections(emulator, tracking_uri))
         print(f"    REST {emulator.api_endpoint}, Storage Read {emulator.storage_read_endpoint}")
 
         step(f"Training diabetes-ridge into the registry at {tracking_uri}")

@@ -9,6 +9,7 @@ listens on 127.0.0.1 only.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -23,9 +24,18 @@ import requests
 from airflow_provider_somlier.devtools.emulator import free_port, stop_pid
 
 if TYPE_CHECKING:
+    from airflow_provider_somlier.devtools.emulator import Emulator
     from airflow_provider_somlier.devtools.pidfiles import PidFiles
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor")
+
+
+def local_connections(emulator: Emulator, tracking_uri: str) -> dict[str, str]:
+    """``google_cloud_default`` and ``mlflow_default`` as environment variables: the emulator, the registry."""
+    return {
+        "AIRFLOW_CONN_GOOGLE_CLOUD_DEFAULT": emulator.connection_uri_json(),
+        "AIRFLOW_CONN_MLFLOW_DEFAULT": json.dumps({"conn_type": "mlflow", "host": tracking_uri}),
+    }
 
 
 def airflow_env(home: Path, dags_folder: Path, port: int, extra: dict[str, str] | None = None) -> dict[str, str]:
