@@ -23,7 +23,11 @@ from typing import Any
 
 BIGQUERY_NAMESPACE = "bigquery"  # the Google provider's namespace for BigQuery tables
 MODEL_FACET_NAME = "somlier_model"
-MODEL_FACET_SCHEMA = "https://pypi.org/project/airflow-provider-somlier/#somlier-model-run-facet"
+# The facet's JSON schema ships in the package (schemas/SomlierModelRunFacet.json); events
+# name it by its address in the project's repository at the installed version, as the
+# OpenLineage spec asks of a custom facet's ``_schemaURL``.
+MODEL_FACET_SCHEMA_FILE = "airflow_provider_somlier/schemas/SomlierModelRunFacet.json"
+REPOSITORY_RAW = "https://raw.githubusercontent.com/somlier/airflow-provider-somlier"
 
 
 @dataclass(frozen=True)
@@ -31,7 +35,7 @@ class RunLineage:
     """What one run read, with which model, and what it wrote: enough to describe it afterwards."""
 
     source: str  # project.dataset.table
-    destination: str
+    destination: str | None  # None for a step that reads and writes no day (a shard's plan or score)
     features: Sequence[str]
     passthrough: Sequence[str]
     model_name: str
@@ -45,13 +49,19 @@ class RunLineage:
         return f"models:/{self.model_name}/{self.model_version}"
 
 
-def run_lineage(summary: Mapping[str, Any], plan: Any, gcp_conn_id: str, location: str | None = None) -> RunLineage:
-    """Collect a :class:`RunLineage` from a run's summary and its feature plan (no network call)."""
+def run_lineage(
+    summary: Mapping[str, Any],
+    features: Sequence[str],
+    passthrough: Sequence[str],
+    gcp_conn_id: str,
+    location: str | None = None,
+) -> RunLineage:
+    """Collect a :class:`RunLineage` from a written day's summary and its columns (no network call)."""
     return RunLineage(
         source=summary["source"],
         destination=summary["destination"],
-        features=tuple(plan.features),
-        passthrough=tuple(plan.passthrough),
+        features=tuple(features),
+        passthrough=tuple(passthrough),
         model_name=summary["model_name"],
         model_version=str(summary["model_version"]),
         model_run_id=summary["model_run_id"],
@@ -72,7 +82,9 @@ def table_columns(run: RunLineage) -> tuple[dict[str, str], dict[str, str]]:
 
     hook = SomlierBigQueryHook(gcp_conn_id=run.gcp_conn_id, location=run.location)
 
-    def columns(table_id: str) -> dict[str, str]:
+    def columns(table_id: str | None) -> dict[str, str]:
+        if table_id is None:
+            return {}
         try:
             table = hook.get_table_or_none(TableRef(*table_id.split(".")))
         except Exception:  # noqa: BLE001 - lineage is best effort; the run has succeeded
@@ -98,9 +110,21 @@ def _model_facet_class() -> type:
 
         @staticmethod
         def _get_schema() -> str:
-            return MODEL_FACET_SCHEMA
+            return model_facet_schema_url()
 
     return SomlierModelRunFacet
+
+
+@functools.cache
+def model_facet_schema_url() -> str:
+    """Where the ``somlier_model`` facet's schema lives: the shipped file, at this provider's version."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        tag = f"v{version('airflow-provider-somlier')}"
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        tag = "main"
+    return f"{REPOSITORY_RAW}/{tag}/{MODEL_FACET_SCHEMA_FILE}#/$defs/SomlierModelRunFacet"
 
 
 def model_facet(run: RunLineage) -> Any:
@@ -116,7 +140,11 @@ def prediction_columns(run: RunLineage, destination_columns: Mapping[str, str]) 
 
 
 def operator_lineage(run: RunLineage | None) -> Any:
-    """The ``OperatorLineage`` of a finished run (empty when the run wrote nothing)."""
+    """The ``OperatorLineage`` of a finished run: what it read, what it wrote, with which model.
+
+    Empty when the run did nothing; inputs and the model alone for a step that reads the
+    day but does not write it (a shard's plan and score tasks).
+    """
     from airflow.providers.openlineage.extractors import OperatorLineage
     from openlineage.client.event_v2 import Dataset
     from openlineage.client.facet_v2 import column_lineage_dataset, schema_dataset
@@ -139,6 +167,10 @@ def operator_lineage(run: RunLineage | None) -> Any:
             for column in columns
         ]
 
+    inputs_read = [Dataset(BIGQUERY_NAMESPACE, run.source, facets=schema(source_columns))]
+    run_facets = {MODEL_FACET_NAME: model_facet(run)}
+    if run.destination is None:
+        return OperatorLineage(inputs=inputs_read, run_facets=run_facets)
     model = f"{run.model_name} version {run.model_version}"
     fields = {
         column: column_lineage_dataset.Fields(
@@ -155,7 +187,7 @@ def operator_lineage(run: RunLineage | None) -> Any:
             transformationDescription=f"predicted by {model}",
         )
     return OperatorLineage(
-        inputs=[Dataset(BIGQUERY_NAMESPACE, run.source, facets=schema(source_columns))],
+        inputs=inputs_read,
         outputs=[
             Dataset(
                 BIGQUERY_NAMESPACE,
@@ -166,5 +198,5 @@ def operator_lineage(run: RunLineage | None) -> Any:
                 },
             )
         ],
-        run_facets={MODEL_FACET_NAME: model_facet(run)},
+        run_facets=run_facets,
     )

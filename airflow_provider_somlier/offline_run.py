@@ -9,7 +9,7 @@ sharded operators run the same steps piece by piece.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -64,21 +64,21 @@ class OfflineRun:
         with tempfile.TemporaryDirectory(prefix="somlier-") as workdir:
             staged = self.score(run, f"{workdir}/predictions.parquet")
             result = self.replace(run, staged)
-        summary = {
-            "target_date": run.day.isoformat(),
-            "rows_read": staged.rows_read,
-            "rows_written": result.rows_written,
-            "model_name": run.resolved.name,
-            "model_version": run.resolved.version,
-            "model_run_id": run.resolved.run_id,
-            "source": str(run.source),
-            "destination": str(run.destination),
-            "job_id": result.job_id,
-            "seconds": round(time.monotonic() - started, 3),
-            "model_seconds": round(run.model_seconds, 3),  # registry lookup + model load
-        }
+        summary = day_summary(
+            target_date=run.day,
+            rows_read=staged.rows_read,
+            rows_written=result.rows_written,
+            model_name=run.resolved.name,
+            model_version=run.resolved.version,
+            model_run_id=run.resolved.run_id,
+            source=run.source,
+            destination=run.destination,
+            job_id=result.job_id,
+            started=started,
+            model_seconds=round(run.model_seconds, 3),  # registry lookup + model load
+        )
         self.log.info("SoMLier summary: %s", summary)
-        self.announce(context, summary, run.plan)
+        self.announce(context, summary, run.plan.features, run.plan.passthrough)
         return summary
 
     def prepare(self, context: Context) -> RunPlan:
@@ -202,13 +202,32 @@ class OfflineRun:
             constants=run.constants,
         )
 
-    def announce(self, context: Context, summary: dict[str, Any], plan: Any) -> None:
-        """Tell Airflow what the run wrote: an asset event now, the lineage when OpenLineage asks."""
+    def announce(
+        self, context: Context, summary: dict[str, Any], features: Sequence[str], passthrough: Sequence[str]
+    ) -> None:
+        """Tell Airflow what the run wrote: an asset event now, the lineage when OpenLineage asks.
+
+        The single task and the sharded commit both call it with a :func:`day_summary`, so a
+        day announces itself the same way however many tasks scored it.
+        """
         from airflow_provider_somlier.assets import emit_predictions_event
         from airflow_provider_somlier.lineage import run_lineage
 
         emit_predictions_event(context, self.operator.outlets, summary)
-        self.lineage = run_lineage(summary, plan, self.operator.gcp_conn_id, self.operator.location)
+        self.lineage = run_lineage(summary, features, passthrough, self.operator.gcp_conn_id, self.operator.location)
+
+    def note_read(self, run: RunPlan) -> None:
+        """For a step that reads the day but writes no day of its own (a shard's plan or score):
+        its lineage is the feature table it read and the model, no output."""
+        from airflow_provider_somlier.lineage import RunLineage
+
+        op = self.operator
+        self.lineage = RunLineage(
+            source=str(run.source), destination=None, features=tuple(run.plan.features),
+            passthrough=tuple(run.plan.passthrough), model_name=run.resolved.name,
+            model_version=str(run.resolved.version), model_run_id=run.resolved.run_id,
+            gcp_conn_id=op.gcp_conn_id, location=op.location,
+        )
 
     def empty_day_schema(
         self, day: dt.date, source: TableRef, existing: Any, passthrough_types: dict[str, str], path: str
@@ -236,6 +255,43 @@ class OfflineRun:
         write_empty_parquet(schema, path)
         self.log.info("No rows for %s: emptying the day in the destination (on_empty='write_empty')", day)
         return schema
+
+
+def day_summary(
+    *,
+    target_date: dt.date,
+    rows_read: int,
+    rows_written: int,
+    model_name: str,
+    model_version: str | int,
+    model_run_id: str,
+    source: Any,
+    destination: Any,
+    job_id: str | None,
+    started: float,
+    **extra: Any,
+) -> dict[str, Any]:
+    """The summary of a written day (XCom, log, asset extra, links, lineage), one shape for every operator.
+
+    ``model_version`` is a string, as MLflow's client gives it, whichever task wrote the
+    day: a downstream DAG compares it one way. ``started`` is a ``time.monotonic()``
+    reading; ``extra`` keys (``shards``, ``model_seconds``) follow the common ones.
+    """
+    import time
+
+    return {
+        "target_date": target_date.isoformat(),
+        "rows_read": rows_read,
+        "rows_written": rows_written,
+        "model_name": model_name,
+        "model_version": str(model_version),
+        "model_run_id": model_run_id,
+        "source": str(source),
+        "destination": str(destination),
+        "job_id": job_id,
+        "seconds": round(time.monotonic() - started, 3),
+        **extra,
+    }
 
 
 def run_date(context: Context) -> dt.datetime:

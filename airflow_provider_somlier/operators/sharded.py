@@ -74,7 +74,7 @@ class MLOpsShardPlanOperator(MLOpsOfflineOperator):
             "target_date": run.day.isoformat(),
             "model_ref": f"{run.resolved.name}/{run.resolved.version}",
             "model_name": lineage.model_name,
-            "model_version": lineage.model_version,
+            "model_version": str(lineage.model_version),
             "model_run_id": lineage.model_run_id,
             "predicted_at": lineage.predicted_at.isoformat(),
             "airflow_dag_id": lineage.airflow_dag_id,
@@ -82,7 +82,10 @@ class MLOpsShardPlanOperator(MLOpsOfflineOperator):
             "source": str(run.source),
             "destination": str(run.destination),
             "source_rows": source_rows,
+            "features": list(run.plan.features),  # for the commit's lineage
+            "passthrough": list(run.plan.passthrough),
         }
+        steps.note_read(run)
         if source_rows == 0:
             with tempfile.TemporaryDirectory(prefix="somlier-") as workdir:
                 # on_empty, exactly as the single task applies it: skip, fail, or empty the day.
@@ -142,6 +145,7 @@ class MLOpsShardScoreOperator(MLOpsOfflineOperator):
                 f"shard {index} computes target day {run.day} but its plan was made for {plan['target_date']}; "
                 "clear the whole task group"
             )
+        steps.note_read(run)
         hook = steps.bigquery
         expires_at = dt.datetime.fromisoformat(plan["expires_at"]) if plan.get("expires_at") else None
         batches = hook.read_stream(self.shard["stream"], base64.b64decode(plan["arrow_schema"]), expires_at=expires_at)
@@ -183,7 +187,7 @@ class MLOpsShardCommitOperator(MLOpsOfflineOperator):
 
         from google.cloud import bigquery
 
-        from airflow_provider_somlier.assets import emit_predictions_event
+        from airflow_provider_somlier.offline_run import OfflineRun, day_summary
         from airflow_provider_somlier.output import Lineage, lineage_values
         from airflow_provider_somlier.refs import parse_table_ref
 
@@ -224,12 +228,20 @@ class MLOpsShardCommitOperator(MLOpsOfflineOperator):
         if gone:  # a commit that ran before (then was killed, or is cleared alone) dropped them
             self._check_already_committed(hook, destination, gone, constants, total)
             self.log.info("The day was already committed from this plan; nothing to write")
+            # A shard cleared and run again after that commit staged its rows anew: nothing will read them.
+            self._drop_staging(hook, [ref for ref in stagings if ref not in gone])
             job_id = None
         else:
             job_id = self._commit(hook, destination, schema, day, staged, stagings, plan["digest"], constants)
-        summary = self._summary(plan, destination, total, job_id=job_id, started=started)
+        summary = day_summary(
+            target_date=day, rows_read=plan["source_rows"], rows_written=total, model_name=plan["model_name"],
+            model_version=plan["model_version"], model_run_id=plan["model_run_id"], source=plan["source"],
+            destination=destination, job_id=job_id, started=started, shards=plan["streams"],
+        )
         self.log.info("SoMLier sharded summary: %s", summary)
-        emit_predictions_event(context, self.outlets, summary)  # the day is written: the commit alone says so
+        # The day is written: the commit alone says so, as the single task does.
+        steps = self._run = OfflineRun(self)
+        steps.announce(context, summary, plan.get("features", ()), plan.get("passthrough", ()))
         return summary
 
     def _commit(self, hook: Any, destination: Any, schema: list, day: dt.date, staged: list[dict[str, Any]],
@@ -252,29 +264,17 @@ class MLOpsShardCommitOperator(MLOpsOfflineOperator):
             check_destination(existing.schema, schema, str(destination))
         hook.sweep_stale_staging(destination)
         job_id = hook.commit_staged(destination, schema, TARGET_DATE_COLUMN, day, stagings, digest, constants)
+        self._drop_staging(hook, stagings)
+        return job_id
+
+    def _drop_staging(self, hook: Any, stagings: list) -> None:
+        """Drop the plan's staging tables once its day is committed; best effort, a later run sweeps them."""
+        if not stagings:
+            return
         try:
             hook.drop_tables(stagings)
         except Exception as exc:  # noqa: BLE001 - the day is committed; a later run sweeps them
             self.log.warning("Could not drop the shard staging tables (a later run sweeps them): %s", exc)
-        return job_id
-
-    @staticmethod
-    def _summary(plan: dict[str, Any], destination: Any, total: int, *, job_id: str | None, started: float) -> dict[str, Any]:
-        import time
-
-        return {
-            "target_date": plan["target_date"],
-            "rows_read": plan["source_rows"],
-            "rows_written": total,
-            "shards": plan["streams"],
-            "model_name": plan["model_name"],
-            "model_version": plan["model_version"],
-            "model_run_id": plan["model_run_id"],
-            "source": plan["source"],
-            "destination": str(destination),
-            "job_id": job_id,
-            "seconds": round(time.monotonic() - started, 3),
-        }
 
     @staticmethod
     def _check_already_committed(hook: Any, destination: Any, gone: list, constants: dict[str, Any], total: int) -> None:
@@ -328,8 +328,14 @@ def sharded_offline(
     operator_kwargs.setdefault("max_retry_delay", DEFAULT_MAX_RETRY_DELAY)
     score_kwargs: dict[str, Any] = {}
     if max_active_shards is not None:
+        if not isinstance(max_active_shards, int) or isinstance(max_active_shards, bool) or max_active_shards < 1:
+            raise InvalidArgumentError(
+                f"max_active_shards must be a positive integer (or None for no bound), got {max_active_shards!r}"
+            )
         score_kwargs["max_active_tis_per_dagrun"] = max_active_shards
     if score_pool is not None:
+        if not isinstance(score_pool, str) or not score_pool.strip():
+            raise InvalidArgumentError(f"score_pool must be a pool's name (or None for the default pool), got {score_pool!r}")
         score_kwargs["pool"] = score_pool
     # Only the commit writes the day, so only it declares the predictions asset (or the caller's outlets).
     commit_outlets = {"outlets": operator_kwargs.pop("outlets")} if "outlets" in operator_kwargs else {}

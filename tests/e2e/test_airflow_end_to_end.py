@@ -27,6 +27,9 @@ pytestmark = pytest.mark.e2e
 DAG_ID = "e2e_inference_diabetes"
 PRODUCER_ID = "e2e_inference_assets"
 CONSUMER_ID = "e2e_predictions_consumer"
+# The same day written by the sharded group (a generated --shards DAG) to its own table.
+SHARDED_PRODUCER_ID = "e2e_inference_assets_sharded"
+SHARDED_CONSUMER_ID = "e2e_predictions_consumer_sharded"
 CONSUMER = """
 import datetime as dt
 
@@ -148,44 +151,69 @@ def test_check_airflow_reports_the_import_error_of_a_broken_dag(airflow):
 
 @pytest.fixture(scope="module")
 def produced_day(airflow, emulator):
-    """A consumer DAG scheduled on the predictions asset, then one run of a generated DAG writing 2026-11-20."""
-    uri = f"bigquery://{emulator.project}/predictions/e2e_assets"  # as the Google provider names the table
-    (airflow.repo / "dags" / f"{CONSUMER_ID}.py").write_text(CONSUMER.format(dag_id=CONSUMER_ID, uri=uri))
-    result = CliRunner().invoke(
-        main,
-        ["offline", "create_v2", "diabetes-ridge@champion", PRODUCER_ID, "0 0 * * *", "features.diabetes", "load_date",
-         "predictions.e2e_assets", "--start_date", "2026-11-01", "--passthrough_columns", "row_id",
-         "--local_repo", str(airflow.repo), "--check_airflow"],
-        env={"SOMLIER_CONFIG": "/nonexistent", "SOMLIER_AIRFLOW_API_URL": airflow.url, "SOMLIER_DAGS_FOLDER": "dags"},
-    )
-    assert result.exit_code == 0, result.stderr
-    wait_for_dag(CONSUMER_ID, f"{CONSUMER_ID}.py", Settings(airflow_api_url=airflow.url, check_airflow_timeout=120))
+    """Consumer DAGs scheduled on two predictions assets, then one run of each of two generated DAGs writing
+    2026-11-20: the single task (``predictions.e2e_assets``) and the sharded group (``…_sharded``)."""
+    env = {"SOMLIER_CONFIG": "/nonexistent", "SOMLIER_AIRFLOW_API_URL": airflow.url, "SOMLIER_DAGS_FOLDER": "dags"}
     session = airflow.session()
-    for dag_id in (CONSUMER_ID, PRODUCER_ID):
-        assert session.patch(f"{airflow.url}/api/v2/dags/{dag_id}", json={"is_paused": False}).status_code == 200
-    triggered = session.post(
-        f"{airflow.url}/api/v2/dags/{PRODUCER_ID}/dagRuns", json={"logical_date": "2026-11-21T00:00:00Z"}
-    )
-    assert triggered.status_code == 200, triggered.text
-    run_id = triggered.json()["dag_run_id"]
-    # unpausing also starts the latest scheduled interval: a day with no rows, skipped, so it emits nothing
-    producer_runs = {r["dag_run_id"]: r["state"] for r in _wait_runs(session, airflow.url, PRODUCER_ID, 1)}
-    assert producer_runs[run_id] == "success"
-    return {"session": session, "run_id": run_id, "destination": f"{emulator.project}.predictions.e2e_assets"}
+    run_ids = {}
+    for producer, consumer, table, shards in (
+        (PRODUCER_ID, CONSUMER_ID, "e2e_assets", []),
+        (SHARDED_PRODUCER_ID, SHARDED_CONSUMER_ID, "e2e_assets_sharded", ["--shards", "2"]),
+    ):
+        uri = f"bigquery://{emulator.project}/predictions/{table}"  # as the Google provider names the table
+        (airflow.repo / "dags" / f"{consumer}.py").write_text(CONSUMER.format(dag_id=consumer, uri=uri))
+        result = CliRunner().invoke(
+            main,
+            ["offline", "create_v2", "diabetes-ridge@champion", producer, "0 0 * * *", "features.diabetes", "load_date",
+             f"predictions.{table}", "--start_date", "2026-11-01", "--passthrough_columns", "row_id",
+             *shards, "--local_repo", str(airflow.repo), "--check_airflow"],
+            env=env,
+        )
+        assert result.exit_code == 0, result.stderr
+        wait_for_dag(consumer, f"{consumer}.py", Settings(airflow_api_url=airflow.url, check_airflow_timeout=120))
+        for dag_id in (consumer, producer):
+            assert session.patch(f"{airflow.url}/api/v2/dags/{dag_id}", json={"is_paused": False}).status_code == 200
+        triggered = session.post(
+            f"{airflow.url}/api/v2/dags/{producer}/dagRuns", json={"logical_date": "2026-11-21T00:00:00Z"}
+        )
+        assert triggered.status_code == 200, triggered.text
+        run_ids[producer] = triggered.json()["dag_run_id"]
+    for producer, run_id in run_ids.items():
+        # unpausing also starts the latest scheduled interval: a day with no rows, skipped, so it emits nothing
+        producer_runs = {r["dag_run_id"]: r["state"] for r in _wait_runs(session, airflow.url, producer, 1)}
+        assert producer_runs[run_id] == "success"
+    return {
+        "session": session, "run_id": run_ids[PRODUCER_ID], "sharded_run_id": run_ids[SHARDED_PRODUCER_ID],
+        "destination": f"{emulator.project}.predictions.e2e_assets",
+        "sharded_destination": f"{emulator.project}.predictions.e2e_assets_sharded",
+    }
+
+
+def _consumed_extras(session, url: str, consumer: str) -> list[dict]:
+    [run] = _wait_runs(session, url, consumer, 1)
+    assert (run["state"], run["run_type"]) == ("success", "asset_triggered")
+    return session.get(
+        f"{url}/api/v2/dags/{consumer}/dagRuns/{run['dag_run_id']}/taskInstances/read_day/xcomEntries/return_value"
+    ).json()["value"]
 
 
 def test_a_dag_scheduled_on_the_predictions_asset_runs_after_a_day_is_written_and_reads_the_extra(
     airflow, produced_day, registry
 ):
-    session = produced_day["session"]
-    [run] = _wait_runs(session, airflow.url, CONSUMER_ID, 1)
+    extras = _consumed_extras(produced_day["session"], airflow.url, CONSUMER_ID)
 
-    assert (run["state"], run["run_type"]) == ("success", "asset_triggered")
-    extras = session.get(
-        f"{airflow.url}/api/v2/dags/{CONSUMER_ID}/dagRuns/{run['dag_run_id']}/taskInstances/read_day/xcomEntries/return_value"
-    ).json()["value"]
     assert extras == [{"target_date": "2026-11-20", "model_name": "diabetes-ridge",
                        "model_version": registry["v1"].version, "rows_written": 50}]
+
+
+def test_a_day_written_by_the_sharded_group_reaches_its_consumer_with_the_single_tasks_extra(
+    airflow, produced_day, registry
+):
+    single = _consumed_extras(produced_day["session"], airflow.url, CONSUMER_ID)
+    sharded = _consumed_extras(produced_day["session"], airflow.url, SHARDED_CONSUMER_ID)
+
+    assert sharded == single
+    assert isinstance(sharded[0]["model_version"], str)
 
 
 def test_the_api_lists_no_extra_links_for_a_sqlite_registry_and_the_emulator(airflow, produced_day):
@@ -198,21 +226,41 @@ def test_the_api_lists_no_extra_links_for_a_sqlite_registry_and_the_emulator(air
     assert not any(links.json()["extra_links"].values())
 
 
-def test_openlineage_events_name_the_feature_and_prediction_tables_and_the_model(airflow, produced_day, features_table, registry):
+def _complete_event(airflow, job: str) -> dict:
+    """The first COMPLETE event of ``job`` that read something (the skipped latest interval reports nothing)."""
     deadline = time.monotonic() + 60
     while True:
         complete = [
             e for e in airflow.lineage_events
-            if e.get("eventType") == "COMPLETE" and e["job"]["name"] == f"{PRODUCER_ID}.predict" and e["outputs"]
+            if e.get("eventType") == "COMPLETE" and e["job"]["name"] == job and e["inputs"]
         ]
         if complete or time.monotonic() > deadline:
             break
         time.sleep(1)
     assert complete, [(e.get("eventType"), e["job"]["name"]) for e in airflow.lineage_events]
-    event = complete[0]
+    return complete[0]
+
+
+def test_openlineage_events_name_the_feature_and_prediction_tables_and_the_model(airflow, produced_day, features_table, registry):
+    event = _complete_event(airflow, f"{PRODUCER_ID}.predict")
 
     assert [(d["namespace"], d["name"]) for d in event["inputs"]] == [("bigquery", features_table)]
     assert [(d["namespace"], d["name"]) for d in event["outputs"]] == [("bigquery", produced_day["destination"])]
     assert event["outputs"][0]["facets"]["columnLineage"]["fields"]["row_id"]["inputFields"][0]["field"] == "row_id"
     model = event["run"]["facets"]["somlier_model"]
     assert (model["name"], model["version"], model["runId"]) == ("diabetes-ridge", registry["v1"].version, registry["v1"].run_id)
+
+
+def test_the_sharded_commits_openlineage_event_reports_what_the_single_task_reports(airflow, produced_day, features_table):
+    single = _complete_event(airflow, f"{PRODUCER_ID}.predict")
+    commit = _complete_event(airflow, f"{SHARDED_PRODUCER_ID}.predict.commit")
+
+    def datasets(event: dict, destination: str) -> str:
+        return json.dumps([event["inputs"], event["outputs"]], sort_keys=True).replace(destination, "DESTINATION")
+
+    assert datasets(commit, produced_day["sharded_destination"]) == datasets(single, produced_day["destination"])
+    assert commit["run"]["facets"]["somlier_model"] == single["run"]["facets"]["somlier_model"]
+    for step in ("plan", "score"):
+        event = _complete_event(airflow, f"{SHARDED_PRODUCER_ID}.predict.{step}")
+        assert [(d["namespace"], d["name"]) for d in event["inputs"]] == [("bigquery", features_table)]
+        assert event["outputs"] == []

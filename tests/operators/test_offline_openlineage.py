@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 
 import pytest
@@ -85,3 +86,35 @@ def test_a_table_that_cannot_be_read_is_reported_without_its_schema(emulator):
     assert [d.name for d in lineage.inputs + lineage.outputs] == [run.source, run.destination]
     assert "schema" not in lineage.inputs[0].facets and "schema" not in lineage.outputs[0].facets
     assert lineage.run_facets["somlier_model"].version == "4"
+
+
+def test_the_model_facet_names_and_validates_against_the_schema_the_package_ships(lineage):
+    from pathlib import Path
+
+    import jsonschema
+    from openlineage.client.serde import Serde
+    from referencing import Registry, Resource
+    from referencing.jsonschema import DRAFT202012
+
+    import airflow_provider_somlier
+    from airflow_provider_somlier.lineage import MODEL_FACET_SCHEMA_FILE
+
+    lineage, _ = lineage
+    facet = json.loads(Serde.to_json(lineage.run_facets["somlier_model"]))
+    address, fragment = facet["_schemaURL"].split("#")
+    assert address.endswith("/" + MODEL_FACET_SCHEMA_FILE) and fragment == "/$defs/SomlierModelRunFacet"
+    shipped = Path(airflow_provider_somlier.__file__).parent.parent / MODEL_FACET_SCHEMA_FILE
+    schema = json.loads(shipped.read_text())
+    # OpenLineage's base RunFacet, as its spec defines it, served locally (the tests reach no network).
+    run_facet = {"$defs": {"RunFacet": {
+        "type": "object", "required": ["_producer", "_schemaURL"],
+        "properties": {"_producer": {"type": "string", "format": "uri"}, "_schemaURL": {"type": "string", "format": "uri"}},
+    }}}
+    registry = Registry().with_resource(
+        "https://openlineage.io/spec/2-0-2/OpenLineage.json", DRAFT202012.create_resource(run_facet)
+    )
+    jsonschema.Draft202012Validator(schema, registry=registry).validate({"somlier_model": facet})
+    with pytest.raises(jsonschema.ValidationError, match="'runId' is a required property"):
+        jsonschema.Draft202012Validator(schema, registry=registry).validate(
+            {"somlier_model": {k: v for k, v in facet.items() if k != "runId"}}
+        )

@@ -109,3 +109,21 @@ def test_a_shard_count_that_is_not_a_positive_integer_is_refused(shards):
         sharded_offline(
             shards=shards, model_ref="m/1", dataset_ref="d.t", dataset_load_column="c", destination_table_ref="d.p"
         )
+
+
+@pytest.mark.parametrize(
+    ("argument", "value"),
+    [("max_active_shards", 0), ("max_active_shards", -1), ("max_active_shards", "2"), ("max_active_shards", True),
+     ("score_pool", ""), ("score_pool", "  "), ("score_pool", 3)],
+)
+def test_group_arguments_that_are_not_what_they_name_are_refused_by_name(argument, value):
+    from airflow.sdk import DAG
+
+    from airflow_provider_somlier.errors import InvalidArgumentError
+    from airflow_provider_somlier.operators.sharded import sharded_offline
+
+    with DAG("bad_group", schedule=None), pytest.raises(InvalidArgumentError, match=f"{argument} must be .* got {value!r}"):
+        sharded_offline(
+            shards=2, model_ref="m/1", dataset_ref="d.t", dataset_load_column="c", destination_table_ref="d.p",
+            **{argument: value},
+        )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from types import SimpleNamespace
 
 import pytest
@@ -120,3 +121,68 @@ def _exists(client, table_id: str) -> bool:
 
 def rows_per_day_or_none(client, table_id: str) -> dict | None:
     return rows_per_day(client, table_id) if _exists(client, table_id) else None
+
+
+def test_a_shard_scored_again_after_the_commit_leaves_no_staging_behind(planned, destination, bq_client):
+    """Plan, score all, commit; one shard cleared and run again stages anew; the commit run again drops it."""
+    results = [_score(planned, shard) for shard in planned.shards]
+    commit = MLOpsShardCommitOperator(task_id="commit", plan=planned.plan, shard_results=results, **planned.kwargs)
+    commit.execute(planned.context)
+    again = _score(planned, planned.shards[1])
+    assert _exists(bq_client, again["staging"])
+
+    summary = commit.execute(planned.context)
+
+    assert summary["job_id"] is None  # the day was already in: nothing written
+    assert not any(_exists(bq_client, result["staging"]) for result in results)
+    assert rows_per_day(bq_client, destination) == {"2026-11-19": planned.plan["source_rows"]}
+
+
+def _comparable(lineage, destination: str) -> dict:
+    """An OperatorLineage as plain data, the destination's name replaced so two runs compare."""
+    from openlineage.client.serde import Serde
+
+    def plain(datasets):
+        return [json.loads(Serde.to_json(d).replace(destination, "DESTINATION")) for d in datasets]
+
+    return {
+        "inputs": plain(lineage.inputs),
+        "outputs": plain(lineage.outputs),
+        "run_facets": {k: json.loads(Serde.to_json(v)) for k, v in lineage.run_facets.items()},
+    }
+
+
+def test_the_commit_reports_the_same_summary_asset_extra_and_lineage_as_the_single_task(
+    planned, destination, bq_client, emulator
+):
+    from airflow_provider_somlier.operators import MLOpsOfflineOperator
+
+    results = [_score(planned, shard) for shard in planned.shards]
+    commit = MLOpsShardCommitOperator(task_id="commit", plan=planned.plan, shard_results=results, **planned.kwargs)
+    sharded = commit.execute(planned.context)
+    single_destination = f"{destination}_single"
+    single = MLOpsOfflineOperator(task_id="predict", **(planned.kwargs | {"destination_table_ref": single_destination}))
+    try:
+        alone = single.execute(planned.context)
+        assert isinstance(sharded["model_version"], str)
+        shared = set(alone) & set(sharded) - {"destination", "job_id", "seconds"}
+        assert {k: sharded[k] for k in shared} == {k: alone[k] for k in shared}
+        assert _comparable(commit.get_openlineage_facets_on_complete(None), destination) == _comparable(
+            single.get_openlineage_facets_on_complete(None), single_destination
+        )
+    finally:
+        bq_client.delete_table(single_destination, not_found_ok=True)
+
+
+def test_plan_and_score_report_the_feature_table_they_read_and_the_model(planned, sharded_features):
+    plan_op = MLOpsShardPlanOperator(task_id="plan", shards=3, **planned.kwargs)
+    plan_op.execute(_context({}))
+    score_op = MLOpsShardScoreOperator(task_id="score", plan=planned.plan, shard=planned.shards[0], **planned.kwargs)
+    score_op.execute(planned.context)
+
+    for op in (plan_op, score_op):
+        lineage = op.get_openlineage_facets_on_complete(None)
+        assert [(d.namespace, d.name) for d in lineage.inputs] == [("bigquery", sharded_features)]
+        assert "schema" in lineage.inputs[0].facets
+        assert lineage.outputs == []
+        assert lineage.run_facets["somlier_model"].version == planned.plan["model_version"]
