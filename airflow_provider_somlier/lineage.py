@@ -139,11 +139,13 @@ def prediction_columns(run: RunLineage, destination_columns: Mapping[str, str]) 
     return [c for c in destination_columns if c not in run.passthrough and c not in LINEAGE_COLUMNS]
 
 
-def operator_lineage(run: RunLineage | None) -> Any:
+def operator_lineage(run: RunLineage | None, *, read_schemas: bool = True) -> Any:
     """The ``OperatorLineage`` of a finished run: what it read, what it wrote, with which model.
 
     Empty when the run did nothing; inputs and the model alone for a step that reads the
-    day but does not write it (a shard's plan and score tasks).
+    day but does not write it (a shard's plan and score tasks). ``read_schemas=False``
+    makes no network call (schemas left out): for a failed task, whose warehouse may be the
+    reason it failed, so that reporting it never holds the worker slot.
     """
     from airflow.providers.openlineage.extractors import OperatorLineage
     from openlineage.client.event_v2 import Dataset
@@ -151,7 +153,7 @@ def operator_lineage(run: RunLineage | None) -> Any:
 
     if run is None:
         return OperatorLineage()
-    source_columns, destination_columns = table_columns(run)
+    source_columns, destination_columns = table_columns(run) if read_schemas else ({}, {})
 
     def schema(columns: Mapping[str, str]) -> dict[str, Any]:
         if not columns:

@@ -18,8 +18,10 @@ from typing import TypeVar
 
 T = TypeVar("T")
 _ITEM, _ERROR, _END = range(3)
-# How long closing waits for the producer thread once its source was told to stop.
-_JOIN_SECONDS = 5.0
+# How long closing waits for the producer thread once its source was told to stop. A
+# cancellable source (the read stream) stops in milliseconds; one that cannot be cancelled
+# is left to its daemon thread rather than delaying the error (and the task's exit).
+_JOIN_SECONDS = 1.0
 
 
 class StalledError(TimeoutError):

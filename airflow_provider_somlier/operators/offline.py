@@ -181,3 +181,13 @@ class MLOpsOfflineOperator(BaseOperator):
         from airflow_provider_somlier.lineage import operator_lineage
 
         return operator_lineage(self._run.lineage if self._run is not None else None)
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
+        """OpenLineage of a failed run: what it had resolved, without reading any schema.
+
+        The warehouse may be why the task failed; asking it for schemas then would hold the
+        worker slot for another deadline per table.
+        """
+        from airflow_provider_somlier.lineage import operator_lineage
+
+        return operator_lineage(self._run.lineage if self._run is not None else None, read_schemas=False)

@@ -186,3 +186,19 @@ def test_plan_and_score_report_the_feature_table_they_read_and_the_model(planned
         assert "schema" in lineage.inputs[0].facets
         assert lineage.outputs == []
         assert lineage.run_facets["somlier_model"].version == planned.plan["model_version"]
+
+
+def test_a_failed_shard_reports_its_lineage_without_calling_the_warehouse(planned, sharded_features, monkeypatch):
+    """A shard that failed (its warehouse gone, say) still names what it read, at no network cost."""
+    from airflow_provider_somlier.hooks.bigquery import SomlierBigQueryHook
+
+    score_op = MLOpsShardScoreOperator(task_id="score", plan=planned.plan, shard=planned.shards[0], **planned.kwargs)
+    score_op.execute(planned.context)
+
+    def no_calls(*args, **kwargs):
+        raise AssertionError("a failed task's lineage called the warehouse")
+
+    monkeypatch.setattr(SomlierBigQueryHook, "get_table_or_none", no_calls)
+    lineage = score_op.get_openlineage_facets_on_failure(None)
+    assert [(d.name, d.facets) for d in lineage.inputs] == [(sharded_features, {})]
+    assert lineage.run_facets["somlier_model"].version == planned.plan["model_version"]

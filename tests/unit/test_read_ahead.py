@@ -109,3 +109,23 @@ def test_a_slow_consumer_is_not_a_stall():
         time.sleep(0.3)  # the consumer, not the source, is slow
         seen.append(page)
     assert seen == list(range(5))
+
+
+def test_a_stall_on_a_source_that_cannot_be_cancelled_is_raised_within_a_second_of_the_stall():
+    """The producer stays blocked in a daemon thread; the consumer's error does not wait for it."""
+    release = threading.Event()
+
+    def source():
+        yield 1
+        release.wait(60)  # a socket that never answers, and no cancel()
+        yield 2
+
+    pages = read_ahead(source(), depth=1, stall_seconds=0.3)
+    assert next(pages) == 1
+    started = time.monotonic()
+    try:
+        with pytest.raises(TimeoutError):
+            next(pages)
+        assert time.monotonic() - started < 0.3 + 1.5
+    finally:
+        release.set()
