@@ -33,6 +33,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 KST = dt.timezone(dt.timedelta(hours=9))
 DAG_ID = "inference_diabetes_ridge"
+# Waits give up when nothing moved for this long: more than the generated DAG's first retry
+# delay (2 minutes), so a task retrying after a timeout on a busy machine is waited for.
+NO_PROGRESS_SECONDS = 240
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -46,12 +49,41 @@ class Stopped(KeyboardInterrupt):
         self.signum = signum
 
 
+_received: list[int] = []  # stop signals that arrived while the demo was already stopping
+
+
 def _stop(signum: int, frame: object) -> None:
     # Ctrl-C, `kill`, `timeout`, `docker stop` and a closed terminal all end the same way; a
     # second signal must not cut the cleanup short, so the rest are ignored from here on.
     for each in STOP_SIGNALS:
         signal.signal(each, signal.SIG_IGN)
     raise Stopped(signum)
+
+
+def _stopping(signum: int, frame: object) -> None:
+    """Once the demo is stopping (after an error too), a signal is noted, never raised: cleanup runs whole."""
+    _received.append(signum)
+
+
+def shield_cleanup() -> None:
+    for each in STOP_SIGNALS:
+        if signal.getsignal(each) is _stop:
+            signal.signal(each, _stopping)
+
+
+def watch_servers(servers: dict[str, int]) -> None:
+    """Fail by name when a server the demo started (the emulator, the MLflow UI) has died."""
+    import psutil
+
+    from airflow_provider_somlier.devtools.airflow_local import ComponentDiedError
+
+    for name, pid in servers.items():
+        try:
+            alive = psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+        except psutil.NoSuchProcess:
+            alive = False
+        if not alive:
+            raise ComponentDiedError(f"{name} (pid {pid}) has exited; its log is in the state folder")
 
 
 def step(message: str) -> None:
@@ -70,27 +102,10 @@ def mlflow_ui(tracking_uri: str, artifacts: Path, port: int, state: Path, pids):
     )
     pids.record("mlflow-ui", process.pid)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", process.pid
     finally:
         stop_pid(process.pid)
         pids.forget("mlflow-ui")
-
-
-def wait_runs(session, url: str, count: int, timeout: float = 300) -> list[dict]:
-    deadline = time.monotonic() + timeout
-    shown = None
-    while True:
-        runs = session.get(f"{url}/api/v2/dags/{DAG_ID}/dagRuns", params={"limit": 100}).json()["dag_runs"]
-        finished = [r for r in runs if r["state"] in ("success", "failed")]
-        progress = f"{len(finished)}/{max(count, len(runs))} runs finished"
-        if progress != shown:
-            print(f"    {progress}", flush=True)
-            shown = progress
-        if len(runs) >= count and len(finished) == len(runs):
-            return runs
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"runs did not finish within {timeout:.0f}s")
-        time.sleep(2)
 
 
 def main() -> int:
@@ -101,11 +116,7 @@ def main() -> int:
     args = parser.parse_args()
     state: Path = args.state_dir.resolve()
 
-    from airflow_provider_somlier.devtools.airflow_local import local_connections, running_airflow
-    from airflow_provider_somlier.devtools.emulator import free_port, running_emulator
     from airflow_provider_somlier.devtools.pidfiles import PidFiles
-    from airflow_provider_somlier.devtools.sample_data import load_features
-    from airflow_provider_somlier.devtools.sample_model import train_and_register
 
     state.mkdir(parents=True, exist_ok=True)
     pids = PidFiles(state / "pids")
@@ -118,94 +129,117 @@ def main() -> int:
     today = dt.datetime.now(KST).date()
 
     with contextlib.ExitStack() as stack:
-        step("Starting the local BigQuery emulator")
-        emulator = stack.enter_context(running_emulator(state / "bqemulator.log", data_dir=state / "bigquery", pids=pids))
-        os.environ.update(local_connections(emulator, tracking_uri))
-        print(f"    REST {emulator.api_endpoint}, Storage Read {emulator.storage_read_endpoint}")
+        try:
+            return run_demo(args, state, pids, tracking_uri, today, stack)
+        except Exception as error:
+            shield_cleanup()
+            step(f"Stopping every server after: {type(error).__name__}: {str(error).splitlines()[0]}")
+            raise
+        finally:
+            shield_cleanup()  # the stack below stops every server even if a signal arrives now
 
-        step(f"Training diabetes-ridge into the registry at {tracking_uri}")
-        model = train_and_register(tracking_uri, "diabetes-ridge", alias="champion", artifact_root=(state / "mlartifacts").as_uri())
-        print(f"    version {model.version} (run {model.run_id}), alias champion → {model.version}")
-        mlflow_url = stack.enter_context(mlflow_ui(tracking_uri, state / "mlartifacts", free_port(), state, pids))
 
-        days = [today - dt.timedelta(days=i) for i in range(14, 0, -1)]
-        step(f"Loading {args.rows_per_day} feature rows a day for {days[0]} .. {days[-1]}")
-        from airflow_provider_somlier.hooks.bigquery import SomlierBigQueryHook
+def run_demo(args: argparse.Namespace, state: Path, pids, tracking_uri: str, today: dt.date, stack) -> int:
+    """Start the servers (entered on ``stack``), generate the DAG, run, backfill and clear it, print the days."""
+    from airflow_provider_somlier.devtools.airflow_local import local_connections, running_airflow
+    from airflow_provider_somlier.devtools.emulator import free_port, running_emulator
+    from airflow_provider_somlier.devtools.sample_data import load_features
+    from airflow_provider_somlier.devtools.sample_model import train_and_register
 
-        client = SomlierBigQueryHook().client()
-        load_features(client, f"{emulator.project}.features.diabetes", days, args.rows_per_day)
-        client.create_dataset(f"{emulator.project}.predictions", exists_ok=True)
+    step("Starting the local BigQuery emulator")
+    emulator = stack.enter_context(running_emulator(state / "bqemulator.log", data_dir=state / "bigquery", pids=pids))
+    os.environ.update(local_connections(emulator, tracking_uri))
+    print(f"    REST {emulator.api_endpoint}, Storage Read {emulator.storage_read_endpoint}")
 
-        repo = state / "dags-repo"
-        (repo / "dags").mkdir(parents=True)
-        subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
-        step("Starting Airflow (API server, scheduler, DAG processor)")
-        airflow = stack.enter_context(running_airflow(state / "airflow", repo / "dags", pids=pids))
-        print(f"    Airflow at {airflow.url}")
+    step(f"Training diabetes-ridge into the registry at {tracking_uri}")
+    model = train_and_register(tracking_uri, "diabetes-ridge", alias="champion", artifact_root=(state / "mlartifacts").as_uri())
+    print(f"    version {model.version} (run {model.run_id}), alias champion → {model.version}")
+    mlflow_url, mlflow_pid = stack.enter_context(mlflow_ui(tracking_uri, state / "mlartifacts", free_port(), state, pids))
+    servers = {"the BigQuery emulator": emulator.pid, "the MLflow UI": mlflow_pid}
 
-        step(f"somlier offline create_v2 … {DAG_ID} … --local_repo {repo} --check_airflow")
-        generated = subprocess.run(
-            [sys.executable, "-m", "airflow_provider_somlier.cli", "offline", "create_v2", "diabetes-ridge@champion",
-             DAG_ID, "0 0 * * *", "features.diabetes", "load_date", "predictions.diabetes_ridge", "-",
-             "--start_date", str(days[0]), "--passthrough_columns", "row_id", "--local_repo", str(repo),
-             "--check_airflow"],
-            env=os.environ | {"SOMLIER_AIRFLOW_API_URL": airflow.url, "SOMLIER_CONFIG": "/nonexistent"},
-            capture_output=True, text=True,
+    days = [today - dt.timedelta(days=i) for i in range(14, 0, -1)]
+    step(f"Loading {args.rows_per_day} feature rows a day for {days[0]} .. {days[-1]}")
+    from airflow_provider_somlier.hooks.bigquery import SomlierBigQueryHook
+
+    client = SomlierBigQueryHook().client()
+    load_features(client, f"{emulator.project}.features.diabetes", days, args.rows_per_day)
+    client.create_dataset(f"{emulator.project}.predictions", exists_ok=True)
+
+    repo = state / "dags-repo"
+    (repo / "dags").mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
+    step("Starting Airflow (API server, scheduler, DAG processor)")
+    airflow = stack.enter_context(running_airflow(state / "airflow", repo / "dags", pids=pids))
+    print(f"    Airflow at {airflow.url}")
+
+    def wait_runs(count: int) -> list[dict]:
+        # Waits follow progress: a task retrying after a busy-machine timeout is not a hang,
+        # and a dead component (Airflow's, the emulator, the MLflow UI) fails within seconds by name.
+        return airflow.wait_runs(
+            session, DAG_ID, count, no_progress_seconds=NO_PROGRESS_SECONDS,
+            watch=lambda: watch_servers(servers), on_progress=lambda line: print(f"    {line}", flush=True),
         )
-        print("    " + (generated.stdout + generated.stderr).strip().replace("\n", "\n    "))
-        if generated.returncode:
-            return generated.returncode
 
-        session = airflow.session()
-        session.patch(f"{airflow.url}/api/v2/dags/{DAG_ID}", json={"is_paused": False}).raise_for_status()
-        # Runs at 00:00 UTC (09:00 KST) score the previous KST day. Unpausing lets the scheduler
-        # run the latest interval (today 00:00 UTC); the manual run takes the day before.
-        last = dt.datetime.combine(dt.datetime.now(dt.timezone.utc).date(), dt.time(0), dt.timezone.utc)
-        manual = last - dt.timedelta(days=1)
-        step(f"Triggering a run for {manual:%Y-%m-%d} through the REST API (the scheduler runs {last:%Y-%m-%d})")
-        session.post(f"{airflow.url}/api/v2/dags/{DAG_ID}/dagRuns", json={"logical_date": manual.isoformat()}).raise_for_status()
-        wait_runs(session, airflow.url, 2, timeout=300)
+    step(f"somlier offline create_v2 … {DAG_ID} … --local_repo {repo} --check_airflow")
+    generated = subprocess.run(
+        [sys.executable, "-m", "airflow_provider_somlier.cli", "offline", "create_v2", "diabetes-ridge@champion",
+         DAG_ID, "0 0 * * *", "features.diabetes", "load_date", "predictions.diabetes_ridge", "-",
+         "--start_date", str(days[0]), "--passthrough_columns", "row_id", "--local_repo", str(repo),
+         "--check_airflow"],
+        env=os.environ | {"SOMLIER_AIRFLOW_API_URL": airflow.url, "SOMLIER_CONFIG": "/nonexistent"},
+        capture_output=True, text=True,
+    )
+    print("    " + (generated.stdout + generated.stderr).strip().replace("\n", "\n    "))
+    if generated.returncode:
+        return generated.returncode
 
-        first = last - dt.timedelta(days=6)
-        step(f"Backfilling {first:%Y-%m-%d} .. {last:%Y-%m-%d} (reprocessing finished runs)")
-        airflow.create_backfill(
-            session,
-            {"dag_id": DAG_ID, "from_date": first.isoformat(), "to_date": last.isoformat(),
-             "reprocess_behavior": "completed", "max_active_runs": 3},
-        ).raise_for_status()
-        runs = wait_runs(session, airflow.url, 7)
+    session = airflow.session()
+    session.patch(f"{airflow.url}/api/v2/dags/{DAG_ID}", json={"is_paused": False}).raise_for_status()
+    # Runs at 00:00 UTC (09:00 KST) score the previous KST day. Unpausing lets the scheduler
+    # run the latest interval (today 00:00 UTC); the manual run takes the day before.
+    last = dt.datetime.combine(dt.datetime.now(dt.timezone.utc).date(), dt.time(0), dt.timezone.utc)
+    manual = last - dt.timedelta(days=1)
+    step(f"Triggering a run for {manual:%Y-%m-%d} through the REST API (the scheduler runs {last:%Y-%m-%d})")
+    session.post(f"{airflow.url}/api/v2/dags/{DAG_ID}/dagRuns", json={"logical_date": manual.isoformat()}).raise_for_status()
+    wait_runs(2)
 
-        rerun = sorted(runs, key=lambda r: r["logical_date"])[3]
-        step(f"Clearing {rerun['dag_run_id']} so that its day runs again")
-        session.post(
-            f"{airflow.url}/api/v2/dags/{DAG_ID}/clearTaskInstances",
-            json={"dag_run_id": rerun["dag_run_id"], "dry_run": False, "only_failed": False},
-        ).raise_for_status()
-        time.sleep(3)
-        runs = wait_runs(session, airflow.url, 7)
-        failed = [r["dag_run_id"] for r in runs if r["state"] != "success"]
-        if failed:
-            print(f"    failed runs: {failed}; task logs under {state / 'airflow' / 'logs'}")
-            return 1
+    first = last - dt.timedelta(days=6)
+    step(f"Backfilling {first:%Y-%m-%d} .. {last:%Y-%m-%d} (the days that have no run yet)")
+    airflow.backfill(session, DAG_ID, first.isoformat(), last.isoformat(), max_active_runs=3)
+    runs = wait_runs(7)
 
-        step("Predictions in predictions.diabetes_ridge, per target day")
-        query = f"""
-            SELECT CAST(target_date AS STRING) AS day, COUNT(*) AS n_rows,
-                   COUNT(*) - COUNT(DISTINCT row_id) AS duplicates, MAX(model_version) AS version
-            FROM `{emulator.project}.predictions.diabetes_ridge` GROUP BY day ORDER BY day"""
-        source = f"SELECT CAST(load_date AS STRING) AS day, COUNT(*) AS n FROM `{emulator.project}.features.diabetes` GROUP BY day"
-        available = {row.day: row.n for row in client.query(source).result()}
-        print(f"    {'target day':<12} {'source rows':>11} {'rows written':>12} {'duplicates':>10} {'model version':>13}")
-        for row in client.query(query).result():
-            print(f"    {row.day:<12} {available.get(row.day, 0):>11} {row.n_rows:>12} {row.duplicates:>10} {row.version:>13}")
+    # A finished day runs again by clearing it: its rows are replaced, never added to.
+    rerun = sorted(runs, key=lambda r: r["logical_date"])[5]
+    step(f"Clearing {rerun['dag_run_id']} so that its day runs again")
+    session.post(
+        f"{airflow.url}/api/v2/dags/{DAG_ID}/clearTaskInstances",
+        json={"dag_run_id": rerun["dag_run_id"], "dry_run": False, "only_failed": False},
+    ).raise_for_status()
+    time.sleep(3)
+    runs = wait_runs(7)
+    failed = [r["dag_run_id"] for r in runs if r["state"] != "success"]
+    if failed:
+        print(f"    failed runs: {failed}; task logs under {state / 'airflow' / 'logs'}")
+        return 1
 
-        print(f"\n    Airflow UI: {airflow.url}   MLflow UI: {mlflow_url}")
-        if args.serve:
-            print("    serving until Ctrl-C (or SIGTERM/SIGHUP) …")
-            with contextlib.suppress(KeyboardInterrupt):
-                while True:
-                    time.sleep(3600)
-        step("Stopping Airflow, MLflow and the emulator")
+    step("Predictions in predictions.diabetes_ridge, per target day")
+    query = f"""
+        SELECT CAST(target_date AS STRING) AS day, COUNT(*) AS n_rows,
+               COUNT(*) - COUNT(DISTINCT row_id) AS duplicates, MAX(model_version) AS version
+        FROM `{emulator.project}.predictions.diabetes_ridge` GROUP BY day ORDER BY day"""
+    source = f"SELECT CAST(load_date AS STRING) AS day, COUNT(*) AS n FROM `{emulator.project}.features.diabetes` GROUP BY day"
+    available = {row.day: row.n for row in client.query(source).result()}
+    print(f"    {'target day':<12} {'source rows':>11} {'rows written':>12} {'duplicates':>10} {'model version':>13}")
+    for row in client.query(query).result():
+        print(f"    {row.day:<12} {available.get(row.day, 0):>11} {row.n_rows:>12} {row.duplicates:>10} {row.version:>13}")
+
+    print(f"\n    Airflow UI: {airflow.url}   MLflow UI: {mlflow_url}")
+    if args.serve:
+        print("    serving until Ctrl-C (or SIGTERM/SIGHUP) …")
+        with contextlib.suppress(KeyboardInterrupt):
+            while True:
+                time.sleep(3600)
+    step("Stopping Airflow, MLflow and the emulator")
     return 0
 
 
@@ -213,6 +247,10 @@ if __name__ == "__main__":
     for each in STOP_SIGNALS:
         signal.signal(each, _stop)
     try:
-        sys.exit(main())
+        code = main()
     except Stopped as stopped:  # the shell's convention: 128 + the signal's number
         sys.exit(128 + stopped.signum)
+    except Exception as error:  # noqa: BLE001 - one line naming what failed, after every server stopped
+        print(f"\033[1m==> The demo failed:\033[0m {type(error).__name__}: {error}", file=sys.stderr, flush=True)
+        code = 1
+    sys.exit(128 + _received[0] if _received else code)

@@ -9,12 +9,13 @@ listens on 127.0.0.1 only.
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import json
 import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -28,6 +29,15 @@ if TYPE_CHECKING:
     from airflow_provider_somlier.devtools.pidfiles import PidFiles
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor")
+FINISHED = ("success", "failed")
+
+
+class ComponentDiedError(RuntimeError):
+    """A process the caller started (an Airflow component, a server) is gone: waiting on it is pointless."""
+
+
+class NoProgressError(TimeoutError):
+    """Runs stopped moving: no run or task instance changed state for the allowed time."""
 
 
 def local_connections(emulator: Emulator, tracking_uri: str) -> dict[str, str]:
@@ -56,6 +66,9 @@ def airflow_env(home: Path, dags_folder: Path, port: int, extra: dict[str, str] 
         "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
         "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "5",
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+        # SQLite and two busy cores: an API call from a task may wait on the database lock for
+        # longer than the default 5 s; a timed-out call fails the attempt.
+        "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
         "AIRFLOW__API_AUTH__JWT_SECRET": "somlier-local-only",
         "AIRFLOW__API__SECRET_KEY": "somlier-local-only",
         **(extra or {}),
@@ -83,22 +96,115 @@ class LocalAirflow:
         session.headers["Authorization"] = f"Bearer {token}"
         return session
 
-    def create_backfill(self, session: requests.Session, body: dict, attempts: int = 10) -> requests.Response:
-        """POST a backfill; on SQLite the API answers 503 while the scheduler holds the database lock."""
-        for attempt in range(1, attempts + 1):
-            response = session.post(f"{self.url}/api/v2/backfills", json=body, timeout=30)
-            if response.status_code != 503 or "Database is locked" not in response.text or attempt == attempts:
-                return response
+    def check_alive(self) -> None:
+        """Raise :class:`ComponentDiedError` naming the first component that has exited, with its log."""
+        for component, process in zip(COMPONENTS, self.processes):
+            if process.poll() is not None:
+                log = self.home / "logs" / f"{component}.log"
+                raise ComponentDiedError(
+                    f"Airflow {component} (pid {process.pid}) exited with code {process.returncode}; "
+                    f"last lines of {log}:\n{tail(log)}"
+                )
+
+    def backfill(
+        self, session: requests.Session, dag_id: str, from_date: str, to_date: str, *, max_active_runs: int = 3,
+        timeout: float = 120,
+    ) -> dict:
+        """Create a backfill of the days that have no run yet; return it (the API's JSON).
+
+        Never asks Airflow to reprocess runs: a backfill that deletes and re-creates runs the
+        scheduler has just finished can crash the scheduler (Airflow 3.3); to run a finished
+        day again, clear it. Idempotent: a POST that failed after creating the backfill (a 503
+        while SQLite is locked, a timeout) is not sent again once the backfill exists. A 409
+        (the DAG's previous backfill not yet marked complete) is waited out for ``timeout``.
+        """
+        body = {"dag_id": dag_id, "from_date": from_date, "to_date": to_date, "reprocess_behavior": "none",
+                "max_active_runs": max_active_runs}
+        deadline = time.monotonic() + timeout
+        while True:
+            existing = self._backfill_of(session, dag_id, from_date, to_date)
+            if existing is not None:
+                return existing
+            try:
+                response = session.post(f"{self.url}/api/v2/backfills", json=body, timeout=30)
+            except requests.RequestException:
+                response = None
+            if response is not None and response.status_code == 200:
+                return response.json()
+            retriable = response is None or response.status_code in (409, 500, 502, 503, 504)
+            if not retriable or time.monotonic() > deadline:
+                detail = "no answer" if response is None else f"{response.status_code} {response.text[:500]}"
+                raise RuntimeError(f"backfill of {dag_id} {from_date}..{to_date} refused: {detail}")
+            self.check_alive()
             time.sleep(1)
-        raise AssertionError("unreachable")
+
+    def _backfill_of(self, session: requests.Session, dag_id: str, from_date: str, to_date: str) -> dict | None:
+        response = session.get(f"{self.url}/api/v2/backfills", params={"dag_id": dag_id, "limit": 100}, timeout=30)
+        if response.status_code != 200:
+            return None
+
+        def same(when: str | None, wanted: str) -> bool:
+            return when is not None and dt.datetime.fromisoformat(when) == dt.datetime.fromisoformat(wanted)
+
+        for backfill in response.json().get("backfills", []):
+            if same(backfill.get("from_date"), from_date) and same(backfill.get("to_date"), to_date):
+                return backfill
+        return None
+
+    def wait_runs(
+        self, session: requests.Session, dag_id: str, count: int, *, no_progress_seconds: float = 300,
+        watch: Callable[[], None] | None = None, on_progress: Callable[[str], None] | None = None,
+    ) -> list[dict]:
+        """Wait until ``dag_id`` has at least ``count`` runs and all have finished; return them.
+
+        Follows progress rather than a fixed deadline: it gives up (:class:`NoProgressError`)
+        only when no run and no task instance changed state for ``no_progress_seconds`` (a
+        task waiting out its retry delay is progress to come, so the limit should exceed the
+        DAG's retry delay). A dead component fails it at once (:class:`ComponentDiedError`),
+        as does ``watch()`` raising for the caller's own servers.
+        """
+        last_change = time.monotonic()
+        seen: tuple = ()
+        while True:
+            self.check_alive()
+            if watch is not None:
+                watch()
+            runs = session.get(f"{self.url}/api/v2/dags/{dag_id}/dagRuns", params={"limit": 100}, timeout=30).json()["dag_runs"]
+            tasks = session.get(
+                f"{self.url}/api/v2/dags/{dag_id}/dagRuns/~/taskInstances", params={"limit": 1000}, timeout=30
+            ).json().get("task_instances", [])
+            state = (
+                tuple(sorted((r["dag_run_id"], r["state"]) for r in runs)),
+                tuple(sorted((t["dag_run_id"], t["task_id"], t.get("map_index"), t["state"], t.get("try_number")) for t in tasks)),
+            )
+            finished = [r for r in runs if r["state"] in FINISHED]
+            if state != seen:
+                seen, last_change = state, time.monotonic()
+                if on_progress is not None:
+                    on_progress(f"{len(finished)}/{max(count, len(runs))} runs finished")
+            if len(runs) >= count and len(finished) == len(runs):
+                return runs
+            if time.monotonic() - last_change > no_progress_seconds:
+                stuck = sorted({(t["dag_run_id"], t["task_id"], t["state"]) for t in tasks if t["state"] not in FINISHED})
+                raise NoProgressError(
+                    f"{dag_id}: nothing changed for {no_progress_seconds:.0f} s with {len(finished)}/{len(runs)} runs "
+                    f"finished; unfinished task instances: {stuck[:10]}; logs in {self.home / 'logs'}"
+                )
+            time.sleep(2)
+
+
+def tail(path: Path, lines: int = 15) -> str:
+    """The last ``lines`` lines of a log file (empty when it cannot be read)."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
 
 
 def _wait_healthy(airflow: LocalAirflow, timeout: float) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for process in airflow.processes:
-            if process.poll() is not None:
-                raise RuntimeError(f"an Airflow process exited with {process.returncode}; logs in {airflow.home / 'logs'}")
+        airflow.check_alive()
         try:
             health = requests.get(f"{airflow.url}/api/v2/monitor/health", timeout=2).json()
             if health.get("scheduler", {}).get("status") == "healthy" and health.get("dag_processor", {}).get("status") == "healthy":
@@ -142,9 +248,17 @@ def running_airflow(
         _wait_healthy(airflow, timeout)
         yield airflow
     finally:
+        # Every component is stopped whatever happens while stopping another (an error, a signal).
+        interrupted: BaseException | None = None
         for component, process in zip(COMPONENTS, airflow.processes):
-            stop_pid(process.pid, timeout=15)
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                process.wait(timeout=5)
-            if pids is not None:
-                pids.forget(f"airflow-{component}")
+            try:
+                stop_pid(process.pid, timeout=15)
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    process.wait(timeout=5)
+                if pids is not None:
+                    pids.forget(f"airflow-{component}")
+            except BaseException as exc:  # noqa: BLE001 - re-raised once all are stopped
+                interrupted = interrupted or exc
+                stop_pid(process.pid, timeout=1)
+        if interrupted is not None:
+            raise interrupted

@@ -110,3 +110,39 @@ def test_the_next_demo_stops_what_a_demo_killed_with_sigkill_left_running_and_si
     assert demo.stop(signal.SIGHUP) == 128 + signal.SIGHUP
     assert demo.pids.recorded() == {}
     assert not group_alive(mine["bqemulator"])
+
+
+def test_the_demo_runs_green_and_writes_every_day_once(demos):
+    demo = demos()
+    assert demo.process.wait(timeout=900) == 0, demo.output.read_text()[-4000:]
+
+    output = demo.output.read_text()
+    table = output[output.index("per target day"):output.index("Airflow UI:")]
+    days = [line.split() for line in table.splitlines()[2:] if line.strip()]
+    # 7 backfilled days (one of them cleared and run again) and the manual run's day; 20 rows each
+    assert len(days) >= 7 and all(row[1:4] == ["20", "20", "0"] for row in days), table
+    assert demo.pids.recorded() == {}
+    assert "Traceback" not in output
+
+
+def test_a_component_killed_mid_run_fails_the_demo_by_name_and_a_signal_during_cleanup_stops_everything(demos):
+    demo = demos()
+    servers = demo.wait_for(AIRFLOW_UP)
+    deadline = time.monotonic() + START_TIMEOUT
+    while "Triggering a run" not in demo.output.read_text():
+        assert demo.process.poll() is None and time.monotonic() < deadline, demo.output.read_text()[-3000:]
+        time.sleep(0.5)
+    os.killpg(servers["airflow-scheduler"], signal.SIGKILL)
+    killed_at = time.monotonic()
+    while "Stopping every server after" not in demo.output.read_text():
+        assert demo.process.poll() is None and time.monotonic() - killed_at < 60, demo.output.read_text()[-3000:]
+        time.sleep(0.2)
+    seconds_to_notice = time.monotonic() - killed_at
+
+    assert demo.stop(signal.SIGTERM) == 128 + signal.SIGTERM  # arrives while the demo is stopping
+
+    output = demo.output.read_text()
+    assert "ComponentDiedError: Airflow scheduler" in output, output[-3000:]
+    assert seconds_to_notice < 30, f"the dead scheduler was noticed after {seconds_to_notice:.0f} s"
+    assert [name for name, pid in servers.items() if group_alive(pid)] == []
+    assert demo.pids.recorded() == {}
