@@ -153,7 +153,8 @@ def test_the_training_dag_trains_each_combination_and_registers_the_best(airflow
     (repo / "example-projects" / "ridge" / "train.py").write_text(TRAIN_WITH_MODEL)
     subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "log the model"],
                    check=True)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    (tmp_path / "store").mkdir()  # not the cwd: register_best must find the store through the connection alone
+    uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
     monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_DEFAULT", json.dumps({"conn_type": "mlflow", "host": uri}))
     source = (Path(__file__).resolve().parents[2] / "dags" / "somlier_train_grid.py").read_text()
     dag = load_dag_file(source, "somlier_train_grid")
