@@ -42,6 +42,10 @@ def test_search_register_deploy_answer_as_the_seed_shows(web):
     ("/train", {"project_name": "p", "project_ref": "main", "github_uri": "x", "max_parallel": "2"},
      "max_parallel must be an integer of at least 1, got '2'"),
     ("/train", {"project_name": "p", "project_ref": "main", "github_uri": "x", "max_parallel": 0}, "at least 1"),
+    ("/train", {"project_name": "p", "project_ref": "main", "github_uri": "x", "params": {"a": "0..1e12..1"}},
+     "--a '0..1e12..1' has 1000000000000 values, over the limit of 256"),
+    ("/train", {"project_name": "p", "project_ref": "main", "github_uri": "x", "params": {"a": "0..1..0"}},
+     "INCREMENT 0 must be above 0"),
 ])
 def test_bad_requests_are_400_with_a_message(web, path, payload, message):
     client, _ = web
