@@ -68,10 +68,7 @@ class LocalGitPublisher:
         if existed and target.read_text() == source:
             return Published(str(target), "unchanged")
         target.parent.mkdir(parents=True, exist_ok=True)
-        # Write beside, then rename: the DAG processor never reads a half-written file.
-        partial = target.with_suffix(".py.partial")
-        partial.write_text(source)
-        partial.replace(target)
+        _write_whole(target, source)
         self._git("add", "--", str(relative))
         self._git(
             "-c", "user.name=SoMLier", "-c", "user.email=somlier@localhost",
@@ -79,6 +76,27 @@ class LocalGitPublisher:
             "--", str(relative),
         )
         return Published(str(target), "updated" if existed else "created")
+
+
+def _write_whole(target: Path, source: str) -> None:
+    """Write beside ``target``, then rename: the DAG processor never reads a half-written file.
+
+    The temporary name is short and fixed in length (``.somlier-XXXXXXXX.partial``, hidden and
+    not ``.py``, so never parsed): a name derived from the target's would pass the file system's
+    255-byte limit for the longest dag_ids Airflow accepts.
+    """
+    import os
+    import tempfile
+
+    descriptor, partial = tempfile.mkstemp(prefix=".somlier-", suffix=".partial", dir=target.parent)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+            handle.write(source)
+        os.chmod(partial, 0o644)
+        os.replace(partial, target)
+    except BaseException:
+        Path(partial).unlink(missing_ok=True)
+        raise
 
 
 @dataclass(frozen=True)
