@@ -176,7 +176,9 @@ class FakeGitHub:
                     fake.before_request(method, url.path, auth.split(" ", 1)[-1])
                 with fake._lock:
                     fake.requests.append((method, url.path, raw))
-                    status, payload = fake.handle(method, url.path, parse_qs(url.query), json.loads(raw) if raw else {}, auth)
+                    status, payload = fake.handle(
+                        method, url.path, parse_qs(url.query), json.loads(raw) if raw else {}, auth
+                    )
                 data = b"" if payload is None else json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

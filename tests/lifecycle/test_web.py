@@ -131,4 +131,5 @@ def test_a_one_combination_job_shows_running_while_it_trains(tmp_path, monkeypat
     deadline = time.monotonic() + 60
     while (after := client.get(url).get_json())["status"] == "running" and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert (after["status"], after["combinations"][0]["status"], after["run_id"]) == ("succeeded", "succeeded", "r" * 32)
+    finished = (after["status"], after["combinations"][0]["status"], after["run_id"])
+    assert finished == ("succeeded", "succeeded", "r" * 32)
