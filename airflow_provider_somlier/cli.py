@@ -412,9 +412,11 @@ def search(project_name: str, standard_metric: str, order_by: str, output: str, 
     def action() -> None:
         import json
 
+        from airflow_provider_somlier.answer_stdout import work_output_to_stderr
         from airflow_provider_somlier.lifecycle.registry import search_runs
 
-        runs = search_runs(_mlflow_client(tracking_uri), project_name, standard_metric, order_by, limit)
+        with work_output_to_stderr():
+            runs = search_runs(_mlflow_client(tracking_uri), project_name, standard_metric, order_by, limit)
         if output == "json":
             click.echo(json.dumps([{"run_id": r.run_id, "metric_value": r.metric_value, "params": r.params} for r in runs]))
             return
@@ -447,12 +449,14 @@ def register(
     def action() -> None:
         import json
 
+        from airflow_provider_somlier.answer_stdout import work_output_to_stderr
         from airflow_provider_somlier.lifecycle.registry import register_run
 
-        answer = register_run(
-            _mlflow_client(tracking_uri), run_id, model_name, metric=standard_metric, order_by=order_by,
-            artifact_path=artifact_path, alias=alias,
-        )
+        with work_output_to_stderr():
+            answer = register_run(
+                _mlflow_client(tracking_uri), run_id, model_name, metric=standard_metric, order_by=order_by,
+                artifact_path=artifact_path, alias=alias,
+            )
         click.echo(json.dumps(answer))
 
     _run(_registry_errors(action))
@@ -495,13 +499,15 @@ def config_run(entrypoint: str, config_file: str) -> None:
     def action() -> None:
         from pathlib import Path
 
+        from airflow_provider_somlier.answer_stdout import work_output_to_stderr
         from airflow_provider_somlier.lifecycle.config import BANNER, load_config, run_entrypoint
 
         path = Path(config_file).resolve()
         data = load_config(path)
         click.echo(BANNER, err=True)
         click.echo(f"Entrypoint: [{entrypoint}]", err=True)
-        returncode, line = run_entrypoint(path, data, entrypoint)
+        with work_output_to_stderr():
+            returncode, line = run_entrypoint(path, data, entrypoint)
         click.echo(line)
         if returncode:
             sys.exit(1)
@@ -594,6 +600,7 @@ def deploy(
     """Serve MODEL_NAME version MODEL_VERSION with the online server on Kubernetes (create or update)."""
 
     def action() -> None:
+        from airflow_provider_somlier.answer_stdout import work_output_to_stderr
         from airflow_provider_somlier.lifecycle.deploy import apply, check_version, manifests, to_yaml, validate
         from airflow_provider_somlier.window import parse_bool
 
@@ -604,7 +611,8 @@ def deploy(
             mlflow_secret=mlflow_secret, cpu=cpu, memory=memory,
         )
         validate(objects)
-        check_version(_mlflow_client(tracking_uri), model_name, model_version)
+        with work_output_to_stderr():
+            check_version(_mlflow_client(tracking_uri), model_name, model_version)
         if dry_run:
             click.echo(to_yaml(objects), nl=False)
             return
@@ -637,13 +645,15 @@ def online_register_v2(
     def action() -> None:
         import json
 
+        from airflow_provider_somlier.answer_stdout import work_output_to_stderr
         from airflow_provider_somlier.lifecycle.register_v2 import register_v2
 
-        client = _mlflow_client(tracking_uri)
-        registered = register_v2(
-            model_type, gcs_uri, model_name, client.tracking_uri, github_uri=github_uri, project=project_name,
-            ref=project_ref, module_path=model_module_path, class_name=model_class_name,
-        )
+        with work_output_to_stderr():
+            client = _mlflow_client(tracking_uri)
+            registered = register_v2(
+                model_type, gcs_uri, model_name, client.tracking_uri, github_uri=github_uri, project=project_name,
+                ref=project_ref, module_path=model_module_path, class_name=model_class_name,
+            )
         click.echo(json.dumps({"model_name": registered.name, "model_version": registered.version, "run_id": registered.run_id}))
 
     _run(_registry_errors(action))

@@ -3,7 +3,10 @@
 GitHub's API is the one edge no local server stands in for, so tests point PyGithub's
 ``base_url`` here (as for GitHub Enterprise). State is kept in memory: branches,
 files per branch, pull requests. ``fail`` injects an HTTP status for a method and a
-path suffix, to test 401/403/404/422/rate limits.
+path suffix, to test 401/403/404/422/rate limits. ``extra_tokens`` lets several clients
+in; ``before_request(method, path, token)``, called in the request's thread before it is
+handled, lets a test hold one client's request while another's go through (forced
+interleavings of concurrent runs).
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import hashlib
 import json
 import re
 import threading
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
@@ -25,6 +29,9 @@ class FakeGitHub:
         self.pulls: list[dict] = []
         self.fail: dict[tuple[str, str], int] = {}
         self.requests: list[tuple[str, str, str]] = []  # (method, path, raw body)
+        self.extra_tokens: set[str] = set()
+        self.before_request: Callable[[str, str, str], None] | None = None
+        self._lock = threading.Lock()  # one request changes the state at a time, as on GitHub
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self.base_url = f"http://127.0.0.1:{self._server.server_port}/api/v3"
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -74,7 +81,8 @@ class FakeGitHub:
 
     # -- routing ----------------------------------------------------------------------------
     def handle(self, method: str, path: str, query: dict, body: dict, auth: str) -> tuple[int, object]:
-        if auth not in (f"token {self.token}", f"Bearer {self.token}"):
+        scheme, _, given = auth.partition(" ")
+        if scheme not in ("token", "Bearer") or given not in {self.token, *self.extra_tokens}:
             return 401, {"message": "Bad credentials"}
         for (fail_method, suffix), status in self.fail.items():
             if fail_method == method and path.endswith(suffix):
@@ -163,11 +171,14 @@ class FakeGitHub:
                 url = urlparse(self.path)
                 length = int(self.headers.get("Content-Length") or 0)
                 raw = self.rfile.read(length).decode() if length else ""
-                fake.requests.append((method, url.path, raw))
-                status, payload = fake.handle(
-                    method, url.path, parse_qs(url.query), json.loads(raw) if raw else {},
-                    self.headers.get("Authorization", ""),
-                )
+                auth = self.headers.get("Authorization", "")
+                if fake.before_request is not None:
+                    fake.before_request(method, url.path, auth.split(" ", 1)[-1])
+                with fake._lock:
+                    fake.requests.append((method, url.path, raw))
+                    status, payload = fake.handle(
+                        method, url.path, parse_qs(url.query), json.loads(raw) if raw else {}, auth
+                    )
                 data = b"" if payload is None else json.dumps(payload).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

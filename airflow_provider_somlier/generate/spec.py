@@ -19,6 +19,10 @@ from airflow_provider_somlier.window import parse_bool, parse_window
 
 DAG_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.\-]{0,249}")
 SCHEDULE_PRESETS = ("@once", "@hourly", "@daily", "@weekly", "@monthly", "@quarterly", "@yearly", "@continuous")
+CONTINUOUS = "@continuous"
+"""Airflow's ContinuousTimetable starts the next run when the last ends: it refuses a DAG whose
+``max_active_runs`` exceeds 1, so a continuous DAG is rendered with exactly one active run."""
+OFFLINE_MAX_ACTIVE_RUNS = 4
 # registry/path:tag or @sha256:digest, as docker reference grammar allows (lower-case path components)
 IMAGE = re.compile(
     r"(?:(?P<registry>[a-zA-Z0-9.\-]+(?::[0-9]+)?)/)?"
@@ -141,6 +145,11 @@ class OfflineDagSpec:
     passthrough_columns: tuple[str, ...] = ()
     shards: int | None = None  # None: one MLOpsOfflineOperator task; N: the sharded task group
 
+    @property
+    def max_active_runs(self) -> int:
+        """Days scored at once: a few for catch-up, one when the schedule is continuous."""
+        return 1 if self.schedule == CONTINUOUS else OFFLINE_MAX_ACTIVE_RUNS
+
     @classmethod
     def validated(cls, **values: object) -> OfflineDagSpec:
         model_ref = checked_text(values["model_ref"], "MODEL_REF").strip(" ")
@@ -171,10 +180,14 @@ class OfflineDagSpec:
 
 
 def validate_shards(value: object, field: str = "--shards") -> int | None:
-    """A shard count from 1 to the sharded operators' maximum, or None for the single task."""
+    """A shard count from 1 to the sharded operators' maximum, or None (the option left out) for the single task.
+
+    An empty or blank value is refused, not read as "left out": ``--shards "$N"`` with ``N``
+    unset must not quietly render the single task the user did not ask for.
+    """
     from airflow_provider_somlier.operators.sharded import MAX_SHARDS
 
-    if value is None or value == "":
+    if value is None:
         return None
     text = checked_text(value, field).strip(" ")
     if not re.fullmatch(r"[0-9]{1,4}", text) or not 1 <= int(text) <= MAX_SHARDS:
@@ -196,6 +209,11 @@ class BatchDagSpec:
     cpu: str | None = None
     memory: str | None = None
     env: tuple[tuple[str, str], ...] = field(default_factory=tuple)
+
+    @property
+    def max_active_runs(self) -> int | None:
+        """1 for a continuous schedule (which Airflow requires); otherwise Airflow's configured default (None)."""
+        return 1 if self.schedule == CONTINUOUS else None
 
     @classmethod
     def validated(cls, **values: object) -> BatchDagSpec:

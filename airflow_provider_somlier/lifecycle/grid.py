@@ -9,18 +9,49 @@ else is one value. Ranges are computed in decimal, so float steps do not drift
 from __future__ import annotations
 
 import itertools
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_CEILING, Decimal, DecimalException, InvalidOperation, localcontext
 
 from airflow_provider_somlier.errors import InvalidArgumentError
 
 DEFAULT_MAX_COMBINATIONS = 256
+RANGE_DIGITS = 100
+"""Decimal digits a range is computed with: each value is START + i × INCREMENT, so a small
+increment on a large START still moves (at Python's default 28 digits it would round away)."""
 
 
-def _number(text: str, *, spec: str, name: str) -> Decimal:
+def _number(text: str, *, spec: str, name: str, part: str) -> Decimal:
     try:
-        return Decimal(text)
+        value = Decimal(text.strip())
     except InvalidOperation:
-        raise InvalidArgumentError(f"--{name} {spec!r}: {text!r} is not a number (expected START..END..INCREMENT)") from None
+        value = None
+    if value is None or not value.is_finite():
+        raise InvalidArgumentError(
+            f"--{name} {spec!r}: {part} {text!r} is not a finite number (expected START..END..INCREMENT)"
+        )
+    return value
+
+
+def range_size(name: str, spec: str, start: Decimal, end: Decimal, step: Decimal) -> int:
+    """How many values ``START..END..INCREMENT`` stands for, counted without listing them.
+
+    A range is counted before it is expanded, so ``0..1e12..1`` is refused at once instead of
+    holding a worker while a trillion values are listed. The increment must be above zero and
+    the range must count up from START to below END.
+    """
+    if step <= 0:
+        raise InvalidArgumentError(
+            f"--{name} {spec!r}: INCREMENT {step} must be above 0 (ranges count up from START to below END)"
+        )
+    if start >= end:
+        raise InvalidArgumentError(
+            f"--{name} {spec!r} is empty: START {start} must be below END {end} (ranges count up, END excluded)"
+        )
+    try:
+        with localcontext() as context:
+            context.prec = RANGE_DIGITS
+            return int(((end - start) / step).to_integral_value(rounding=ROUND_CEILING))
+    except DecimalException:
+        raise InvalidArgumentError(f"--{name} {spec!r} has too many values to count") from None
 
 
 def _typed(value: Decimal | str) -> int | float | str:
@@ -32,8 +63,8 @@ def _typed(value: Decimal | str) -> int | float | str:
     return int(value) if value == value.to_integral_value() and "." not in str(value) and "E" not in str(value) else float(value)
 
 
-def parse_values(name: str, spec: str) -> list[int | float | str]:
-    """The values one flag stands for."""
+def parse_values(name: str, spec: str, *, max_values: int | None = None) -> list[int | float | str]:
+    """The values one flag stands for; a range of more than ``max_values`` is refused before it is listed."""
     spec = spec.strip()
     if not spec:
         raise InvalidArgumentError(f"--{name} has an empty value")
@@ -41,16 +72,18 @@ def parse_values(name: str, spec: str) -> list[int | float | str]:
         parts = spec.split("..")
         if len(parts) != 3:
             raise InvalidArgumentError(f"--{name} {spec!r} is malformed: expected START..END..INCREMENT")
-        start, end, step = (_number(p, spec=spec, name=name) for p in parts)
-        if step <= 0:
-            raise InvalidArgumentError(f"--{name} {spec!r}: INCREMENT must be > 0")
-        values, current = [], start
-        while current < end:
-            values.append(_typed(current))
-            current += step
-        if not values:
-            raise InvalidArgumentError(f"--{name} {spec!r} is empty: START must be below END")
-        return values
+        start, end, step = (
+            _number(text, spec=spec, name=name, part=part) for text, part in zip(parts, ("START", "END", "INCREMENT"))
+        )
+        size = range_size(name, spec, start, end, step)
+        if max_values is not None and size > max_values:
+            raise InvalidArgumentError(
+                f"--{name} {spec!r} has {size} values, over the limit of {max_values} combinations "
+                "(raise --max_combinations, or take a larger INCREMENT)"
+            )
+        with localcontext() as context:
+            context.prec = RANGE_DIGITS
+            return [_typed(start + step * index if index else start) for index in range(size)]
     if "," in spec:
         items = [item.strip() for item in spec.split(",")]
         if any(not item for item in items):
@@ -59,14 +92,14 @@ def parse_values(name: str, spec: str) -> list[int | float | str]:
     return [_typed(spec)]
 
 
-def _axis(name: str, spec: object) -> list[int | float | str]:
+def _axis(name: str, spec: object, max_values: int) -> list[int | float | str]:
     """One parameter's values from the seed's string syntax, a number, or a JSON list of scalars."""
     if isinstance(spec, bool):
         return [str(spec)]
     if isinstance(spec, (int, float)):
         return [spec]
     if isinstance(spec, str):
-        return parse_values(name, spec)
+        return parse_values(name, spec, max_values=max_values)
     if isinstance(spec, (list, tuple)):
         if not spec:
             raise InvalidArgumentError(f"{name}: the list of values is empty")
@@ -88,7 +121,7 @@ def expand_grid(specs: dict[str, object], *, max_combinations: int = DEFAULT_MAX
     if not specs:
         raise InvalidArgumentError("the parameter grid is empty: pass at least one --PARAM VALUE")
     names = sorted(specs)
-    axes = [_axis(name, specs[name]) for name in names]
+    axes = [_axis(name, specs[name], max_combinations) for name in names]
     total = 1
     for axis in axes:
         total *= len(axis)

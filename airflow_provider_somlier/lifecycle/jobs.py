@@ -25,12 +25,20 @@ class TrainJob:
     message: str = ""
     commit: str = ""
     results: dict[int, TrainResult] = field(default_factory=dict)
+    training: set[int] = field(default_factory=set)  # combinations that left the queue
+
+    def combination_status(self, index: int) -> str:
+        """``pending`` (waiting for a slot), ``running``, or the result's ``succeeded``/``failed``."""
+        result = self.results.get(index)
+        if result is not None:
+            return result.status
+        return "running" if index in self.training else "pending"
 
     def as_json(self) -> dict[str, Any]:
         combinations = []
         for index, params in enumerate(self.grid):
             result = self.results.get(index)
-            entry: dict[str, Any] = {"params": params, "status": result.status if result else "pending",
+            entry: dict[str, Any] = {"params": params, "status": self.combination_status(index),
                                      "run_id": (result.run_id or "") if result else ""}
             if result and result.detail:
                 entry["reason"] = result.detail
@@ -40,9 +48,15 @@ class TrainJob:
         if self.message:
             answer["message"] = self.message
         if len(self.grid) == 1:
-            # The seed's answer for one combination: its run id and status at the top level.
+            # The seed's answer for one combination: its run id and status at the top level. The
+            # top level never says "pending": while the repository is cloned the job is running.
             answer["run_id"] = combinations[0]["run_id"]
-            answer["status"] = combinations[0]["status"] if self.status != "error" else "error"
+            if self.status == "error":
+                answer["status"] = "error"
+            elif combinations[0]["status"] in ("succeeded", "failed"):
+                answer["status"] = combinations[0]["status"]
+            else:
+                answer["status"] = "running"
         return answer
 
 
@@ -54,7 +68,7 @@ class TrainJobs:
         self._lock = threading.Lock()
 
     def start(self, grid: list[dict[str, object]], run: Callable[..., list[TrainResult]]) -> TrainJob:
-        """Start ``run(on_start=…, on_result=…)`` in a daemon thread; return the job at once."""
+        """Start ``run(on_start=…, on_result=…, on_training=…)`` in a daemon thread; return the job at once."""
         job = TrainJob(uuid.uuid4().hex, grid)
         with self._lock:
             self._jobs[job.job_id] = job
@@ -64,13 +78,17 @@ class TrainJobs:
             with self._lock:
                 job.commit = checkout.commit
 
+        def on_training(params: dict[str, object]) -> None:
+            with self._lock:
+                job.training.add(positions[repr(sorted(params.items()))])
+
         def on_result(result: TrainResult) -> None:
             with self._lock:
                 job.results[positions[repr(sorted(result.params.items()))]] = result
 
         def work() -> None:
             try:
-                results = run(on_start=on_start, on_result=on_result)
+                results = run(on_start=on_start, on_result=on_result, on_training=on_training)
                 status = "succeeded" if all(r.status == "succeeded" for r in results) else "failed"
                 message = ""
             except Exception as exc:  # noqa: BLE001 - reported through GET /train/<id>

@@ -27,6 +27,35 @@ class RunModel:
     model_id: str | None = None
 
 
+# Registry URI schemes whose store runs in this process. MLflow's SQL and file registry
+# stores resolve a ``models:/m-…`` source (and a bare ``model_id``) through a default
+# ``MlflowClient()`` built from the process-global tracking URI, not the client that asked:
+# with no global URI they look in (and create) ``./mlflow.db`` and fail.
+_IN_PROCESS_SCHEMES = frozenset({"", "file", "sqlite", "postgresql", "mysql", "mssql"})
+
+
+def registers_in_process(registry_uri: str) -> bool:
+    """Whether ``registry_uri`` is a store this process opens itself (a database or a folder),
+    as opposed to a server (``http(s)://``, Databricks) that resolves logged models on its side."""
+    from mlflow.utils.uri import get_uri_scheme
+
+    return get_uri_scheme(registry_uri).split("+", 1)[0] in _IN_PROCESS_SCHEMES
+
+
+def version_source(client: MlflowClient, model: RunModel) -> RunModel:
+    """What to hand ``create_model_version`` so the registry never consults the global tracking URI.
+
+    A server resolves ``models:/m-…`` with its own store, so the source stays that URI and the
+    version stays linked to its logged model. An in-process store gets the logged model's
+    artifact location, resolved through ``client`` (MLflow does the same for registries that
+    cannot resolve logged models), and no ``model_id`` to look up again.
+    """
+    registry_uri = getattr(client, "_registry_uri", None) or client.tracking_uri
+    if model.model_id is None or not registers_in_process(registry_uri):
+        return model
+    return RunModel(source=client.get_logged_model(model.model_id).artifact_location)
+
+
 def _logged_models(client: MlflowClient, run: Run) -> list[tuple[LoggedModel, int]]:
     """The run's MLflow 3 logged models with the step each was logged at."""
     from mlflow.exceptions import MlflowException

@@ -15,7 +15,11 @@ import tempfile
 from pathlib import Path
 
 from airflow_provider_somlier.errors import InvalidArgumentError, SomlierError
-from airflow_provider_somlier.lifecycle.registry import RegisteredModel, register_model
+from airflow_provider_somlier.lifecycle.registry import (
+    RegisteredModel,
+    register_model,
+    without_airflow_deprecation_warnings,
+)
 
 MODEL_TYPES = ("sklearn", "pytorch")
 
@@ -90,9 +94,10 @@ def skops_trusted_types(model: object) -> list[str]:
     Refuses, by name, any type outside :data:`SKOPS_TRUSTED_SKLEARN_TYPES`: trusting
     arbitrary classes would make the skops file as unsafe to load as a pickle.
     """
-    import skops.io
+    with without_airflow_deprecation_warnings():  # importing skops.io already walks every module
+        import skops.io
 
-    untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+        untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
     unknown = sorted(set(untrusted) - set(SKOPS_TRUSTED_SKLEARN_TYPES))
     if unknown:
         raise InvalidArgumentError(

@@ -31,7 +31,7 @@ class RunScore:
 
 
 @contextlib.contextmanager
-def _without_airflow_deprecation_warnings() -> Iterator[None]:
+def without_airflow_deprecation_warnings() -> Iterator[None]:
     """Silence Airflow's deprecated-attribute warnings while a model is saved.
 
     skops (MLflow's scikit-learn format) finds objects such as numpy ufuncs by looking
@@ -138,7 +138,7 @@ def register_run(
     """
     from mlflow.exceptions import MlflowException
 
-    from airflow_provider_somlier.lifecycle.logged_model import find_run_model
+    from airflow_provider_somlier.lifecycle.logged_model import find_run_model, version_source
 
     order = _order(order_by)
     name = parse_model_ref(f"{model_name}/1").name
@@ -159,7 +159,7 @@ def register_run(
             f"run {run_id} logged no metric {metric!r} (it logged: {logged}); pass the metric it logs "
             "as --standard_metric"
         )
-    model = find_run_model(client, run, artifact_path)
+    model = version_source(client, find_run_model(client, run, artifact_path))
     best = best_registered(client, name, metric, order)
     try:
         client.create_registered_model(name)
@@ -185,6 +185,21 @@ def register_run(
     return answer
 
 
+def artifact_root_beside(tracking_uri: str) -> str | None:
+    """Where an experiment SoMLier creates in a SQLite store keeps its artifacts: ``mlruns`` beside the
+    database file. MLflow's own default is ``./mlruns`` in whatever folder the command runs in,
+    which scatters one store's artifacts over the folders it was used from; None for other stores
+    (a server keeps its artifacts; other databases name no folder)."""
+    from pathlib import Path
+
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    database = tracking_uri.removeprefix("sqlite:///").split("?", 1)[0]
+    if not database or database == ":memory:":
+        return None
+    return (Path(database).resolve().parent / "mlruns").as_uri()
+
+
 def register_model(
     tracking_uri: str,
     model_name: str,
@@ -202,14 +217,16 @@ def register_model(
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     found = client.get_experiment_by_name(experiment)
     experiment_id = (
-        found.experiment_id if found else client.create_experiment(experiment, artifact_location=artifact_root)
+        found.experiment_id
+        if found
+        else client.create_experiment(experiment, artifact_location=artifact_root or artifact_root_beside(tracking_uri))
     )
     run = client.create_run(experiment_id, run_name=model_name)
     for key, value in (params or {}).items():
         client.log_param(run.info.run_id, key, value)
     for key, value in (metrics or {}).items():
         client.log_metric(run.info.run_id, key, value)
-    with tempfile.TemporaryDirectory() as tmp, _without_airflow_deprecation_warnings():
+    with tempfile.TemporaryDirectory() as tmp, without_airflow_deprecation_warnings():
         save(f"{tmp}/model")
         client.log_artifacts(run.info.run_id, f"{tmp}/model", artifact_path="model")
     client.set_terminated(run.info.run_id)

@@ -139,8 +139,13 @@ def train_grid(
     max_parallel: int = 2,
     on_start: Callable[[Checkout], None] | None = None,
     on_result: Callable[[TrainResult], None] | None = None,
+    on_training: Callable[[dict[str, object]], None] | None = None,
 ) -> list[TrainResult]:
-    """Train every combination on one clone at one commit; results in completion order."""
+    """Train every combination on one clone at one commit; results in completion order.
+
+    ``on_training(params)`` is called as a combination leaves the queue and starts training,
+    so a caller can tell a combination that waits for a slot from one that runs.
+    """
     if not isinstance(max_parallel, int) or isinstance(max_parallel, bool) or max_parallel < 1:
         raise InvalidArgumentError(f"max_parallel {max_parallel!r} must be an integer of at least 1")
     results = []
@@ -148,8 +153,13 @@ def train_grid(
         experiment_id = ensure_experiment(tracking_uri, experiment_name(project_name))
         if on_start:
             on_start(checkout)
+        def train(params: dict[str, object]) -> TrainResult:
+            if on_training:
+                on_training(params)
+            return train_one(checkout, experiment_id, params, tracking_uri)
+
         with ThreadPoolExecutor(max_workers=max_parallel) as pool:
-            futures = [pool.submit(train_one, checkout, experiment_id, p, tracking_uri) for p in grid]
+            futures = [pool.submit(train, p) for p in grid]
             for future in as_completed(futures):
                 result = future.result()
                 results.append(result)

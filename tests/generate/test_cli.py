@@ -95,6 +95,8 @@ def test_bad_inputs_exit_2_with_the_field_named(position, value, message):
 @pytest.mark.parametrize("flag, value, message", [
     ("--dataset_load_window", "-1", "got '-1'"), ("--start_date", "22/11/2026", "--start_date '22/11/2026'"),
     ("--dataset_load_by_kst", "maybe", "'maybe'"),
+    ("--shards", "", "--shards '' is invalid: expected a whole number from 1 to"),
+    ("--shards", "  ", "--shards '' is invalid: expected a whole number from 1 to"),
 ])
 def test_bad_flags_exit_2(flag, value, message):
     done = somlier(*OFFLINE_ARGS, flag, value, "--dry_run", "--local_repo", "/x")
@@ -221,3 +223,37 @@ def test_a_token_that_is_not_printable_ascii_is_refused_without_being_shown():
                    env={"SOMLIER_DAGS_REPO": "mlops/dags", "SOMLIER_GITHUB_BASE_URL": "http://127.0.0.1:9"})
     assert done.returncode == 2 and "copy it again from GitHub" in done.stderr
     assert "abc" not in done.stderr
+
+
+@pytest.mark.parametrize("length", [245, 250])
+def test_a_dag_id_of_the_longest_lengths_commits_locally(dags_repo, length):
+    """A temporary name derived from ``<dag_id>.py`` would pass the file system's 255-byte limit."""
+    dag_id = "d" * length
+    args = [*OFFLINE_ARGS[:3], dag_id, *OFFLINE_ARGS[4:]]
+    done = somlier(*args, "--start_date", "2026-11-22", "--local_repo", str(dags_repo))
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("created:")
+    assert sorted(p.name for p in (dags_repo / "dags").iterdir()) == [f"{dag_id}.py"]
+    status = subprocess.run(["git", "-C", str(dags_repo), "status", "--porcelain"], capture_output=True, text=True)
+    assert status.stdout == ""
+
+
+@pytest.mark.parametrize("command", ["offline", "batch"])
+def test_a_continuous_schedule_renders_one_active_run_and_passes_the_lint(dags_repo, command):
+    """Airflow's ContinuousTimetable refuses max_active_runs above 1; the real DagBag lint says so."""
+    if command == "offline":
+        args = [*OFFLINE_ARGS[:4], "@continuous", *OFFLINE_ARGS[5:]]
+    else:
+        args = [*BATCH_ARGS[:3], "@continuous", *BATCH_ARGS[4:]]
+    done = somlier(*args, "--start_date", "2026-11-22", "--local_repo", str(dags_repo))
+    assert done.returncode == 0, done.stderr
+    dag_id = args[3] if command == "offline" else args[5]
+    source = (dags_repo / "dags" / f"{dag_id}.py").read_text()
+    assert "schedule='@continuous'" in source and "max_active_runs=1," in source
+
+
+def test_an_empty_shard_count_exits_2_and_commits_nothing(dags_repo):
+    """``--shards "$N"`` with N unset must not quietly render the single-task DAG."""
+    done = somlier(*OFFLINE_ARGS, "--shards", "", "--start_date", "2026-11-22", "--local_repo", str(dags_repo))
+    assert done.returncode == 2 and "--shards ''" in done.stderr
+    assert not (dags_repo / "dags").exists()

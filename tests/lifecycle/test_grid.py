@@ -19,8 +19,10 @@ def test_float_steps_do_not_drift():
 
 @pytest.mark.parametrize(
     "spec, message",
-    [("1..2", "START..END..INCREMENT"), ("a..2..1", "'a' is not a number"), ("1..2..0", "INCREMENT must be > 0"),
-     ("3..1..1", "START must be below END"), ("1,,2", "empty item"), ("", "empty value")],
+    [("1..2", "START..END..INCREMENT"), ("a..2..1", "START 'a' is not a finite number"),
+     ("1..2..0", "INCREMENT 0 must be above 0"), ("1..2..-0.5", "INCREMENT -0.5 must be above 0"),
+     ("3..1..1", "START 3 must be below END 1"), ("3..1..-1", "INCREMENT -1 must be above 0"),
+     ("0..inf..1", "END 'inf' is not a finite number"), ("1,,2", "empty item"), ("", "empty value")],
 )
 def test_malformed_grid_specs_name_the_flag(spec, message):
     with pytest.raises(InvalidArgumentError, match=message) as caught:
@@ -49,3 +51,19 @@ def test_json_lists_and_numbers_are_values_as_they_are():
 def test_bad_json_values_name_the_parameter(spec, message):
     with pytest.raises(InvalidArgumentError, match=re.escape(message)):
         expand_grid({"alpha": spec})
+
+
+@pytest.mark.parametrize("spec, values", [("0..1e12..1", 10**12), ("0..1000000..1", 10**6), ("0..1..1e-30", 10**30)])
+def test_a_huge_range_is_counted_and_refused_before_it_is_listed(spec, values):
+    import time
+
+    began = time.monotonic()
+    refusal = f"--lr '{re.escape(spec)}' has {values} values, over the limit of 256"
+    with pytest.raises(InvalidArgumentError, match=refusal):
+        expand_grid({"lr": spec})
+    assert time.monotonic() - began < 0.5
+
+
+def test_a_small_increment_on_a_large_start_still_moves():
+    start = str(10**30)
+    assert parse_values("n", f"{start}..{10**30 + 2}..1") == [10**30, 10**30 + 1]

@@ -92,6 +92,9 @@ def test_a_grid_trains_in_parallel_on_one_commit_without_touching_the_repository
     (("example-projects/ridge", "--upload-pack=x"), "must name a branch"),
     (("example-projects/ridge", "main", "--max_parallel", "0"), "0 is not in the range x>=1"),
     (("example-projects/ridge", "main", "--alpha"), "'--alpha' has no value"),
+    (("example-projects/ridge", "main", "--alpha", "0..1e12..1"), "--alpha '0..1e12..1' has 1000000000000 values"),
+    (("example-projects/ridge", "main", "--alpha", "0..1..0"), "--alpha '0..1..0': INCREMENT 0 must be above 0"),
+    (("example-projects/ridge", "main", "--alpha", "1..0..1"), "START 1 must be below END 0"),
 ])
 def test_bad_training_inputs_exit_2_before_any_run(tmp_path, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
@@ -153,7 +156,8 @@ def test_the_training_dag_trains_each_combination_and_registers_the_best(airflow
     (repo / "example-projects" / "ridge" / "train.py").write_text(TRAIN_WITH_MODEL)
     subprocess.run(["git", "-C", str(repo), "-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qam", "log the model"],
                    check=True)
-    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    (tmp_path / "store").mkdir()  # not the cwd: register_best must find the store through the connection alone
+    uri = f"sqlite:///{tmp_path / 'store' / 'mlflow.db'}"
     monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_DEFAULT", json.dumps({"conn_type": "mlflow", "host": uri}))
     source = (Path(__file__).resolve().parents[2] / "dags" / "somlier_train_grid.py").read_text()
     dag = load_dag_file(source, "somlier_train_grid")

@@ -42,6 +42,10 @@ def test_search_register_deploy_answer_as_the_seed_shows(web):
     ("/train", {"project_name": "p", "project_ref": "main", "github_uri": "x", "max_parallel": "2"},
      "max_parallel must be an integer of at least 1, got '2'"),
     ("/train", {"project_name": "p", "project_ref": "main", "github_uri": "x", "max_parallel": 0}, "at least 1"),
+    ("/train", {"project_name": "p", "project_ref": "main", "github_uri": "x", "params": {"a": "0..1e12..1"}},
+     "--a '0..1e12..1' has 1000000000000 values, over the limit of 256"),
+    ("/train", {"project_name": "p", "project_ref": "main", "github_uri": "x", "params": {"a": "0..1..0"}},
+     "INCREMENT 0 must be above 0"),
 ])
 def test_bad_requests_are_400_with_a_message(web, path, payload, message):
     client, _ = web
@@ -94,3 +98,38 @@ def test_a_single_combination_job_keeps_the_seed_fields():
     job.results[0] = TrainResult({"alpha": 0.5}, "abc123", "succeeded")
     answer = job.as_json()
     assert (answer["run_id"], answer["status"]) == ("abc123", "succeeded")
+
+
+def test_a_one_combination_job_shows_running_while_it_trains(tmp_path, monkeypatch):
+    """The training is held on an event, so ``running`` is observed every time, not by luck of timing."""
+    import threading
+    import time
+
+    from airflow_provider_somlier.lifecycle import train as train_module
+    from airflow_provider_somlier.lifecycle.train import TrainResult
+    from tests.lifecycle.test_train import _project_repo
+
+    monkeypatch.chdir(tmp_path)
+    training, release = threading.Event(), threading.Event()
+
+    def held_training(checkout, experiment_id, params, tracking_uri):
+        training.set()
+        assert release.wait(60)
+        return TrainResult(params, "r" * 32, "succeeded", "", checkout.commit)
+
+    monkeypatch.setattr(train_module, "train_one", held_training)
+    client = create_app(f"sqlite:///{tmp_path / 'mlflow.db'}").test_client()
+    started = client.post("/train", json={"project_name": "example-projects/ridge", "project_ref": "main",
+                                          "github_uri": str(_project_repo(tmp_path)), "params": {"alpha": 0.5}})
+    assert started.status_code == 202 and started.get_json()["status"] == "running"
+    url = f"/train/{started.get_json()['job_id']}"
+    assert client.get(url).get_json()["status"] == "running"  # cloning: the job runs, the combination waits
+    assert training.wait(120)
+    during = client.get(url).get_json()
+    assert (during["status"], during["combinations"][0]["status"], during["run_id"]) == ("running", "running", "")
+    release.set()
+    deadline = time.monotonic() + 60
+    while (after := client.get(url).get_json())["status"] == "running" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    finished = (after["status"], after["combinations"][0]["status"], after["run_id"])
+    assert finished == ("succeeded", "succeeded", "r" * 32)
