@@ -124,3 +124,29 @@ def test_a_bad_row_in_a_batch_gets_its_own_error_and_the_others_their_answers(tm
     assert [a.status_code for a in answers] == [200, 400, 200]
     assert "10 values" in answers[1].get_json()["message"]
 
+
+
+def test_a_batch_stuck_in_predict_does_not_hold_the_next_one_back():
+    release = threading.Event()
+    batches: list[list] = []
+
+    def compute(rows):
+        batches.append(list(rows))
+        if "stuck" in rows:
+            release.wait(WAIT_FOREVER)
+        return "predictor-1", [[row] for row in rows]
+
+    gathering = Gathering(overlap_after=0.2)
+    stuck, = gathering.arrive()
+    thread = threading.Thread(target=stuck.predict, args=("stuck", compute, 32, 0.001), daemon=True)
+    thread.start()
+    for _ in range(1000):
+        if batches:
+            break
+        threading.Event().wait(0.01)
+    later = gathering.arrive(2)
+    results = run_concurrently([lambda t=t, i=i: t.predict(f"row{i}", compute, max_batch=32, max_wait=0.001)
+                                for i, t in enumerate(later)])
+    assert results == [("predictor-1", ["row0"]), ("predictor-1", ["row1"])]
+    release.set()
+    thread.join(WAIT_FOREVER)

@@ -105,3 +105,57 @@ def test_a_chunked_body_cut_short_is_a_json_400(server):
     answer = _answer(sock)
     assert answer.startswith(b"HTTP/1.1 400 ")
     assert json.loads(answer.partition(b"\r\n\r\n")[2])["error_code"] == "BAD_REQUEST"
+
+
+SLOW_HELPER = '''
+import os, time
+
+def answer(data):
+    if data == "slow":
+        time.sleep(60)
+    return [os.getpid()]
+'''
+
+
+@pytest.fixture
+def slow_model_server(tmp_path):
+    from tests.online.test_custom_model import NAME, src_zip
+
+    root = tmp_path / "storage" / NAME
+    (root / "src").mkdir(parents=True)
+    (root / "model").mkdir()
+    (root / "src" / f"{NAME}.zip").write_bytes(src_zip(SLOW_HELPER))
+    (root / "model" / "20261120.zip").write_bytes(src_zip("", ""))
+    env = {"MODEL_NAME": NAME, "MODEL_TYPE": "custom", "STORAGE_ROOT": str(tmp_path / "storage"),
+           "WORK_DIR": str(tmp_path / "work"), "PREDICT_TIMEOUT_SECONDS": "2", "WORKER_CLASS": None}
+    with gunicorn_server(tmp_path, env) as url:
+        assert requests.post(f"{url}/src_download", timeout=60).status_code == 200
+        assert requests.post(f"{url}/model_download", timeout=60).status_code == 200
+        yield url
+
+
+def test_a_predict_past_its_deadline_is_a_504_and_no_other_request_is_dropped(slow_model_server):
+    url = slow_model_server
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        slow = [pool.submit(requests.post, f"{url}/result", json={"test": "slow"}, timeout=SOCKET_TIMEOUT)
+                for _ in range(2)]  # likely one in each worker
+        time.sleep(0.5)
+        started = time.monotonic()
+        health = requests.get(f"{url}/healthz", timeout=SOCKET_TIMEOUT)
+        assert health.status_code == 200 and time.monotonic() - started < 1, "/healthz waited behind a predict"
+        others = [pool.submit(requests.post, f"{url}/result", json={"test": 1}, timeout=SOCKET_TIMEOUT)
+                  for _ in range(40)]
+        assert {f.result().status_code for f in others} == {200}
+        for future in slow:
+            answer = future.result()
+            assert answer.status_code == 504 and answer.json()["error_code"] == "PREDICT_TIMEOUT"
+    before = {int(p) for f in slow for p in [f.result().headers["X-Worker-Pid"]]}
+    # The worker that held the stuck predict retires and gunicorn starts another; the server answers throughout.
+    deadline = time.monotonic() + 60
+    pids: set[int] = set()
+    while time.monotonic() < deadline and not (pids - before):
+        reply = requests.post(f"{url}/result", json={"test": 1}, timeout=SOCKET_TIMEOUT)
+        assert reply.status_code == 200
+        pids.add(reply.json()["result"][0])
+        time.sleep(0.05)
+    assert pids - before, "no fresh worker replaced the one with the stuck predict"
