@@ -326,3 +326,39 @@ def test_a_version_outside_ascii_is_percent_encoded_in_the_header():
 
     headers = dict(response_headers("모델/2"))
     assert headers["X-Model-Version"] == "%EB%AA%A8%EB%8D%B8/2" and headers["X-Model-Version"].isascii()
+
+
+def test_a_duplicate_key_is_a_400_naming_it(tmp_path, storage_root):
+    client = make_client(tmp_path, storage_root)
+    client.post("/model_download")
+    for body in (b'{"test": [1.0], "test": [2.0]}', b'{"test": {"bmi": 1.0, "bmi": 2.0}}'):
+        answer = client.post("/result", data=body, content_type="application/json")
+        assert answer.status_code == 400 and answer.get_json()["error_code"] == "BAD_REQUEST"
+        assert "appears more than once" in answer.get_json()["message"]
+    assert "'bmi'" in answer.get_json()["message"]
+
+
+class InterruptingEstimator:
+    """An estimator whose predict raises what ``except Exception`` does not catch."""
+
+    n_features_in_ = 10
+
+    def predict(self, rows):
+        raise KeyboardInterrupt
+
+
+def test_a_base_exception_from_an_estimator_is_a_json_500(tmp_path):
+    (tmp_path / "storage" / MODEL / "model").mkdir(parents=True)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zipped:
+        zipped.writestr(f"{MODEL}.pkl", pickle.dumps(InterruptingEstimator()))
+    (tmp_path / "storage" / MODEL / "model" / "20261120.zip").write_bytes(buffer.getvalue())
+    client = make_client(tmp_path, tmp_path / "storage")
+    from online_server.models.sklearn import SklearnPredictor
+
+    state = client.application.extensions["somlier_state"]
+    from online_server.swap import Current
+
+    state.install(Current(None, None, "1"), SklearnPredictor(InterruptingEstimator(), "1"))
+    answer = client.post("/result", json={"test": ROW})
+    assert answer.status_code == 500 and answer.get_json()["error_code"] == "INTERNAL_ERROR"
