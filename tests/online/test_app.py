@@ -362,3 +362,31 @@ def test_a_base_exception_from_an_estimator_is_a_json_500(tmp_path):
     state.install(Current(None, None, "1"), SklearnPredictor(InterruptingEstimator(), "1"))
     answer = client.post("/result", json={"test": ROW})
     assert answer.status_code == 500 and answer.get_json()["error_code"] == "INTERNAL_ERROR"
+
+
+def test_metrics_show_only_the_version_served_now(tmp_path, storage_root, zips):
+    client = make_client(tmp_path, storage_root)
+    for day in range(20, 26):
+        (storage_root / MODEL / "model" / f"202611{day}.zip").write_bytes(zips["20261120"])
+        assert client.post("/model_download").get_json()["version"] == f"202611{day}"
+    lines = [line for line in client.get("/metrics").get_data(as_text=True).splitlines()
+             if line.startswith("somlier_model_version_info{")]
+    assert lines == ['somlier_model_version_info{version="20261125"} 1.0']
+
+
+def test_an_install_waits_for_a_load_in_progress_so_the_gauge_names_what_is_served(tmp_path, storage_root):
+    import threading
+
+    from online_server.swap import Current
+
+    client = make_client(tmp_path, storage_root)
+    client.post("/model_download")
+    state = client.application.extensions["somlier_state"]
+    predictor = state.predictor
+    installed = threading.Event()
+    with state._lock:  # as the pointer follower holds it while it loads
+        thread = threading.Thread(target=lambda: (state.install(Current(None, None, "x"), predictor), installed.set()))
+        thread.start()
+        assert not installed.wait(0.3)
+    assert installed.wait(10)
+    thread.join(10)
