@@ -28,7 +28,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 
 from online_server import access
-from online_server.batching import Gathering, Ticket
+from online_server.batching import Gathering
 from online_server.framing import ChunkedBody, FramingError, Head, Limits, parse_head
 from online_server.hot_path import TICKET
 from online_server.raw_http import call_app, environ_for, json_error, response
@@ -39,7 +39,6 @@ PROBES = ("/readyz", "/metrics")  # answered on their own threads: never queued 
 PREDICTS = ("/result", "/")  # POST paths under PREDICT_TIMEOUT_SECONDS (a download may take longer)
 ACCEPT_AT_ONCE = 64  # connections taken per wake-up, so reading never waits long behind accepting
 PROBE_ROOM = 4  # requests a worker takes beyond its threads (they wait for one; /healthz does not)
-TICKET_GRACE = 0.002  # a connection not read whole this long after its accept no longer holds a batch
 BUSY_ACCEPT_AFTER = 0.05  # a worker busy this long takes connections again (for probes and free threads)
 RECHECK_SECONDS = 0.01  # how soon a worker that stopped accepting looks again (a load may have ended)
 
@@ -132,17 +131,12 @@ class Front:
             if sock.family in (socket.AF_INET, socket.AF_INET6):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.connections += 1
-            # A ticket from the accept on (as the gathering worker did): a batch then waits,
-            # at most MAX_BATCH_WAIT_MS, for requests still being read. A connection not read
-            # whole within TICKET_GRACE gives its ticket back, so stalled ones hold no batch.
-            ticket = self.gathering.arrive()[0]
-            self.loop.create_task(self._connect(sock, peer, ticket))
+            self.loop.create_task(self._connect(sock, peer))
 
-    async def _connect(self, sock: socket.socket, peer, ticket: Ticket) -> None:
+    async def _connect(self, sock: socket.socket, peer) -> None:
         try:
-            await self.loop.connect_accepted_socket(lambda: RequestReader(self, peer, ticket), sock)
+            await self.loop.connect_accepted_socket(lambda: RequestReader(self, peer), sock)
         except OSError:  # the peer left before the transport was made
-            ticket.leave()
             sock.close()
             self._closed()
 
@@ -164,12 +158,10 @@ class Front:
             future.add_done_callback(lambda done: self.loop.call_soon_threadsafe(reader.finish_with, done))
             return
         predict = head.method == "POST" and path in PREDICTS
-        if predict and path == "/result":
-            environ[TICKET] = reader.take_ticket() or self.gathering.arrive()[0]
         if self.held == self.overdue:
             self._busy_since = self.loop.time()
         self.held += 1
-        request = HeldRequest(reader, environ)
+        request = HeldRequest(reader, environ, predict and path == "/result")
         if predict:
             request.deadline = self.loop.call_later(self.settings.predict_timeout, self._too_late, request)
         if not self._ready:
@@ -177,8 +169,15 @@ class Front:
         self._ready.append(request)
 
     def _hand_over(self) -> None:
-        """Give the threads every request read in this turn of the loop, together (their batch forms at once)."""
+        """Give the threads every request read in this turn of the loop, together.
+
+        Their tickets are issued before any of them starts, so the next batch waits for all
+        of them (as the gathering worker's accept of every connection waiting did).
+        """
         ready, self._ready = self._ready, []
+        batched = [request for request in ready if request.batched]
+        for request, ticket in zip(batched, self.gathering.arrive(len(batched))):
+            request.environ[TICKET] = ticket
         for request in ready:
             future = self.pool.submit(call_app, self.app, request.environ)
             future.add_done_callback(lambda done, request=request: self.loop.call_soon_threadsafe(
@@ -235,10 +234,10 @@ class Front:
 
 
 class HeldRequest:
-    __slots__ = ("reader", "environ", "deadline", "overdue")
+    __slots__ = ("reader", "environ", "batched", "deadline", "overdue")
 
-    def __init__(self, reader: RequestReader, environ: dict):
-        self.reader, self.environ = reader, environ
+    def __init__(self, reader: RequestReader, environ: dict, batched: bool):
+        self.reader, self.environ, self.batched = reader, environ, batched
         self.deadline: asyncio.TimerHandle | None = None
         self.overdue = False
 
@@ -246,8 +245,8 @@ class HeldRequest:
 class RequestReader(asyncio.Protocol):
     """One connection: reads one request within the read deadline, hands it over, writes one answer."""
 
-    def __init__(self, front: Front, peer, ticket: Ticket | None = None):
-        self.front, self.peer, self.local, self.ticket = front, peer, None, ticket
+    def __init__(self, front: Front, peer):
+        self.front, self.peer, self.local = front, peer, None
         self.transport: asyncio.Transport | None = None
         self.buffer = bytearray()
         self.head: Head | None = None
@@ -260,22 +259,6 @@ class RequestReader(asyncio.Protocol):
         self.transport = transport
         self.local = transport.get_extra_info("sockname")
         self.timer = self.front.loop.call_later(self.front.settings.read_timeout, self._too_slow)
-        if self.ticket is not None:
-            self.front.loop.call_later(TICKET_GRACE, self._still_reading)
-
-    def _still_reading(self) -> None:
-        if not self.complete:
-            self.drop_ticket()
-
-    def take_ticket(self) -> Ticket | None:
-        """The ticket from the accept, for the request it now is (None when given back already)."""
-        ticket, self.ticket = self.ticket, None
-        return ticket
-
-    def drop_ticket(self) -> None:
-        ticket, self.ticket = self.ticket, None
-        if ticket is not None:
-            ticket.leave()
 
     def data_received(self, data: bytes) -> None:
         if self.complete or self.finished:
@@ -317,7 +300,6 @@ class RequestReader(asyncio.Protocol):
         self.transport.pause_reading()
         self.buffer = bytearray()
         self.front.dispatch(self, self.head, body)
-        self.drop_ticket()  # not a batched request
 
     def eof_received(self) -> bool:
         if not self.complete and not self.finished:
@@ -337,7 +319,6 @@ class RequestReader(asyncio.Protocol):
         if self.finished:
             return
         self.finished = True
-        self.drop_ticket()
         if self.timer is not None:
             self.timer.cancel()
         if self.transport is not None and not self.transport.is_closing():
@@ -353,7 +334,6 @@ class RequestReader(asyncio.Protocol):
         self.finish(answer)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.drop_ticket()
         if self.timer is not None:
             self.timer.cancel()
         self.finished = True
