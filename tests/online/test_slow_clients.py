@@ -30,7 +30,7 @@ STALLS = {
 @pytest.fixture
 def server(tmp_path, storage_root):
     env = {"MODEL_NAME": MODEL, "STORAGE": "local", "STORAGE_ROOT": str(storage_root), "WORK_DIR": str(tmp_path / "work"),
-           "READ_TIMEOUT_SECONDS": "3", "WORKER_CLASS": None}
+           "READ_TIMEOUT_SECONDS": "10", "WORKER_CLASS": None}
     with gunicorn_server(tmp_path, env) as url:
         assert requests.post(f"{url}/model_download", timeout=60).status_code == 200
         yield url
@@ -39,6 +39,18 @@ def server(tmp_path, storage_root):
 def _address(url: str) -> tuple[str, int]:
     parsed = urlparse(url)
     return parsed.hostname, parsed.port
+
+
+def _unanswered(sock: socket.socket) -> bool:
+    """Nothing has arrived on ``sock`` yet, and the server has not closed it (looked at without waiting)."""
+    sock.setblocking(False)
+    try:
+        sock.recv(1, socket.MSG_PEEK)
+    except BlockingIOError:
+        return True
+    finally:
+        sock.settimeout(SOCKET_TIMEOUT)
+    return False
 
 
 def _answer(sock: socket.socket) -> bytes:
@@ -65,7 +77,6 @@ def test_hundreds_of_stalled_sockets_of_every_kind_keep_no_client_out(server):
             if data:
                 sock.sendall(data)
             stalled.append(sock)
-    opened_at = time.monotonic()
 
     def normal(index: int) -> int:
         if index % 4 == 0:
@@ -74,10 +85,10 @@ def test_hundreds_of_stalled_sockets_of_every_kind_keep_no_client_out(server):
 
     with ThreadPoolExecutor(max_workers=16) as pool:
         statuses = list(pool.map(normal, range(64)))
-    served_within = time.monotonic() - opened_at
     assert statuses == [200] * 64
-    # Generous (the read deadline is 3 s): normal clients never waited for the stalled ones to be cut off.
-    assert served_within < 3, f"normal requests took {served_within:.1f} s while the stalled sockets were open"
+    # Every normal client was served while every stalled socket was still open and unanswered:
+    # none of them waited for the stalled ones to be cut off (READ_TIMEOUT_SECONDS=10).
+    assert all(_unanswered(sock) for sock in stalled), "normal requests waited for the read deadline"
     answers = [_answer(sock) for sock in stalled]
     cut_off = [a for a in answers if a.startswith(b"HTTP/1.1 408 ")]
     closed = [a for a in answers if a == b""]
