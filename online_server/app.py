@@ -13,6 +13,7 @@ from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from online_server import access, metrics, wire
+from online_server.guard import JsonGuard
 from online_server.hot_path import ResultHotPath
 from online_server.models import BadInputError, ModelFailedError, ModelLoadError, load_predictor
 from online_server.settings import Settings
@@ -45,7 +46,9 @@ def create_app(settings: Settings | None = None) -> Flask:
             app.logger.exception("the current model did not load at start")
 
     def error(status: int, code: str, message: str) -> Response:
-        response = jsonify({"error_code": code, "message": message})
+        if status >= 500 or code in ("BAD_INPUT", "MODEL_REJECTED"):  # the model's words: logged whole, cut for the client
+            app.logger.warning("%s %s: %s", status, code, message)
+        response = jsonify({"error_code": code, "message": wire.public_message(message)})
         response.status_code = status
         return response
 
@@ -208,6 +211,6 @@ def create_app(settings: Settings | None = None) -> Flask:
         body, content_type = metrics.render()
         return Response(body, content_type=content_type)
 
-    app.wsgi_app = ResultHotPath(app.wsgi_app, state, settings)
+    app.wsgi_app = JsonGuard(ResultHotPath(app.wsgi_app, state, settings))
     return app
 

@@ -7,7 +7,9 @@ next call, as TF Serving, Triton and BentoML do. A batch closes when it has ``ma
 rows, or when every request the process holds has either joined it or gone another way
 (a request the server accepted but has not parsed yet still counts), or ``max_wait``
 after its first row -- whichever comes first. A request alone is computed at once: the
-server never waits for a request that has not arrived.
+server never waits for a request that has not arrived. A batch that computes for longer
+than ``overlap_after`` seconds (a model stuck on one input) no longer holds the next one
+back: the next batch is computed beside it, so one stuck predict does not stop the rest.
 
 The process's server (``online_server.worker``) hands each request a ``Ticket`` when it
 accepts the connection, so a batch also waits for requests still being read; under other
@@ -26,21 +28,23 @@ Compute = Callable[[list], tuple[Any, list]]
 
 
 class _Row:
-    __slots__ = ("data", "outcome", "done")
+    __slots__ = ("data", "outcome", "taken", "done")
 
     def __init__(self, data: Any):
-        self.data, self.outcome, self.done = data, None, False
+        self.data, self.outcome, self.taken, self.done = data, None, False, False
 
 
 class Gathering:
     """The requests one process holds, and the rows of those waiting for a prediction."""
 
-    def __init__(self) -> None:
+    def __init__(self, overlap_after: float = 1.0) -> None:
         self._changed = threading.Condition(threading.Lock())
         self._undecided = 0  # held requests that have neither joined a batch nor gone another way
         self._waiting: list[_Row] = []
         self._opened_at = 0.0  # when the first waiting row arrived
-        self._computing = False
+        self._computing = 0  # batches being computed
+        self._computing_since = 0.0  # when the latest of them started
+        self.overlap_after = overlap_after
 
     def arrive(self, count: int = 1) -> list[Ticket]:
         """Tickets for ``count`` requests the process now holds."""
@@ -62,13 +66,17 @@ class Gathering:
             self._waiting.append(row)
             self._changed.notify_all()
             while not row.done:
-                now = time.monotonic()
-                if not self._computing and (
-                    len(self._waiting) >= max_batch or self._undecided <= 0 or now >= self._opened_at + max_wait
-                ):
-                    self._compute(compute, max_batch)
+                if row.taken:  # in a batch being computed: its end notifies
+                    self._changed.wait()
                     continue
-                self._changed.wait(None if self._computing else self._opened_at + max_wait - now)
+                now = time.monotonic()
+                free_at = self._computing_since + self.overlap_after if self._computing else now
+                if now < free_at:
+                    self._changed.wait(free_at - now)
+                elif len(self._waiting) >= max_batch or self._undecided <= 0 or now >= self._opened_at + max_wait:
+                    self._compute(compute, max_batch)
+                else:
+                    self._changed.wait(self._opened_at + max_wait - now)
         if isinstance(row.outcome[1], BaseException):
             raise row.outcome[1]
         return row.outcome
@@ -76,8 +84,10 @@ class Gathering:
     def _compute(self, compute: Compute, max_batch: int) -> None:
         """Take the next batch and compute it outside the lock (held on entry and on return)."""
         batch, self._waiting = self._waiting[:max_batch], self._waiting[max_batch:]
-        self._opened_at = time.monotonic()  # rows left over open the next batch now
-        self._computing = True
+        for r in batch:
+            r.taken = True
+        self._opened_at = self._computing_since = time.monotonic()  # rows left over open the next batch now
+        self._computing += 1
         self._changed.release()
         try:
             try:
@@ -86,7 +96,7 @@ class Gathering:
                 predictor, outcomes = None, [exc] * len(batch)
         finally:
             self._changed.acquire()
-            self._computing = False
+            self._computing -= 1
         for r, outcome in zip(batch, outcomes):
             r.outcome, r.done = (predictor, outcome), True
         self._changed.notify_all()

@@ -5,12 +5,13 @@ import tempfile
 
 bind = os.environ.get("BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("WORKERS", "2"))
-# GatheringWorker (online_server/worker.py): accepts like a sync worker -- only when free,
-# so load spreads evenly across workers -- then also takes the connections already waiting
-# (up to MAX_BATCH) and answers them together, their one-row predictions in one batch.
-# sync and gthread remain available; gthread keeps every keep-alive connection it accepted,
-# so a burst of clients can land on one worker while the others idle.
-worker_class = os.environ.get("WORKER_CLASS", "online_server.worker.GatheringWorker")
+# FrontWorker (online_server/front_worker.py): an asyncio loop reads each request whole, within
+# READ_TIMEOUT_SECONDS, before a thread answers it, so stalled clients hold no thread; the
+# threads' one-row predictions are batched. A worker takes new connections only while it has a
+# free thread and is not loading a model, so load spreads as with sync workers.
+# GatheringWorker (online_server/worker.py), sync and gthread remain available; each of them
+# reads a request on the thread that answers it, so a few dozen stalled clients lock them up.
+worker_class = os.environ.get("WORKER_CLASS", "online_server.front_worker.FrontWorker")
 threads = int(os.environ.get("THREADS", "1"))
 keepalive = int(os.environ.get("KEEPALIVE", "5"))
 timeout = int(os.environ.get("TIMEOUT", "120"))

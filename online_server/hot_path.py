@@ -78,6 +78,7 @@ class ResultHotPath:
         """(the predictor that computed it, its answer)."""
         serving = self.state.predictor
         if self.max_batch > 1 and getattr(serving, "batchable", False) and is_one_row(data):
+            serving.check_row(data)  # a row refused alone is refused here, never predicted in a batch
             return ticket.predict(data, self.compute, self.max_batch, self.max_wait)
         ticket.leave()
         predictor = self.state.ensure_loaded()

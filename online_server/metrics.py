@@ -15,7 +15,8 @@ LATENCY = Histogram(
 )
 BATCH = Histogram("somlier_batch_rows", "One-row requests computed in one predict call", buckets=(1, 2, 4, 8, 16, 32, 64))
 # livemax: 1 for a version while a live worker serves it; a dead worker's files are dropped.
-MODEL = Gauge("somlier_model_version_info", "The serving model version (value 1)", ["version"], multiprocess_mode="livemax")
+MODEL_VERSION_INFO = "somlier_model_version_info"
+MODEL = Gauge(MODEL_VERSION_INFO, "The serving model version (value 1)", ["version"], multiprocess_mode="livemax")
 
 
 @functools.cache
@@ -36,7 +37,10 @@ _shown_version: list[str] = []
 
 
 def set_version(version: str) -> None:
-    """1 for the serving version, 0 for the one it replaced (clear() is not multiprocess-safe)."""
+    """1 for the serving version, 0 for the one it replaced (clear() is not multiprocess-safe; ``render`` drops the 0s).
+
+    Callers hold the serving state's lock, so the gauge changes with the predictor it names.
+    """
     if _shown_version == [version]:
         return
     for previous in _shown_version:
@@ -45,13 +49,30 @@ def set_version(version: str) -> None:
     MODEL.labels(version).set(1)
 
 
+class _ServingVersionsOnly:
+    """A registry's metrics with the version gauge's 0 samples left out.
+
+    A worker cannot delete a sample from the multiprocess files (its file keeps one entry per
+    version it ever served), so a replaced version stays at 0; after 300 switches /metrics
+    would list 301 versions. What is served now is what has 1 in some live worker.
+    """
+
+    def __init__(self, registry):
+        self.registry = registry
+
+    def collect(self):
+        for metric in self.registry.collect():
+            if metric.name == MODEL_VERSION_INFO:
+                metric.samples = [sample for sample in metric.samples if sample.value != 0]
+            yield metric
+
+
 def render() -> tuple[bytes, str]:
     if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
         from prometheus_client import multiprocess
 
         registry = CollectorRegistry()
         multiprocess.MultiProcessCollector(registry)
-        return generate_latest(registry), CONTENT_TYPE_LATEST
-    from prometheus_client import REGISTRY
-
-    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST
+    else:
+        from prometheus_client import REGISTRY as registry
+    return generate_latest(_ServingVersionsOnly(registry)), CONTENT_TYPE_LATEST

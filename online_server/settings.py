@@ -29,6 +29,8 @@ class Settings:
     max_batch: int = 32  # one-row /result requests computed in one predict call, at most (1: no batching)
     max_batch_wait_ms: float = 2.0  # how long a batch waits for requests the server already holds, at most
     follow_pointer_seconds: float = 1.0  # how often an idle worker checks for a switch (0: only on requests)
+    read_timeout_seconds: float = 10.0  # a request's head and body must arrive within this of its accept (else 408)
+    predict_timeout_seconds: float = 30.0  # a /result answered later is a 504 and its worker is replaced
 
     def __post_init__(self) -> None:
         # the seed's rule: the custom module and class default to the model's name
@@ -41,7 +43,7 @@ class Settings:
     def from_env(cls, environ: dict[str, str] | None = None) -> Settings:
         env = os.environ if environ is None else environ
         ints = {"ftp_port", "max_body_bytes", "max_archive_bytes", "native_threads", "max_batch"}
-        floats = {"max_batch_wait_ms", "follow_pointer_seconds"}
+        floats = {"max_batch_wait_ms", "follow_pointer_seconds", "read_timeout_seconds", "predict_timeout_seconds"}
         values = {}
         for name in cls.__dataclass_fields__:
             key = name.upper()

@@ -21,7 +21,8 @@ class ServingState:
     def __init__(self, settings):
         self.settings = settings
         self.pointer = Pointer(Path(settings.work_dir))
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # held while a model loads and while one is installed
+        self._loading = False
         self._identity: tuple[int, int] | None = None
         self.predictor: Predictor | None = None
         self.current = Current(None, None, None)
@@ -32,6 +33,11 @@ class ServingState:
         """The pointer (inode, mtime) the serving predictor was loaded for."""
         return self._identity
 
+    @property
+    def loading(self) -> bool:
+        """A model is being loaded: requests that need it wait (the server sends new ones elsewhere)."""
+        return self._loading
+
     def refresh(self, identity: tuple[int, int] | None) -> None:
         """Reload when another worker moved the pointer to ``identity`` (nothing when it did not)."""
         if identity == self._identity:
@@ -40,19 +46,30 @@ class ServingState:
             if identity == self._identity:
                 return
             current = self.pointer.read()
-            predictor = load_predictor(self.settings, as_path(current.src), as_path(current.model), current.version)
-            self.install(current, predictor, identity)
+            self.install(current, self._load(current), identity)
+
+    def _load(self, current: Current) -> Predictor:
+        """The predictor of ``current``, loaded under the lock (``loading`` meanwhile)."""
+        with self._lock:
+            self._loading = True
+            try:
+                return load_predictor(self.settings, as_path(current.src), as_path(current.model), current.version)
+            finally:
+                self._loading = False
 
     def install(self, current: Current, predictor: Predictor, identity: tuple[int, int] | None = None) -> None:
         """Serve ``predictor``; ``identity`` is the pointer it was loaded for (None: refresh decides).
 
         Each worker shows the version it now serves in the version gauge, whichever worker
         answered the download, and a worker started later shows its own as soon as it loads.
+        The gauge is set under the same lock as the predictor, so a switch and the pointer
+        follower cannot leave it showing a version the worker no longer serves.
         """
-        self.current, self.predictor = current, predictor
-        metrics.set_version(predictor.version)
-        if identity is not None:
-            self._identity, self._failure = identity, None
+        with self._lock:
+            self.current, self.predictor = current, predictor
+            metrics.set_version(predictor.version)
+            if identity is not None:
+                self._identity, self._failure = identity, None
 
     def ensure_loaded(self) -> Predictor:
         """The serving predictor; each loader raises ModelLoadError naming what is missing.
@@ -67,9 +84,10 @@ class ServingState:
         try:
             self.refresh(identity)
             if self.predictor is None:
-                current = self.current
-                self.install(current, load_predictor(self.settings, as_path(current.src), as_path(current.model),
-                                                     current.version))
+                with self._lock:
+                    if self.predictor is None:
+                        current = self.current
+                        self.install(current, self._load(current))
         except ModelLoadError as exc:
             self._failure = (identity, time.monotonic(), str(exc))
             raise

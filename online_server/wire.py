@@ -11,10 +11,13 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import sys
 from typing import Any
 
 MAX_NUMBER = sys.float_info.max
+MAX_MESSAGE_CHARS = 300  # an error message a client gets, at most (the server log has the whole of it)
+_SERVER_PATH = re.compile(r"(?<![\w.:/])/(?:[\w.@+~-]+/)+[\w.@+~-]*")  # absolute, two segments or more
 
 
 class BadBodyError(ValueError):
@@ -41,16 +44,46 @@ def _constant(name: str) -> float:
     raise BadBodyError(f"{name} is not a JSON number; send finite numbers")
 
 
+def _object(pairs: list[tuple[str, Any]]) -> dict:
+    """An object whose keys are all different: with a duplicate, which value wins is a guess."""
+    value = dict(pairs)
+    if len(value) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise BadBodyError(f"the key {key[:40]!r} appears more than once in one object")
+            seen.add(key)
+    return value
+
+
 def parse_json(body: bytes | str) -> Any:
-    """The body as Python values; ``BadBodyError`` naming what is wrong."""
+    """The body as Python values; ``BadBodyError`` naming what is wrong (a duplicate key too)."""
     try:
-        return json.loads(body, parse_float=_float, parse_int=_int, parse_constant=_constant)
+        return json.loads(body, parse_float=_float, parse_int=_int, parse_constant=_constant, object_pairs_hook=_object)
     except BadBodyError:
         raise
     except RecursionError:
         raise BadBodyError("the body is nested too deeply to be a model input") from None
     except ValueError as exc:  # JSONDecodeError, UnicodeDecodeError
         raise BadBodyError(f"the body is not JSON: {exc}") from None
+
+
+def public_message(text: str) -> str:
+    """What a client may read of an error: one line, no traceback, no server path, bounded.
+
+    A model's exception message can hold a traceback, the folder the model was unpacked in
+    or a whole input echoed back; the client gets the last line of a traceback (the
+    exception itself), paths replaced by ``<path>``, cut to ``MAX_MESSAGE_CHARS``.
+    """
+    lines = [line.strip() for line in str(text).splitlines() if line.strip()]
+    if not lines:
+        return ""
+    line = lines[0]
+    before, marker, _ = line.partition("Traceback (most recent call last)")
+    if marker:  # keep what precedes the traceback and the exception it ends with
+        line = f"{before}{lines[-1]}" if len(lines) > 1 else before
+    line = _SERVER_PATH.sub("<path>", line)
+    return line if len(line) <= MAX_MESSAGE_CHARS else line[:MAX_MESSAGE_CHARS - 3] + "..."
 
 
 class AnswerNotJsonError(ValueError):

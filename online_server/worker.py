@@ -10,7 +10,9 @@ each, so their one-row predictions are computed in one batch. A free worker take
 waiting; a busy one takes nothing: load spreads as with sync workers, and a lone request
 is answered at once on the accepting thread.
 
-``gunicorn -k online_server.worker.GatheringWorker`` (the default in ``gunicorn.conf.py``).
+``gunicorn -k online_server.worker.GatheringWorker`` (``WORKER_CLASS``; the default is now
+``online_server.front_worker.FrontWorker``, which reads each request whole before a thread
+answers it: this worker reads on the answering thread, so stalled clients hold its threads).
 """
 
 from __future__ import annotations

@@ -37,6 +37,9 @@ class Predictor(Protocol):
 
     def predict(self, data: Any) -> list: ...
 
+    def check_row(self, data: Any) -> None:
+        """(``batchable`` models) ``BadInputError`` for one row ``predict`` would refuse alone, with its message."""
+
     def sample_input(self) -> Any | None:
         """An input of the model's width for the smoke test when the zip brings none (None: not known)."""
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import importlib
 import importlib.util
+import logging
 import sys
 import threading
 from collections.abc import Iterator
@@ -13,6 +14,7 @@ from typing import Any
 
 from online_server.models import BadInputError, ModelFailedError, ModelLoadError
 
+log = logging.getLogger(__name__)
 _IMPORTS = threading.Lock()  # sys.modules and sys.path are the process's: one source zip loads at a time
 
 
@@ -84,6 +86,7 @@ class CustomPredictor:
             result = self.instance.predict(data)
         except (TypeError, ValueError, KeyError) as exc:
             raise BadInputError(f"the model rejected the input: {type(exc).__name__}: {exc}") from None
-        except (Exception, SystemExit) as exc:  # noqa: BLE001 - sys.exit() must not take the worker down
+        except BaseException as exc:  # noqa: BLE001 - sys.exit(), KeyboardInterrupt: the worker keeps serving
+            log.warning("%s.predict raised", type(self.instance).__name__, exc_info=True)  # the client gets one line
             raise ModelFailedError(f"the model failed: {type(exc).__name__}: {exc}") from None
         return result.tolist() if hasattr(result, "tolist") else result

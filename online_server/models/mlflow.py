@@ -6,7 +6,7 @@ from typing import Any
 
 from online_server.models import BadInputError, ModelLoadError
 from online_server.models.sklearn import SklearnPredictor
-from online_server.models.tabular import as_rows, to_json
+from online_server.models.tabular import as_rows, check_one, is_records, to_json
 
 NUMERIC = {"double", "float", "long", "integer"}
 
@@ -42,6 +42,13 @@ class MlflowPredictor:
     def sample_input(self) -> None:
         """A registry model is checked by its signature; no generated input is needed."""
         return None
+
+    def check_row(self, data: Any) -> None:
+        """``BadInputError`` for one row that ``predict`` would refuse alone (before it joins a batch)."""
+        if self.direct is not None:
+            self.direct.check_row(data)
+        elif self.columns or not is_records(data):
+            check_one(data, self.columns, checked=self.numeric)
 
     def predict(self, data: Any) -> list:
         if self.direct is not None:

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from online_server.models import BadInputError, ModelLoadError
-from online_server.models.tabular import as_matrix, as_rows, is_records, to_json
+from online_server.models.tabular import as_matrix, as_rows, check_one, is_records, to_json
 
 
 class SklearnPredictor:
@@ -54,15 +54,25 @@ class SklearnPredictor:
             "add smoke_input.json (one input it must answer) to the model zip"
         )
 
+    def _no_names(self) -> BadInputError:
+        return BadInputError(
+            f"this model was fitted without feature names: send each row as a list of {self.n_features} numbers"
+        )
+
+    def check_row(self, data: Any) -> None:
+        """``BadInputError`` for one row that ``predict`` would refuse alone (before it joins a batch)."""
+        if isinstance(data, dict) and self.columns is None:
+            raise self._no_names()
+        check_one(data, self.columns, self.n_features if isinstance(self.n_features, int) else None)
+
     def predict(self, data: Any) -> list:
         records = is_records(data)
         if records and self.columns is None:
-            raise BadInputError(
-                f"this model was fitted without feature names: send each row as a list of {self.n_features} numbers"
-            )
+            raise self._no_names()
+        width = self.n_features if isinstance(self.n_features, int) else None
         if self.shortcut is not None and not records:
-            return to_json(self.shortcut(as_matrix(data, self.columns, self.n_features)))
-        rows = as_rows(data, self.columns)
+            return to_json(self.shortcut(as_matrix(data, self.columns, width)))
+        rows = as_rows(data, self.columns, width=width)
         try:
             return to_json(self.estimator.predict(rows))
         except ValueError as exc:

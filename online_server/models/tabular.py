@@ -80,7 +80,24 @@ def as_matrix(data: Any, columns: list[str] | None = None, width: int | None = N
     return array
 
 
-def as_rows(data: Any, columns: list[str] | None = None, checked: list[str] | None = None):
+def check_one(data: Any, columns: list[str] | None, width: int | None = None, checked: list[str] | None = None) -> None:
+    """One row (a list of values or an object) checked as ``as_rows`` checks it, with the same messages.
+
+    Adaptive batching predicts the rows of several requests in one call; a row that alone
+    would be refused (a missing feature, a wrong width) could otherwise be predicted inside
+    a batch -- a DataFrame of objects fills a missing feature with NaN, which a gradient-boosted
+    model accepts. Each row is checked alone before it joins a batch.
+    """
+    if isinstance(data, dict):
+        check_records([data], columns if checked is None else checked)
+        missing = [c for c in columns or [] if c not in data]
+        if missing:
+            raise BadInputError(f"missing feature(s) {missing}; expected {columns}")
+        return
+    as_matrix(data, columns, width)
+
+
+def as_rows(data: Any, columns: list[str] | None = None, checked: list[str] | None = None, width: int | None = None):
     """Rows for a model's predict: a DataFrame for objects or a model that knows its column names, else an array.
 
     In objects, the values of ``checked`` (default: every column) must be finite numbers;
@@ -98,7 +115,7 @@ def as_rows(data: Any, columns: list[str] | None = None, checked: list[str] | No
                 raise BadInputError(f"missing feature(s) {missing}; expected {columns}")
             frame = frame[columns]
         return frame
-    array = as_matrix(data, columns)
+    array = as_matrix(data, columns, width)
     return pd.DataFrame(array, columns=columns) if columns else array
 
 

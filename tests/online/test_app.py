@@ -326,3 +326,67 @@ def test_a_version_outside_ascii_is_percent_encoded_in_the_header():
 
     headers = dict(response_headers("모델/2"))
     assert headers["X-Model-Version"] == "%EB%AA%A8%EB%8D%B8/2" and headers["X-Model-Version"].isascii()
+
+
+def test_a_duplicate_key_is_a_400_naming_it(tmp_path, storage_root):
+    client = make_client(tmp_path, storage_root)
+    client.post("/model_download")
+    for body in (b'{"test": [1.0], "test": [2.0]}', b'{"test": {"bmi": 1.0, "bmi": 2.0}}'):
+        answer = client.post("/result", data=body, content_type="application/json")
+        assert answer.status_code == 400 and answer.get_json()["error_code"] == "BAD_REQUEST"
+        assert "appears more than once" in answer.get_json()["message"]
+    assert "'bmi'" in answer.get_json()["message"]
+
+
+class InterruptingEstimator:
+    """An estimator whose predict raises what ``except Exception`` does not catch."""
+
+    n_features_in_ = 10
+
+    def predict(self, rows):
+        raise KeyboardInterrupt
+
+
+def test_a_base_exception_from_an_estimator_is_a_json_500(tmp_path):
+    (tmp_path / "storage" / MODEL / "model").mkdir(parents=True)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zipped:
+        zipped.writestr(f"{MODEL}.pkl", pickle.dumps(InterruptingEstimator()))
+    (tmp_path / "storage" / MODEL / "model" / "20261120.zip").write_bytes(buffer.getvalue())
+    client = make_client(tmp_path, tmp_path / "storage")
+    from online_server.models.sklearn import SklearnPredictor
+
+    state = client.application.extensions["somlier_state"]
+    from online_server.swap import Current
+
+    state.install(Current(None, None, "1"), SklearnPredictor(InterruptingEstimator(), "1"))
+    answer = client.post("/result", json={"test": ROW})
+    assert answer.status_code == 500 and answer.get_json()["error_code"] == "INTERNAL_ERROR"
+
+
+def test_metrics_show_only_the_version_served_now(tmp_path, storage_root, zips):
+    client = make_client(tmp_path, storage_root)
+    for day in range(20, 26):
+        (storage_root / MODEL / "model" / f"202611{day}.zip").write_bytes(zips["20261120"])
+        assert client.post("/model_download").get_json()["version"] == f"202611{day}"
+    lines = [line for line in client.get("/metrics").get_data(as_text=True).splitlines()
+             if line.startswith("somlier_model_version_info{")]
+    assert lines == ['somlier_model_version_info{version="20261125"} 1.0']
+
+
+def test_an_install_waits_for_a_load_in_progress_so_the_gauge_names_what_is_served(tmp_path, storage_root):
+    import threading
+
+    from online_server.swap import Current
+
+    client = make_client(tmp_path, storage_root)
+    client.post("/model_download")
+    state = client.application.extensions["somlier_state"]
+    predictor = state.predictor
+    installed = threading.Event()
+    with state._lock:  # as the pointer follower holds it while it loads
+        thread = threading.Thread(target=lambda: (state.install(Current(None, None, "x"), predictor), installed.set()))
+        thread.start()
+        assert not installed.wait(0.3)
+    assert installed.wait(10)
+    thread.join(10)

@@ -124,3 +124,68 @@ def test_a_bad_row_in_a_batch_gets_its_own_error_and_the_others_their_answers(tm
     assert [a.status_code for a in answers] == [200, 400, 200]
     assert "10 values" in answers[1].get_json()["message"]
 
+
+
+def test_a_batch_stuck_in_predict_does_not_hold_the_next_one_back():
+    release = threading.Event()
+    batches: list[list] = []
+
+    def compute(rows):
+        batches.append(list(rows))
+        if "stuck" in rows:
+            release.wait(WAIT_FOREVER)
+        return "predictor-1", [[row] for row in rows]
+
+    gathering = Gathering(overlap_after=0.2)
+    stuck, = gathering.arrive()
+    thread = threading.Thread(target=stuck.predict, args=("stuck", compute, 32, 0.001), daemon=True)
+    thread.start()
+    for _ in range(1000):
+        if batches:
+            break
+        threading.Event().wait(0.01)
+    later = gathering.arrive(2)
+    results = run_concurrently([lambda t=t, i=i: t.predict(f"row{i}", compute, max_batch=32, max_wait=0.001)
+                                for i, t in enumerate(later)])
+    assert results == [("predictor-1", ["row0"]), ("predictor-1", ["row1"])]
+    release.set()
+    thread.join(WAIT_FOREVER)
+
+
+@pytest.fixture
+def frame_model_client(tmp_path):
+    """A HistGradientBoostingRegressor fitted on a DataFrame: it would predict a missing feature as NaN."""
+    import io
+    import pickle
+    import zipfile
+
+    from sklearn.datasets import load_diabetes
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    from tests.online.conftest import MODEL
+
+    frame, target = load_diabetes(return_X_y=True, as_frame=True)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zipped:
+        zipped.writestr(f"{MODEL}.pkl", pickle.dumps(HistGradientBoostingRegressor(max_iter=10).fit(frame, target)))
+    (tmp_path / "storage" / MODEL / "model").mkdir(parents=True)
+    (tmp_path / "storage" / MODEL / "model" / "20261120.zip").write_bytes(buffer.getvalue())
+    client = make_client(tmp_path, tmp_path / "storage", max_batch_wait_ms=WAIT_FOREVER * 1000)
+    assert client.post("/model_download").status_code == 200
+    return client, frame.iloc[0].to_dict()
+
+
+@pytest.mark.parametrize("bad", ["missing bmi", "unknown feature only"])
+def test_a_record_refused_alone_is_refused_the_same_way_in_a_batch(frame_model_client, bad):
+    client, record = frame_model_client
+    row = {k: v for k, v in record.items() if k != "bmi"} if bad == "missing bmi" else {"nope": 1.0}
+    alone = client.post("/result", json={"test": row})
+    tickets = client.application.wsgi_app.gathering.arrive(4)
+    bodies = [{"test": record}, {"test": row}, {"test": record}, {"test": record}]
+    answers = run_concurrently([
+        lambda body=body, ticket=ticket: client.post("/result", json=body, environ_overrides={TICKET: ticket})
+        for body, ticket in zip(bodies, tickets)
+    ])
+    assert alone.status_code == 400 and "missing feature(s)" in alone.get_json()["message"]
+    assert [a.status_code for a in answers] == [200, 400, 200, 200]
+    assert answers[1].get_json() == alone.get_json()

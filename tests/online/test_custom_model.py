@@ -85,3 +85,33 @@ def test_an_answer_that_is_not_json_is_a_named_500(tmp_path):
     client.post("/model_download")
     answer = client.post("/result", json={"test": 1})
     assert answer.status_code == 500 and "not JSON" in answer.get_json()["message"]
+
+
+def test_keyboard_interrupt_while_predicting_is_a_json_500_and_the_server_keeps_serving(tmp_path):
+    client, _ = make_client(tmp_path, "def answer(data):\n    if data == 'stop':\n        raise KeyboardInterrupt\n    return [1]\n")
+    client.post("/src_download")
+    client.post("/model_download")
+    answer = client.post("/result", json={"test": "stop"})
+    assert answer.status_code == 500 and answer.get_json()["error_code"] == "MODEL_FAILED"
+    assert "KeyboardInterrupt" in answer.get_json()["message"]
+    assert client.post("/result", json={"test": 1}).get_json()["result"] == [1]
+
+
+def test_a_model_message_reaches_the_client_as_one_bounded_line_without_paths(tmp_path, caplog):
+    helper = (
+        "import traceback\n"
+        "def answer(data):\n"
+        "    try:\n"
+        "        open('/srv/secret/models/weights.bin')\n"
+        "    except OSError:\n"
+        "        raise RuntimeError(traceback.format_exc() + 'x' * 5000)\n"
+    )
+    client, _ = make_client(tmp_path, helper)
+    client.post("/src_download")
+    client.post("/model_download")
+    answer = client.post("/result", json={"test": 1})
+    message = answer.get_json()["message"]
+    assert answer.status_code == 500 and answer.get_json()["error_code"] == "MODEL_FAILED"
+    assert len(message) <= 300 and "\n" not in message
+    assert "/srv/secret" not in message and str(tmp_path) not in message and "Traceback" not in message
+    assert "/srv/secret/models/weights.bin" in caplog.text  # the log keeps it whole
