@@ -165,6 +165,7 @@ class MLOpsShardScoreOperator(MLOpsOfflineOperator):
             "rows": loaded,
             "staging": str(staging),
             "schema": [[field.name, field.field_type] for field in staged.schema],
+            "profile": staged.profile.to_dict() if staged.profile is not None else None,  # merged by the commit
         }
 
 
@@ -225,15 +226,29 @@ class MLOpsShardCommitOperator(MLOpsOfflineOperator):
             self._check_already_committed(hook, destination, gone, constants, total)
             self.log.info("The day was already committed from this plan; nothing to write")
             job_id = None
+            quality = None
         else:
-            job_id = self._commit(hook, destination, schema, day, staged, stagings, plan["digest"], constants)
+            from airflow_provider_somlier.errors import QualityCheckError
+            from airflow_provider_somlier.quality.day_gate import judge_shards, quality_summary
+
+            try:
+                gate, profile, verdict = judge_shards(self, hook, destination, day, [r.get("profile") for r in staged],
+                                                      plan["model_run_id"], self.log)
+            except QualityCheckError:
+                hook.drop_tables(stagings)  # refused: the day keeps its old rows, the shards' rows go
+                raise
+            also = gate.statements(hook, day, profile, verdict, constants) if gate is not None else []
+            job_id = self._commit(hook, destination, schema, day, staged, stagings, plan["digest"], constants, also)
+            quality = quality_summary(profile, verdict, gate.baseline) if gate is not None else None
         summary = self._summary(plan, destination, total, job_id=job_id, started=started)
+        if quality is not None:
+            summary["quality"] = quality
         self.log.info("SoMLier sharded summary: %s", summary)
         emit_predictions_event(context, self.outlets, summary)  # the day is written: the commit alone says so
         return summary
 
     def _commit(self, hook: Any, destination: Any, schema: list, day: dt.date, staged: list[dict[str, Any]],
-                stagings: list, digest: str, constants: dict[str, Any]) -> str:
+                stagings: list, digest: str, constants: dict[str, Any], also: Sequence[str] = ()) -> str:
         """Check the staging tables against their shards, replace the day from them, drop them."""
         from airflow_provider_somlier.output import TARGET_DATE_COLUMN, check_destination
 
@@ -251,7 +266,7 @@ class MLOpsShardCommitOperator(MLOpsOfflineOperator):
         else:
             check_destination(existing.schema, schema, str(destination))
         hook.sweep_stale_staging(destination)
-        job_id = hook.commit_staged(destination, schema, TARGET_DATE_COLUMN, day, stagings, digest, constants)
+        job_id = hook.commit_staged(destination, schema, TARGET_DATE_COLUMN, day, stagings, digest, constants, also=also)
         try:
             hook.drop_tables(stagings)
         except Exception as exc:  # noqa: BLE001 - the day is committed; a later run sweeps them
