@@ -24,6 +24,8 @@ from typing import Any
 BIGQUERY_NAMESPACE = "bigquery"  # the Google provider's namespace for BigQuery tables
 MODEL_FACET_NAME = "somlier_model"
 MODEL_FACET_SCHEMA = "https://pypi.org/project/airflow-provider-somlier/#somlier-model-run-facet"
+QUALITY_FACET_NAME = "somlier_quality"
+QUALITY_FACET_SCHEMA = "https://pypi.org/project/airflow-provider-somlier/#somlier-quality-run-facet"
 
 
 @dataclass(frozen=True)
@@ -39,6 +41,7 @@ class RunLineage:
     model_run_id: str
     gcp_conn_id: str
     location: str | None = None
+    quality: Mapping[str, Any] | None = None  # the day's quality summary (quality/day_gate.py)
 
     @property
     def model_uri(self) -> str:
@@ -57,6 +60,7 @@ def run_lineage(summary: Mapping[str, Any], plan: Any, gcp_conn_id: str, locatio
         model_run_id=summary["model_run_id"],
         gcp_conn_id=gcp_conn_id,
         location=location,
+        quality=summary.get("quality"),
     )
 
 
@@ -166,5 +170,39 @@ def operator_lineage(run: RunLineage | None) -> Any:
                 },
             )
         ],
-        run_facets={MODEL_FACET_NAME: model_facet(run)},
+        run_facets={MODEL_FACET_NAME: model_facet(run), **quality_facets(run)},
     )
+
+
+@functools.cache
+def _quality_facet_class() -> type:
+    import attr
+    from openlineage.client.facet_v2 import RunFacet
+
+    @attr.define
+    class SomlierQualityRunFacet(RunFacet):
+        """The scored day's profile summary and its quality checks' verdict."""
+
+        rows: int
+        nulls: dict
+        verdict: str
+        failures: list
+        skipped: dict
+        baseline: str | None
+
+        @staticmethod
+        def _get_schema() -> str:
+            return QUALITY_FACET_SCHEMA
+
+    return SomlierQualityRunFacet
+
+
+def quality_facets(run: RunLineage) -> dict[str, Any]:
+    """The ``somlier_quality`` run facet, when the run profiled its day."""
+    quality = run.quality
+    if not quality or "verdict" not in quality:
+        return {}
+    return {QUALITY_FACET_NAME: _quality_facet_class()(
+        rows=quality["rows"], nulls=dict(quality["nulls"]), verdict=quality["verdict"],
+        failures=list(quality["failures"]), skipped=dict(quality["skipped"]), baseline=quality["baseline"],
+    )}
