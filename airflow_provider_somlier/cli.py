@@ -7,6 +7,7 @@ Errors go to stderr. The GitHub token is read, used and never printed.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import sys
 from collections.abc import Callable
@@ -171,6 +172,10 @@ def offline() -> None:
 @click.option("--dataset_load_by_kst", default="True", show_default=True, help="Take the run's date in KST (else UTC).")
 @click.option("--passthrough_columns", default="", help="Comma-separated id columns copied to the output.")
 @click.option("--shards", default=None, help="Score each day in up to N parallel tasks (plan, N mapped shards, one commit).")
+@click.option("--quality_checks", default=None,
+              help='Quality gate thresholds as JSON, e.g. \'{"max_psi": 0.2, "prediction_range": [0, 1]}\'.')
+@click.option("--baseline", default=None, help="Drift baseline: previous_days:N (default 7), training or none.")
+@click.option("--on_quality_failure", default=None, help="fail (default: the day keeps its old rows) or warn.")
 @publishing_options
 def create_v2(
     model_ref: str,
@@ -185,6 +190,9 @@ def create_v2(
     dataset_load_by_kst: str,
     passthrough_columns: str,
     shards: str | None,
+    quality_checks: str | None,
+    baseline: str | None,
+    on_quality_failure: str | None,
     dry_run: bool,
     check_airflow: bool,
     local_repo: str | None,
@@ -214,6 +222,9 @@ def create_v2(
             dataset_load_by_kst=dataset_load_by_kst,
             passthrough_columns=[c.strip() for c in passthrough_columns.split(",") if c.strip()],
             shards=shards,
+            quality_checks=quality_checks,
+            baseline=baseline,
+            on_quality_failure=on_quality_failure,
         )
         # The header shows the canonical command for these inputs (token as '-'), not argv.
         command = [
@@ -224,6 +235,10 @@ def create_v2(
             "--dataset_load_by_kst", str(spec.dataset_load_by_kst),
             *(["--passthrough_columns", ",".join(spec.passthrough_columns)] if spec.passthrough_columns else []),
             *(["--shards", str(spec.shards)] if spec.shards else []),
+            *(["--quality_checks", json.dumps(spec.quality_checks, sort_keys=True)]
+              if spec.quality_checks is not None else []),
+            *(["--baseline", spec.baseline] if spec.baseline else []),
+            *(["--on_quality_failure", spec.on_quality_failure] if spec.on_quality_failure else []),
         ]
         source = render_offline(spec, command)
         description = "\n".join(
@@ -235,6 +250,10 @@ def create_v2(
                 ("dataset_load_window", spec.dataset_load_window), ("dataset_load_by_kst", spec.dataset_load_by_kst),
                 ("passthrough_columns", ", ".join(spec.passthrough_columns) or "none"),
                 *([("shards", spec.shards)] if spec.shards else []),
+                *([("quality_checks", json.dumps(spec.quality_checks, sort_keys=True))]
+                  if spec.quality_checks is not None else []),
+                *([("baseline", spec.baseline)] if spec.baseline else []),
+                *([("on_quality_failure", spec.on_quality_failure)] if spec.on_quality_failure else []),
             )
         )
         _deliver(
