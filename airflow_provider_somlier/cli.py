@@ -452,10 +452,12 @@ def search(project_name: str, standard_metric: str, order_by: str, output: str, 
 @click.option("--order_by", default="ASC", show_default=True, help="ASC: lower is better; DESC: higher is better.")
 @click.option("--alias", help="Move this alias (e.g. champion) to the new version when it beats the best one.")
 @click.option("--artifact_path", default="model", show_default=True, help="Name of the run's logged model.")
+@click.option("--training_data", help="A Parquet or CSV file of the training frame: its profile is logged with the run "
+              "as the baseline of baseline='training'.")
 @_tracking_option
 def register(
     run_id: str, model_name: str, standard_metric: str, order_by: str, alias: str | None, artifact_path: str,
-    tracking_uri: str | None,
+    training_data: str | None, tracking_uri: str | None,
 ) -> None:
     """Register the model RUN_ID logged under MODEL_NAME; print {model_version, is_newer_version, message}.
 
@@ -468,10 +470,22 @@ def register(
 
         from airflow_provider_somlier.lifecycle.registry import register_run
 
+        client = _mlflow_client(tracking_uri)
+        frame = None
+        if training_data:  # read before registering: a bad file registers nothing
+            from airflow_provider_somlier.quality.training import read_training_file
+
+            frame = read_training_file(training_data)
         answer = register_run(
-            _mlflow_client(tracking_uri), run_id, model_name, metric=standard_metric, order_by=order_by,
+            client, run_id, model_name, metric=standard_metric, order_by=order_by,
             artifact_path=artifact_path, alias=alias,
         )
+        if frame is not None:
+            from airflow_provider_somlier.quality.day_gate import TRAINING_PROFILE_PATH
+            from airflow_provider_somlier.quality.training import training_profile
+
+            client.log_dict(run_id, training_profile(frame).to_dict(), TRAINING_PROFILE_PATH)
+            answer["training_profile"] = f"runs:/{run_id}/{TRAINING_PROFILE_PATH}"
         click.echo(json.dumps(answer))
 
     _run(_registry_errors(action))

@@ -63,3 +63,26 @@ def log_training_profile(frame: Any, *, predictions: Any = None, run_id: str | N
 
         MlflowClient(tracking_uri=tracking_uri).log_dict(run_id, data, TRAINING_PROFILE_PATH)
     return data
+
+
+def read_training_file(path: str) -> Any:
+    """A training frame from a Parquet or CSV file, as an Arrow table (``somlier register --training_data``)."""
+    from pathlib import Path
+
+    from airflow_provider_somlier.errors import InvalidArgumentError
+
+    suffix = Path(path).suffix.lower()
+    if suffix not in (".parquet", ".pq", ".csv"):
+        raise InvalidArgumentError(f"--training_data {path!r} must be a .parquet or .csv file")
+    if not Path(path).is_file():
+        raise InvalidArgumentError(f"--training_data {path!r} does not exist")
+    try:
+        if suffix == ".csv":
+            import pyarrow.csv
+
+            return pyarrow.csv.read_csv(path)
+        import pyarrow.parquet
+
+        return pyarrow.parquet.read_table(path)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
+        raise InvalidArgumentError(f"--training_data {path!r} could not be read: {exc}") from None
