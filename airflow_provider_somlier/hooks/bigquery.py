@@ -396,16 +396,11 @@ class SomlierBigQueryHook(BigQueryHook):
         """Every row of the latest ``days`` dates before ``before`` that ``table`` holds (a baseline)."""
         from airflow_provider_somlier.bq_sql import literal
 
-        dates = self._query_rows(
-            f"latest days of {table}",
-            f"SELECT DISTINCT `{date_column}` AS d FROM {table.sql} WHERE `{date_column}` < {literal(before, 'DATE')} "
-            f"ORDER BY d DESC LIMIT {int(days)}",
-        )
-        if not dates:
-            return []
-        listed = ", ".join(literal(row["d"], "DATE") for row in dates)
+        before_day = literal(before, "DATE")
         rows = self._query_rows(
-            f"rows of the latest days of {table}", f"SELECT * FROM {table.sql} WHERE `{date_column}` IN ({listed})"
+            f"rows of the latest days of {table}",
+            f"SELECT * FROM {table.sql} WHERE `{date_column}` IN (SELECT DISTINCT `{date_column}` FROM {table.sql} "
+            f"WHERE `{date_column}` < {before_day} ORDER BY `{date_column}` DESC LIMIT {int(days)})",
         )
         return [dict(row.items()) for row in rows]
 

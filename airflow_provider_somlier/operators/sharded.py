@@ -119,6 +119,7 @@ class MLOpsShardScoreOperator(MLOpsOfflineOperator):
     """
 
     template_fields: Sequence[str] = (*MLOpsOfflineOperator.template_fields, "plan")
+    loads_quality_baseline = False  # a shard only profiles its rows; the plan and the commit read the baseline
 
     def __init__(self, *, plan: Any, shard: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_somlier.quality.profile import FEATURE, PREDICTION, DayProfile
@@ -47,15 +46,35 @@ class ScoringProfiler:
         return self.profile if self.profile is not None else DayProfile()
 
 
-@dataclass
 class DayGate:
-    """A run's quality settings, its baseline (None before there is one) and where profiles are kept."""
+    """A run's quality settings, its baseline (None before there is one) and where profiles are kept.
 
-    settings: QualitySettings
-    baseline: Baseline | None
-    table: TableRef
-    table_exists: bool
-    log: logging.Logger
+    A baseline of earlier days is read on a thread while the day is scored (its query would
+    otherwise add its round trip to every run); :attr:`baseline` waits for it, and an error
+    reading it is raised there, before the commit. A training baseline is read at once, so
+    a profile of another model's columns is refused before a row is read.
+    """
+
+    def __init__(self, settings: QualitySettings, baseline: Baseline | None, table: TableRef, table_exists: bool,
+                 log: logging.Logger, pending: Any = None) -> None:
+        self.settings = settings
+        self._baseline = baseline
+        self._pending = pending  # a concurrent.futures.Future of the baseline, or None
+        self.table = table
+        self.table_exists = table_exists
+        self.log = log
+
+    @property
+    def baseline(self) -> Baseline | None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            self._baseline = pending.result()
+            if self._baseline is None and self.settings.baseline != "none":
+                self.log.info("No baseline yet for %s (%s): this day's profile is written and drift checks are "
+                              "skipped", self.table, self.settings.baseline)
+            elif self._baseline is not None:
+                self.log.info("Quality baseline: %s", self._baseline.source)
+        return self._baseline
 
     def judge(self, profile: DayProfile) -> Verdict:
         """The verdict on ``profile``; raises :class:`QualityCheckError` when it fails and ``fail`` is asked for."""
@@ -122,13 +141,31 @@ def prepare_gate(
     settings.check_columns(features, where="the model's feature list")
     table = profile_table_ref(destination)
     exists = hook.get_table_or_none(table) is not None
-    baseline = load_baseline(settings, hook, table, exists, day, features, operator.mlflow_conn_id, model_run_id)
-    if baseline is None and settings.baseline != "none":
-        log.info("No baseline yet for %s (%s): this day's profile is written and drift checks are skipped",
-                 destination, settings.baseline)
-    elif baseline is not None:
-        log.info("Quality baseline: %s", baseline.source)
-    return DayGate(settings=settings, baseline=baseline, table=table, table_exists=exists, log=log)
+    if not getattr(operator, "loads_quality_baseline", True):
+        return DayGate(settings=settings, baseline=None, table=table, table_exists=exists, log=log)
+    def load() -> Baseline | None:
+        return load_baseline(settings, hook, table, exists, day, features, operator.mlflow_conn_id, model_run_id)
+
+    if settings.baseline_days is not None and exists:
+        import concurrent.futures
+
+        pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="somlier-baseline")
+        pending = pool.submit(load)
+        pool.shutdown(wait=False)
+        return DayGate(settings=settings, baseline=None, table=table, table_exists=exists, log=log, pending=pending)
+    gate = DayGate(settings=settings, baseline=None, table=table, table_exists=exists, log=log, pending=_Done(load()))
+    gate.baseline  # logs what it found
+    return gate
+
+
+class _Done:
+    """A finished future (the baseline read at once)."""
+
+    def __init__(self, value: Any) -> None:
+        self.value = value
+
+    def result(self) -> Any:
+        return self.value
 
 
 def load_baseline(
