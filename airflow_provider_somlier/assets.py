@@ -49,6 +49,8 @@ def emit_predictions_event(context: Context, outlets: Iterable[Any], summary: Ma
         return None
     asset = table_asset(*summary["destination"].split("."))
     extra = {key: summary[key] for key in EXTRA_KEYS}
+    if summary.get("quality") is not None:  # rows, NULLs per column, the checks' verdict and failures
+        extra["quality"] = summary["quality"]
     emitted = False
     for outlet in outlets:
         if isinstance(outlet, AssetAlias) and outlet.name.startswith(ALIAS_PREFIX):

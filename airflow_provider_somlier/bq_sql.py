@@ -35,7 +35,7 @@ def string_literal(value: str, *, field: str = "value") -> str:
 
 
 def literal(value: Any, bq_type: str, *, field: str = "value") -> str:
-    """A literal of ``bq_type`` (STRING, INT64, DATE, TIMESTAMP) for ``value``; NULL for None."""
+    """A literal of ``bq_type`` (STRING, INT64, FLOAT64, DATE, TIMESTAMP) for ``value``; NULL for None."""
     kind = normalize_bq_type(bq_type)
     if value is None:
         return f"CAST(NULL AS {kind})"
@@ -43,6 +43,11 @@ def literal(value: Any, bq_type: str, *, field: str = "value") -> str:
         return string_literal(value, field=field)
     if kind == "INT64" and isinstance(value, int) and not isinstance(value, bool):
         return str(value)
+    if kind == "FLOAT64" and isinstance(value, (int, float)) and not isinstance(value, bool):
+        number = float(value)
+        if number != number or number in (float("inf"), float("-inf")):
+            return f"CAST('{number}' AS FLOAT64)"
+        return repr(number)
     if kind == "DATE" and isinstance(value, dt.date) and not isinstance(value, dt.datetime):
         return f"DATE '{value.isoformat()}'"
     if kind == "TIMESTAMP" and isinstance(value, dt.datetime) and value.tzinfo is not None:

@@ -7,6 +7,7 @@ Errors go to stderr. The GitHub token is read, used and never printed.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import sys
 from collections.abc import Callable
@@ -171,6 +172,10 @@ def offline() -> None:
 @click.option("--dataset_load_by_kst", default="True", show_default=True, help="Take the run's date in KST (else UTC).")
 @click.option("--passthrough_columns", default="", help="Comma-separated id columns copied to the output.")
 @click.option("--shards", default=None, help="Score each day in up to N parallel tasks (plan, N mapped shards, one commit).")
+@click.option("--quality_checks", default=None,
+              help='Quality gate thresholds as JSON, e.g. \'{"max_psi": 0.2, "prediction_range": [0, 1]}\'.')
+@click.option("--baseline", default=None, help="Drift baseline: previous_days:N (default 7), training or none.")
+@click.option("--on_quality_failure", default=None, help="fail (default: the day keeps its old rows) or warn.")
 @publishing_options
 def create_v2(
     model_ref: str,
@@ -185,6 +190,9 @@ def create_v2(
     dataset_load_by_kst: str,
     passthrough_columns: str,
     shards: str | None,
+    quality_checks: str | None,
+    baseline: str | None,
+    on_quality_failure: str | None,
     dry_run: bool,
     check_airflow: bool,
     local_repo: str | None,
@@ -214,6 +222,9 @@ def create_v2(
             dataset_load_by_kst=dataset_load_by_kst,
             passthrough_columns=[c.strip() for c in passthrough_columns.split(",") if c.strip()],
             shards=shards,
+            quality_checks=quality_checks,
+            baseline=baseline,
+            on_quality_failure=on_quality_failure,
         )
         # The header shows the canonical command for these inputs (token as '-'), not argv.
         command = [
@@ -224,6 +235,10 @@ def create_v2(
             "--dataset_load_by_kst", str(spec.dataset_load_by_kst),
             *(["--passthrough_columns", ",".join(spec.passthrough_columns)] if spec.passthrough_columns else []),
             *(["--shards", str(spec.shards)] if spec.shards else []),
+            *(["--quality_checks", json.dumps(spec.quality_checks, sort_keys=True)]
+              if spec.quality_checks is not None else []),
+            *(["--baseline", spec.baseline] if spec.baseline else []),
+            *(["--on_quality_failure", spec.on_quality_failure] if spec.on_quality_failure else []),
         ]
         source = render_offline(spec, command)
         description = "\n".join(
@@ -235,6 +250,10 @@ def create_v2(
                 ("dataset_load_window", spec.dataset_load_window), ("dataset_load_by_kst", spec.dataset_load_by_kst),
                 ("passthrough_columns", ", ".join(spec.passthrough_columns) or "none"),
                 *([("shards", spec.shards)] if spec.shards else []),
+                *([("quality_checks", json.dumps(spec.quality_checks, sort_keys=True))]
+                  if spec.quality_checks is not None else []),
+                *([("baseline", spec.baseline)] if spec.baseline else []),
+                *([("on_quality_failure", spec.on_quality_failure)] if spec.on_quality_failure else []),
             )
         )
         _deliver(
@@ -435,10 +454,12 @@ def search(project_name: str, standard_metric: str, order_by: str, output: str, 
 @click.option("--order_by", default="ASC", show_default=True, help="ASC: lower is better; DESC: higher is better.")
 @click.option("--alias", help="Move this alias (e.g. champion) to the new version when it beats the best one.")
 @click.option("--artifact_path", default="model", show_default=True, help="Name of the run's logged model.")
+@click.option("--training_data", help="A Parquet or CSV file of the training frame: its profile is logged with the run "
+              "as the baseline of baseline='training'.")
 @_tracking_option
 def register(
     run_id: str, model_name: str, standard_metric: str, order_by: str, alias: str | None, artifact_path: str,
-    tracking_uri: str | None,
+    training_data: str | None, tracking_uri: str | None,
 ) -> None:
     """Register the model RUN_ID logged under MODEL_NAME; print {model_version, is_newer_version, message}.
 
@@ -452,11 +473,23 @@ def register(
         from airflow_provider_somlier.answer_stdout import work_output_to_stderr
         from airflow_provider_somlier.lifecycle.registry import register_run
 
+        client = _mlflow_client(tracking_uri)
+        frame = None
+        if training_data:  # read before registering: a bad file registers nothing
+            from airflow_provider_somlier.quality.training import read_training_file
+
+            frame = read_training_file(training_data)
         with work_output_to_stderr():
             answer = register_run(
-                _mlflow_client(tracking_uri), run_id, model_name, metric=standard_metric, order_by=order_by,
+                client, run_id, model_name, metric=standard_metric, order_by=order_by,
                 artifact_path=artifact_path, alias=alias,
             )
+            if frame is not None:
+                from airflow_provider_somlier.quality.day_gate import TRAINING_PROFILE_PATH
+                from airflow_provider_somlier.quality.training import training_profile
+
+                client.log_dict(run_id, training_profile(frame).to_dict(), TRAINING_PROFILE_PATH)
+                answer["training_profile"] = f"runs:/{run_id}/{TRAINING_PROFILE_PATH}"
         click.echo(json.dumps(answer))
 
     _run(_registry_errors(action))

@@ -98,3 +98,22 @@ class ReadSessionExpiredError(ShardedRunError):
 
 class ShardCountMismatchError(ShardedRunError):
     """The shards staged a different number of rows than the plan counted in the source."""
+
+
+class ProfileMismatchError(SomlierInputError):
+    """Two profiles that should describe the same columns do not (another model's, or another table's)."""
+
+
+class QualitySettingError(InvalidArgumentError):
+    """A ``quality_checks``, ``baseline`` or ``on_quality_failure`` setting is not one SoMLier knows."""
+
+
+class QualityCheckError(SomlierInputError):
+    """The day failed its quality checks (``on_quality_failure='fail'``): its old rows were kept.
+
+    ``failures`` holds every failed check with its column, figure and threshold.
+    """
+
+    def __init__(self, message: str, failures: list | None = None) -> None:
+        super().__init__(message)
+        self.failures = list(failures or [])

@@ -23,10 +23,13 @@ from typing import Any
 
 BIGQUERY_NAMESPACE = "bigquery"  # the Google provider's namespace for BigQuery tables
 MODEL_FACET_NAME = "somlier_model"
-# The facet's JSON schema ships in the package (schemas/SomlierModelRunFacet.json); events
-# name it by its address in the project's repository at the installed version, as the
-# OpenLineage spec asks of a custom facet's ``_schemaURL``.
-MODEL_FACET_SCHEMA_FILE = "airflow_provider_somlier/schemas/SomlierModelRunFacet.json"
+QUALITY_FACET_NAME = "somlier_quality"
+# The facets' JSON schemas ship in the package (schemas/<Facet>.json); events name each by
+# its address in the project's repository at the installed version, as the OpenLineage
+# spec asks of a custom facet's ``_schemaURL``.
+SCHEMAS_FOLDER = "airflow_provider_somlier/schemas"
+MODEL_FACET_SCHEMA_FILE = f"{SCHEMAS_FOLDER}/SomlierModelRunFacet.json"
+QUALITY_FACET_SCHEMA_FILE = f"{SCHEMAS_FOLDER}/SomlierQualityRunFacet.json"
 REPOSITORY_RAW = "https://raw.githubusercontent.com/somlier/airflow-provider-somlier"
 
 
@@ -43,6 +46,7 @@ class RunLineage:
     model_run_id: str
     gcp_conn_id: str
     location: str | None = None
+    quality: Mapping[str, Any] | None = None  # the day's quality summary (quality/day_gate.py)
 
     @property
     def model_uri(self) -> str:
@@ -67,6 +71,7 @@ def run_lineage(
         model_run_id=summary["model_run_id"],
         gcp_conn_id=gcp_conn_id,
         location=location,
+        quality=summary.get("quality"),
     )
 
 
@@ -110,21 +115,22 @@ def _model_facet_class() -> type:
 
         @staticmethod
         def _get_schema() -> str:
-            return model_facet_schema_url()
+            return facet_schema_url(MODEL_FACET_SCHEMA_FILE)
 
     return SomlierModelRunFacet
 
 
 @functools.cache
-def model_facet_schema_url() -> str:
-    """Where the ``somlier_model`` facet's schema lives: the shipped file, at this provider's version."""
+def facet_schema_url(schema_file: str) -> str:
+    """Where a SoMLier facet's schema lives: the shipped file, at this provider's version."""
     from importlib.metadata import PackageNotFoundError, version
 
     try:
         tag = f"v{version('airflow-provider-somlier')}"
     except PackageNotFoundError:  # run from a source tree that was never installed
         tag = "main"
-    return f"{REPOSITORY_RAW}/{tag}/{MODEL_FACET_SCHEMA_FILE}#/$defs/SomlierModelRunFacet"
+    name = schema_file.rsplit("/", 1)[-1].removesuffix(".json")
+    return f"{REPOSITORY_RAW}/{tag}/{schema_file}#/$defs/{name}"
 
 
 def model_facet(run: RunLineage) -> Any:
@@ -200,5 +206,39 @@ def operator_lineage(run: RunLineage | None, *, read_schemas: bool = True) -> An
                 },
             )
         ],
-        run_facets=run_facets,
+        run_facets={**run_facets, **quality_facets(run)},
     )
+
+
+@functools.cache
+def _quality_facet_class() -> type:
+    import attr
+    from openlineage.client.facet_v2 import RunFacet
+
+    @attr.define
+    class SomlierQualityRunFacet(RunFacet):
+        """The scored day's profile summary and its quality checks' verdict."""
+
+        rows: int
+        nulls: dict
+        verdict: str
+        failures: list
+        skipped: dict
+        baseline: str | None
+
+        @staticmethod
+        def _get_schema() -> str:
+            return facet_schema_url(QUALITY_FACET_SCHEMA_FILE)
+
+    return SomlierQualityRunFacet
+
+
+def quality_facets(run: RunLineage) -> dict[str, Any]:
+    """The ``somlier_quality`` run facet, when the run profiled its day."""
+    quality = run.quality
+    if not quality or "verdict" not in quality:
+        return {}
+    return {QUALITY_FACET_NAME: _quality_facet_class()(
+        rows=quality["rows"], nulls=dict(quality["nulls"]), verdict=quality["verdict"],
+        failures=list(quality["failures"]), skipped=dict(quality["skipped"]), baseline=quality["baseline"],
+    )}

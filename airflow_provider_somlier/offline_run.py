@@ -43,6 +43,7 @@ class RunPlan:
     constants: dict[str, Any]
     model_seconds: float
     job_id_seed: str
+    gate: Any = None  # quality.day_gate.DayGate, or None when the day is not profiled
 
 
 class OfflineRun:
@@ -63,7 +64,13 @@ class OfflineRun:
         run = self.prepare(context)  # every check that can fail on input; nothing written yet
         with tempfile.TemporaryDirectory(prefix="somlier-") as workdir:
             staged = self.score(run, f"{workdir}/predictions.parquet")
-            result = self.replace(run, staged)
+            verdict = self.judge(run, staged)  # a failing day stops here: nothing staged in BigQuery yet
+            result = self.replace(run, staged, verdict)
+        quality = None
+        if run.gate is not None:
+            from airflow_provider_somlier.quality.day_gate import quality_summary
+
+            quality = quality_summary(staged.profile, verdict, run.gate.baseline)
         summary = day_summary(
             target_date=run.day,
             rows_read=staged.rows_read,
@@ -76,6 +83,7 @@ class OfflineRun:
             job_id=result.job_id,
             started=started,
             model_seconds=round(run.model_seconds, 3),  # registry lookup + model load
+            **({"quality": quality} if quality is not None else {}),
         )
         self.log.info("SoMLier summary: %s", summary)
         self.announce(context, summary, run.plan.features, run.plan.passthrough)
@@ -135,6 +143,9 @@ class OfflineRun:
         existing = bigquery.get_table_or_none(destination)
         if existing is None:
             bigquery.ensure_dataset_exists(destination, role="destination")
+        from airflow_provider_somlier.quality.day_gate import prepare_gate
+
+        gate = prepare_gate(op, bigquery, destination, day, plan.features, resolved.run_id, self.log)
 
         lineage = Lineage(
             model_name=resolved.name,
@@ -155,7 +166,7 @@ class OfflineRun:
         return RunPlan(
             day=day, source=source, destination=destination, existing=existing, rows_of_day=rows_of_day.sql,
             resolved=resolved, model=model, plan=plan, passthrough_types=passthrough_types, lineage=lineage,
-            constants=constants, model_seconds=model_seconds,
+            constants=constants, model_seconds=model_seconds, gate=gate,
             job_id_seed="|".join(
                 map(str, (lineage.airflow_dag_id, op.task_id, lineage.airflow_run_id, destination, day))
             ),
@@ -172,6 +183,11 @@ class OfflineRun:
 
         if batches is None:
             batches = self.bigquery.read_batches(run.source, run.plan.read_columns, run.rows_of_day)
+        profiler = None
+        if run.gate is not None:
+            from airflow_provider_somlier.quality.day_gate import ScoringProfiler
+
+            profiler = ScoringProfiler(run.plan.features)
         return score_to_parquet(
             batches,
             run.model,
@@ -181,10 +197,19 @@ class OfflineRun:
             path,
             on_schema=check_against_destination,
             chunk_rows=self.operator.chunk_rows,
+            profiler=profiler,
         )
 
-    def replace(self, run: RunPlan, staged: StagedPredictions) -> ReplaceResult:
-        """Replace the day in the destination (created on first write) with the staged rows."""
+    def judge(self, run: RunPlan, staged: StagedPredictions) -> Any:
+        """The quality verdict on the scored day (None when not profiled or empty); fails the run by name
+        when a check fails and ``on_quality_failure='fail'``."""
+        if run.gate is None or not staged.rows_read:
+            return None
+        return run.gate.judge(staged.profile)
+
+    def replace(self, run: RunPlan, staged: StagedPredictions, verdict: Any = None) -> ReplaceResult:
+        """Replace the day in the destination (created on first write) with the staged rows, and its
+        profile in the profile table in the same transaction."""
         from airflow_provider_somlier.output import TARGET_DATE_COLUMN
 
         schema = staged.schema
@@ -200,7 +225,16 @@ class OfflineRun:
             staged.path,
             job_id_seed=run.job_id_seed,
             constants=run.constants,
+            also=self.profile_statements(run, staged.profile, verdict),
         )
+
+    def profile_statements(self, run: RunPlan, profile: Any, verdict: Any) -> list[str]:
+        """The profile table's part of the day's transaction (nothing when the day is not profiled)."""
+        if run.gate is None:
+            return []
+        from airflow_provider_somlier.quality.profile import DayProfile
+
+        return run.gate.statements(self.bigquery, run.day, profile or DayProfile(), verdict, run.constants)
 
     def announce(
         self, context: Context, summary: dict[str, Any], features: Sequence[str], passthrough: Sequence[str]

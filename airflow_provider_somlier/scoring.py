@@ -37,6 +37,7 @@ class StagedPredictions:
     path: str
     rows_read: int
     schema: list[bigquery.SchemaField] | None  # None when no row was read
+    profile: Any = None  # the rows' DayProfile (quality/profile.py) when a profiler was given
 
 
 def _chunks(batches: Iterable[pa.RecordBatch], chunk_rows: int) -> Iterable[pa.RecordBatch]:
@@ -55,11 +56,14 @@ def score_to_parquet(
     *,
     on_schema: Callable[[list[bigquery.SchemaField]], None],
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    profiler: Any = None,
 ) -> StagedPredictions:
     """Predict chunk by chunk and append the output rows to a Parquet file at ``path``.
 
     ``on_schema`` is called once, with the output schema, as soon as the first chunk
     has been scored: the caller checks the destination there, before more work is done.
+    ``profiler`` (a ``quality.day_gate.ScoringProfiler``) sees every chunk's features and
+    predictions, so the day's profile costs no second read.
     """
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -92,6 +96,8 @@ def score_to_parquet(
                 # Ids and predictions rarely repeat: trying dictionary encoding on them costs
                 # more than the rest of the write, and no reader skips pages by statistics.
                 writer = pq.ParquetWriter(path, staging_schema, use_dictionary=False, write_statistics=False)
+            if profiler is not None:
+                profiler.add(chunk, predictions)
             columns = {name: chunk.column(name) for name in plan.passthrough}
             columns.update(predictions)
             try:
@@ -104,7 +110,8 @@ def score_to_parquet(
     finally:
         if writer is not None:
             writer.close()
-    return StagedPredictions(path=path, rows_read=rows_read, schema=schema)
+    profile = profiler.result() if profiler is not None else None
+    return StagedPredictions(path=path, rows_read=rows_read, schema=schema, profile=profile)
 
 
 def staged_fields(schema: list[bigquery.SchemaField]) -> list[bigquery.SchemaField]:

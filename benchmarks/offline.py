@@ -3,13 +3,16 @@
 Pipelines, each run in a fresh process (so peak RSS is its own) over one target day:
 
 * ``operator`` -- MLOpsOfflineOperator.execute: Storage Read → predict per chunk →
-  Parquet → load → one transaction replacing the day, lineage and schema checks included;
+  Parquet → load → one transaction replacing the day, lineage and schema checks included,
+  with the day's profile and quality gate (the default);
+* ``operator_noprofile`` -- the same with ``quality_profile=False``: what profiling costs;
 * ``naive``    -- what a hand-written DAG body does: query → ``to_dataframe()`` →
   predict → ``insert_rows_json``;
 * ``raw_read`` -- a Storage Read of the same columns and nothing else (the ceiling).
 
 Usage: ``.venv/bin/python benchmarks/offline.py [--rows 100000 1000000] [--pipelines ...] [--repeat 3]``
-Prints a table; copy it into benchmarks/README.md.
+Repeats are interleaved (pipeline A, B, A, B…) so that a shared machine's load falls on all
+of them alike. Prints a table; copy it into benchmarks/README.md.
 """
 
 from __future__ import annotations
@@ -44,6 +47,7 @@ def worker(pipeline: str, rows: int, project: str) -> dict:
     hook = SomlierBigQueryHook()
     client = hook.client()
     client.delete_table(destination, not_found_ok=True)
+    # The profile table stays, as it does between a destination's daily runs (created once).
     # Imports are paid once per worker process whatever the pipeline; time the work.
     # (the model itself is loaded inside the timed section by every pipeline).
     import mlflow.pyfunc  # noqa: F401
@@ -57,7 +61,7 @@ def worker(pipeline: str, rows: int, project: str) -> dict:
 
     started = time.perf_counter()
     model_load = 0.0
-    if pipeline == "operator":
+    if pipeline in ("operator", "operator_noprofile"):
         from types import SimpleNamespace
 
         from airflow_provider_somlier.operators import MLOpsOfflineOperator
@@ -69,6 +73,7 @@ def worker(pipeline: str, rows: int, project: str) -> dict:
             dataset_load_column="load_date",
             destination_table_ref=destination,
             passthrough_columns=["row_id"],
+            quality_profile=pipeline == "operator",
         ).execute({"ti": SimpleNamespace(dag_id="bench"), "run_id": "bench", "logical_date": RUN_AT})
         written = summary["rows_written"]
         model_load = summary["model_seconds"]
@@ -128,7 +133,7 @@ def hook_ref(table_id: str, project: str):
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, nargs="+", default=[100_000, 1_000_000])
-    parser.add_argument("--pipelines", nargs="+", default=["operator", "naive", "raw_read"])
+    parser.add_argument("--pipelines", nargs="+", default=["operator", "operator_noprofile", "naive", "raw_read"])
     parser.add_argument(
         "--repeat", type=int, default=3,
         help="fresh-process runs of operator and raw_read per size; the median is reported (naive runs once)",
@@ -168,9 +173,11 @@ def main() -> int:
             t0 = time.perf_counter()
             load_features(client, f"{emulator.project}.bench.features_{rows}", [DAY], rows)
             print(f"loaded {rows} rows in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
-            for pipeline in args.pipelines:
-                runs = []
-                for _ in range(1 if pipeline == "naive" else max(args.repeat, 1)):
+            runs_of: dict[str, list] = {pipeline: [] for pipeline in args.pipelines}
+            for repeat in range(max(args.repeat, 1)):
+                for pipeline in args.pipelines:
+                    if pipeline == "naive" and repeat:
+                        continue
                     out = subprocess.run(
                         [sys.executable, __file__, "--worker", pipeline, "--worker-rows", str(rows),
                          "--project", emulator.project],
@@ -181,7 +188,8 @@ def main() -> int:
                         raise SystemExit(f"{pipeline} at {rows} rows failed")
                     result = json.loads(out.stdout.strip().splitlines()[-1])
                     print(f"  {pipeline:<9} {rows:>9} rows  {result['seconds']:7.2f}s  {result['peak_rss_mb']:6.0f} MB", file=sys.stderr)
-                    runs.append(result)
+                    runs_of[pipeline].append(result)
+            for runs in runs_of.values():
                 results.append(sorted(runs, key=lambda r: r["data_seconds"])[len(runs) // 2])  # the median run
 
     print(
@@ -199,7 +207,12 @@ def main() -> int:
         if op and naive:
             print(f"\nat {rows:,} rows: operator data path is {naive['data_seconds'] / op['data_seconds']:.1f}x the naive body", end="")
         if op and raw:
-            print(f", {raw['data_seconds'] / op['data_seconds']:.2f}x the raw read", end="")
+            print(f"\nat {rows:,} rows: operator data path is {raw['data_seconds'] / op['data_seconds']:.2f}x the raw read", end="")
+        bare = by.get(("operator_noprofile", rows))
+        if op and bare:
+            print(f"\nat {rows:,} rows: profiling and the gate cost "
+                  f"{100 * (op['data_seconds'] / bare['data_seconds'] - 1):+.1f}% on the data path, "
+                  f"{op['peak_rss_mb'] - bare['peak_rss_mb']:+.0f} MB peak RSS", end="")
     if len(args.rows) > 1 and all(("operator", n) in by for n in args.rows):
         lo, hi = by[("operator", min(args.rows))], by[("operator", max(args.rows))]
         print(f"\noperator peak RSS {max(args.rows):,} / {min(args.rows):,} rows: {hi['peak_rss_mb'] / lo['peak_rss_mb']:.2f}x")

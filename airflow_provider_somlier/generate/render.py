@@ -17,6 +17,8 @@ Rendering is deterministic: the same inputs give a byte-identical file.
 
 from __future__ import annotations
 
+import math
+
 import shlex
 from pathlib import Path
 
@@ -54,6 +56,8 @@ def _py(value: object) -> str:
         return "{" + ", ".join(f"{_py(k)}: {_py(v)}" for k, v in sorted(value.items())) + "}"
     if isinstance(value, _SAFE_LITERALS):
         return ascii(value)
+    if isinstance(value, float) and math.isfinite(value):  # quality thresholds; repr round-trips
+        return repr(value)
     raise TypeError(f"refusing to render {type(value).__name__} into a DAG file")
 
 

@@ -144,6 +144,10 @@ class OfflineDagSpec:
     dataset_load_by_kst: bool = True
     passthrough_columns: tuple[str, ...] = ()
     shards: int | None = None  # None: one MLOpsOfflineOperator task; N: the sharded task group
+    # The quality gate's settings, each left to the operator's default when None.
+    quality_checks: dict | None = None
+    baseline: str | None = None
+    on_quality_failure: str | None = None
 
     @property
     def max_active_runs(self) -> int:
@@ -176,7 +180,30 @@ class OfflineDagSpec:
             ),
             passthrough_columns=tuple(validate_column_name(c, field="--passthrough_columns") for c in passthrough),
             shards=validate_shards(values.get("shards")),
+            **validate_quality(values.get("quality_checks"), values.get("baseline"), values.get("on_quality_failure")),
         )
+
+
+def validate_quality(quality_checks: object, baseline: object, on_quality_failure: object) -> dict[str, object]:
+    """``--quality_checks`` (JSON), ``--baseline`` and ``--on_quality_failure``, checked as the operator checks them."""
+    import json
+
+    from airflow_provider_somlier.quality.gate import DEFAULT_BASELINE, parse_settings
+
+    checks = None
+    if quality_checks not in (None, ""):
+        text = checked_text(quality_checks, "--quality_checks")
+        try:
+            checks = json.loads(text)
+        except json.JSONDecodeError:
+            raise InvalidArgumentError(
+                f"--quality_checks {_shown(text)} is not JSON: expected an object such as "
+                '\'{"max_psi": 0.2, "prediction_range": [0, 1]}\''
+            ) from None
+    baseline = checked_text(baseline, "--baseline") if baseline not in (None, "") else None
+    on_failure = checked_text(on_quality_failure, "--on_quality_failure") if on_quality_failure not in (None, "") else None
+    parse_settings(checks, baseline or DEFAULT_BASELINE, on_failure or "fail")
+    return {"quality_checks": checks, "baseline": baseline, "on_quality_failure": on_failure}
 
 
 def validate_shards(value: object, field: str = "--shards") -> int | None:

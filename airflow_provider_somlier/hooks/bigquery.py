@@ -220,7 +220,8 @@ class SomlierBigQueryHook(BigQueryHook):
             ) from None
 
     def create_day_partitioned_table(
-        self, ref: TableRef, schema: Sequence[bigquery.SchemaField], partition_column: str
+        self, ref: TableRef, schema: Sequence[bigquery.SchemaField], partition_column: str,
+        description: str = "Predictions written by SoMLier's MLOpsOfflineOperator, one partition per target day.",
     ) -> bigquery.Table:
         """Create ``ref`` partitioned by day on ``partition_column``; an existing table is returned as is."""
         from google.cloud import bigquery
@@ -229,7 +230,7 @@ class SomlierBigQueryHook(BigQueryHook):
         table.time_partitioning = bigquery.TimePartitioning(
             type_=bigquery.TimePartitioningType.DAY, field=partition_column
         )
-        table.description = "Predictions written by SoMLier's MLOpsOfflineOperator, one partition per target day."
+        table.description = description
         self.log.info("Creating destination %s partitioned by %s", ref, partition_column)
         return self.rest.call(
             f"create_table {ref}", self.client().create_table, table, exists_ok=True, retry=None
@@ -391,6 +392,18 @@ class SomlierBigQueryHook(BigQueryHook):
         rows = self._query_rows(f"count of rows in {table}", f"SELECT COUNT(*) AS n FROM {table.sql} WHERE {condition}")
         return int(rows[0]["n"])
 
+    def rows_of_latest_days(self, table: TableRef, date_column: str, before: dt.date, days: int) -> list[dict[str, Any]]:
+        """Every row of the latest ``days`` dates before ``before`` that ``table`` holds (a baseline)."""
+        from airflow_provider_somlier.bq_sql import literal
+
+        before_day = literal(before, "DATE")
+        rows = self._query_rows(
+            f"rows of the latest days of {table}",
+            f"SELECT * FROM {table.sql} WHERE `{date_column}` IN (SELECT DISTINCT `{date_column}` FROM {table.sql} "
+            f"WHERE `{date_column}` < {before_day} ORDER BY `{date_column}` DESC LIMIT {int(days)})",
+        )
+        return [dict(row.items()) for row in rows]
+
     def drop_tables(self, refs: Sequence[TableRef]) -> None:
         """Drop ``refs`` (missing ones are fine): the staging tables of a committed plan."""
         for ref in refs:
@@ -413,6 +426,7 @@ class SomlierBigQueryHook(BigQueryHook):
         parquet_path: str,
         job_id_seed: str,
         constants: Mapping[str, Any] | None = None,
+        also: Sequence[str] = (),
     ) -> ReplaceResult:
         """Make the destination's ``day`` hold exactly the rows of ``parquet_path``.
 
@@ -422,6 +436,7 @@ class SomlierBigQueryHook(BigQueryHook):
         staged rows, so a reader (or a killed task) sees the old day or the new day, never
         a mixture. The staging table is dropped afterwards, whatever happened; one left by
         a killed process is swept by a later run (and expires on BigQuery by itself).
+        ``also`` are statements run inside the same transaction (the day's profile rows).
         """
         from google.cloud import bigquery
 
@@ -438,7 +453,9 @@ class SomlierBigQueryHook(BigQueryHook):
         failure: BaseException | None = None
         try:
             load = self._load_staging(parquet_path, staging, staged_schema, digest)
-            job_id = self.commit_staged(destination, schema, partition_column, day, [staging], digest, constants)
+            job_id = self.commit_staged(
+                destination, schema, partition_column, day, [staging], digest, constants, also=also
+            )
         except BaseException as exc:
             failure = exc
             raise
@@ -455,8 +472,11 @@ class SomlierBigQueryHook(BigQueryHook):
         stagings: Sequence[TableRef],
         digest: str,
         constants: Mapping[str, Any] | None = None,
+        also: Sequence[str] = (),
     ) -> str:
         """One transaction: delete ``day`` from the destination, insert every staging table's rows.
+
+        ``also`` are further statements committed (or rolled back) with them: the day's profile.
 
         The staging tables hold the columns of ``schema`` except those in ``constants``,
         which are written as literals. Used for one staging table (the single task) and
@@ -480,7 +500,8 @@ class SomlierBigQueryHook(BigQueryHook):
             "BEGIN TRANSACTION;\n"
             f"DELETE FROM {destination.sql} WHERE `{partition_column}` = {literal(day, 'DATE')};\n"
             f"{inserts}"
-            "COMMIT TRANSACTION;"
+            + "".join(f"{statement}\n" for statement in also)
+            + "COMMIT TRANSACTION;"
         )
         return self._run_transaction(script, digest)
 

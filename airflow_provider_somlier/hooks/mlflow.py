@@ -271,3 +271,28 @@ class MLflowHook(BaseHook):
         with _MODEL_CACHE_LOCK:
             _MODEL_CACHE[key] = loaded
         return loaded
+
+    def load_run_json(self, run_id: str, artifact_path: str) -> Any | None:
+        """A JSON artifact of a run (a training profile), or None when the run has no such artifact."""
+        import json
+        import tempfile
+
+        import mlflow.artifacts
+        from mlflow.exceptions import MlflowException
+
+        if not run_id:
+            return None
+        with tempfile.TemporaryDirectory(prefix="somlier-artifact-") as folder:
+            try:
+                path = self.call(
+                    f"downloading {artifact_path} of run {run_id}",
+                    lambda: mlflow.artifacts.download_artifacts(
+                        run_id=run_id, artifact_path=artifact_path, dst_path=folder, tracking_uri=self.tracking_uri
+                    ),
+                    timeout_seconds=self.settings.download_timeout_seconds,
+                )
+            except (MlflowException, OSError) as exc:
+                self.log.info("Run %s has no %s: %s", run_id, artifact_path, exc)
+                return None
+            with open(path) as artifact:
+                return json.load(artifact)

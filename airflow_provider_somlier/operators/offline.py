@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
@@ -69,6 +69,16 @@ class MLOpsOfflineOperator(BaseOperator):
     :param mlflow_conn_id: MLflow connection naming the tracking/registry URI.
     :param location: BigQuery location for jobs.
     :param chunk_rows: rows per ``predict`` call.
+    :param quality_profile: profile every feature and prediction column while scoring and keep
+        the profile in ``<destination>__profile``, replaced with the day; the gate below needs it.
+    :param quality_checks: thresholds of the quality gate, by check name (``max_null_fraction``,
+        ``max_psi``, ``max_psi_per_column``, ``prediction_range``, ``row_count_factor``; see
+        ``quality/gate.py``); omitted checks keep their defaults, ``None`` turns one off.
+    :param baseline: what drift is measured against: ``previous_days:N`` (the profiles of the
+        destination's latest N earlier days), ``training`` (the profile logged with the model
+        version's run by ``log_training_profile``) or ``none``.
+    :param on_quality_failure: ``fail`` (the day keeps its old rows) or ``warn`` (write, record
+        the failures with the profile and in the summary).
     :param retries: retries after an outage (the warehouse or the registry unreachable);
         default 3, ``retry_delay`` 2 minutes doubling up to ``max_retry_delay`` 30 minutes.
         Input errors fail the task at once without using them.
@@ -84,6 +94,9 @@ class MLOpsOfflineOperator(BaseOperator):
         "dataset_load_by_kst",
         "feature_columns",
         "passthrough_columns",
+        "quality_checks",
+        "baseline",
+        "on_quality_failure",
     )
     ui_color = "#d8ecf3"
     operator_extra_links = _LinksOnFirstUse()  # links.py
@@ -104,6 +117,10 @@ class MLOpsOfflineOperator(BaseOperator):
         mlflow_conn_id: str = "mlflow_default",
         location: str | None = None,
         chunk_rows: int = 100_000,
+        quality_profile: bool = True,
+        quality_checks: Mapping[str, Any] | str | None = None,
+        baseline: str = "previous_days:7",
+        on_quality_failure: str = "fail",
         retries: int | None = DEFAULT_RETRIES,
         retry_delay: dt.timedelta | float = DEFAULT_RETRY_DELAY,
         retry_exponential_backoff: float = DEFAULT_RETRY_EXPONENTIAL_BACKOFF,
@@ -143,6 +160,16 @@ class MLOpsOfflineOperator(BaseOperator):
         self.mlflow_conn_id = mlflow_conn_id
         self.location = location
         self.chunk_rows = chunk_rows
+        self.quality_profile = bool(quality_profile)
+        self.quality_checks = quality_checks
+        self.baseline = baseline
+        self.on_quality_failure = on_quality_failure
+        if (quality_checks, baseline, on_quality_failure) != (None, "previous_days:7", "fail") and not any(
+            "{{" in value for value in (quality_checks, baseline, on_quality_failure) if isinstance(value, str)
+        ):  # literal settings are refused when the DAG file is parsed; templated ones before a row is read
+            from airflow_provider_somlier.quality.gate import parse_settings
+
+            parse_settings(quality_checks, baseline, on_quality_failure)
         self._bigquery: SomlierBigQueryHook | None = None  # for on_kill
         self._run: OfflineRun | None = None  # for OpenLineage, once the run is done
 

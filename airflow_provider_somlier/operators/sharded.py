@@ -122,6 +122,7 @@ class MLOpsShardScoreOperator(MLOpsOfflineOperator):
     """
 
     template_fields: Sequence[str] = (*MLOpsOfflineOperator.template_fields, "plan")
+    loads_quality_baseline = False  # a shard only profiles its rows; the plan and the commit read the baseline
 
     def __init__(self, *, plan: Any, shard: Any, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -169,6 +170,7 @@ class MLOpsShardScoreOperator(MLOpsOfflineOperator):
             "rows": loaded,
             "staging": str(staging),
             "schema": [[field.name, field.field_type] for field in staged.schema],
+            "profile": staged.profile.to_dict() if staged.profile is not None else None,  # merged by the commit
         }
 
 
@@ -231,12 +233,25 @@ class MLOpsShardCommitOperator(MLOpsOfflineOperator):
             # A shard cleared and run again after that commit staged its rows anew: nothing will read them.
             self._drop_staging(hook, [ref for ref in stagings if ref not in gone])
             job_id = None
+            quality = None
         else:
-            job_id = self._commit(hook, destination, schema, day, staged, stagings, plan["digest"], constants)
+            from airflow_provider_somlier.errors import QualityCheckError
+            from airflow_provider_somlier.quality.day_gate import judge_shards, quality_summary
+
+            try:
+                gate, profile, verdict = judge_shards(self, hook, destination, day, [r.get("profile") for r in staged],
+                                                      plan["model_run_id"], self.log)
+            except QualityCheckError:
+                self._drop_staging(hook, stagings)  # refused: the day keeps its old rows, the shards' rows go
+                raise
+            also = gate.statements(hook, day, profile, verdict, constants) if gate is not None else []
+            job_id = self._commit(hook, destination, schema, day, staged, stagings, plan["digest"], constants, also)
+            quality = quality_summary(profile, verdict, gate.baseline) if gate is not None else None
         summary = day_summary(
             target_date=day, rows_read=plan["source_rows"], rows_written=total, model_name=plan["model_name"],
             model_version=plan["model_version"], model_run_id=plan["model_run_id"], source=plan["source"],
             destination=destination, job_id=job_id, started=started, shards=plan["streams"],
+            **({"quality": quality} if quality is not None else {}),
         )
         self.log.info("SoMLier sharded summary: %s", summary)
         # The day is written: the commit alone says so, as the single task does.
@@ -245,7 +260,7 @@ class MLOpsShardCommitOperator(MLOpsOfflineOperator):
         return summary
 
     def _commit(self, hook: Any, destination: Any, schema: list, day: dt.date, staged: list[dict[str, Any]],
-                stagings: list, digest: str, constants: dict[str, Any]) -> str:
+                stagings: list, digest: str, constants: dict[str, Any], also: Sequence[str] = ()) -> str:
         """Check the staging tables against their shards, replace the day from them, drop them."""
         from airflow_provider_somlier.output import TARGET_DATE_COLUMN, check_destination
 
@@ -263,12 +278,12 @@ class MLOpsShardCommitOperator(MLOpsOfflineOperator):
         else:
             check_destination(existing.schema, schema, str(destination))
         hook.sweep_stale_staging(destination)
-        job_id = hook.commit_staged(destination, schema, TARGET_DATE_COLUMN, day, stagings, digest, constants)
+        job_id = hook.commit_staged(destination, schema, TARGET_DATE_COLUMN, day, stagings, digest, constants, also=also)
         self._drop_staging(hook, stagings)
         return job_id
 
     def _drop_staging(self, hook: Any, stagings: list) -> None:
-        """Drop the plan's staging tables once its day is committed; best effort, a later run sweeps them."""
+        """Drop the plan's staging tables (the day committed, or refused); best effort, a later run sweeps them."""
         if not stagings:
             return
         try:

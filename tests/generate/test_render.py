@@ -52,7 +52,10 @@ def test_a_non_ascii_argument_is_quoted_as_utf8_bytes():
      "--env", "GREETING=hello\u2028world 'quoted'", "--env", "EMPTY=", "--cpu", "500m"],
     ["offline", "create_v2", "my model@champion", "inference.x", "@daily", "coding:ebcdic.cp.table", "load_date",
      "results.predictions", "ghp_notprinted1", "--passthrough_columns", "id, user_id"],
-], ids=["batch", "offline"])
+    ["offline", "create_v2", "churn@champion", "churn_daily", "@daily", "features.daily", "load_date",
+     "results.churn", "-", "--quality_checks", '{"max_psi": 0.2, "prediction_range": [0, 1], "row_count_factor": null}',
+     "--baseline", "training", "--on_quality_failure", "warn"],
+], ids=["batch", "offline", "offline_quality"])
 def test_running_the_header_command_again_reproduces_the_file_byte_for_byte(argv):
     first = CliRunner().invoke(main, [*argv, "--start_date", "2026-11-22", "--dry_run"], env=ENV)
     assert first.exit_code == 0, first.stderr
@@ -138,3 +141,15 @@ def test_an_encoding_lookalike_dataset_ref_still_lints_and_commits(tmp_path):
     keywords = {k.arg: k.value for k in ast.walk(tree) if isinstance(k, ast.keyword)}
     assert ast.literal_eval(keywords["dataset_ref"]) == "coding:ebcdic.cp.table"
     assert ast.literal_eval(keywords["model_ref"]) == "coding utf-7@champion"
+
+
+def test_quality_flags_reach_the_operator_as_literals():
+    done = CliRunner().invoke(main, [
+        "offline", "create_v2", "churn@champion", "churn_daily", "@daily", "features.daily", "load_date",
+        "results.churn", "-", "--start_date", "2026-11-22", "--dry_run",
+        "--quality_checks", '{"max_psi": 0.2, "prediction_range": [0, 1.5]}', "--baseline", "previous_days:14",
+    ], env=ENV)
+    assert done.exit_code == 0, done.stderr
+    assert "quality_checks={'max_psi': 0.2, 'prediction_range': [0, 1.5]}," in done.stdout
+    assert "baseline='previous_days:14'," in done.stdout and "on_quality_failure" not in done.stdout
+    ast.parse(done.stdout)

@@ -116,3 +116,29 @@ def test_desc_order_moves_the_alias_to_a_higher_metric(mlflow_server, three_runs
     assert code == 0 and json.loads(out)["is_newer_version"] is True
     top = MlflowClient(tracking_uri=mlflow_server).get_model_version_by_alias("higher-is-better", "top")
     assert (top.version, top.run_id) == ("2", worst)
+
+
+def test_a_training_file_is_profiled_and_read_back_as_the_versions_training_baseline(
+    mlflow_server, monkeypatch, tmp_path
+):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from airflow_provider_somlier.hooks.mlflow import MLflowHook
+    from airflow_provider_somlier.quality.day_gate import TRAINING_PROFILE_PATH
+    from airflow_provider_somlier.quality.profile import DayProfile
+
+    features, _ = diabetes_frame()
+    pq.write_table(pa.Table.from_pandas(features, preserve_index=False), tmp_path / "train.parquet")
+    run_id = _log_run(mlflow_server, monkeypatch, alpha=2.0)
+    code, out, err = somlier("register", run_id, "profiled-ridge", "--training_data", str(tmp_path / "train.parquet"),
+                             uri=mlflow_server)
+    assert code == 0, err
+    assert json.loads(out)["training_profile"] == f"runs:/{run_id}/{TRAINING_PROFILE_PATH}"
+    monkeypatch.setenv("AIRFLOW_CONN_MLFLOW_PROFILED", json.dumps({"conn_type": "mlflow", "host": mlflow_server}))
+    profile = DayProfile.from_dict(MLflowHook(mlflow_conn_id="mlflow_profiled").load_run_json(run_id, TRAINING_PROFILE_PATH))
+    assert profile.rows == len(features) and list(profile.columns) == list(FEATURES)
+
+    code, _, err = somlier("register", run_id, "profiled-ridge", "--training_data", str(tmp_path / "train.txt"),
+                           uri=mlflow_server)
+    assert code == 2 and "must be a .parquet or .csv file" in err

@@ -46,10 +46,13 @@ def test_a_run_emits_an_event_for_the_destination_table_with_day_model_and_rows(
     run = run_dag("somlier_asset_event", features_table, dataset_table)
     uri = "bigquery://{}/{}".format(emulator.project, dataset_table.replace(".", "/"))
 
-    assert asset_events(uri, run.run_id) == [
-        {"target_date": "2026-11-20", "model_name": "diabetes-ridge", "model_version": registry["v1"].version,
-         "rows_written": 50}
-    ]
+    (event,) = asset_events(uri, run.run_id)
+    quality = event.pop("quality")
+    assert event == {"target_date": "2026-11-20", "model_name": "diabetes-ridge",
+                     "model_version": registry["v1"].version, "rows_written": 50}
+    # the day's profile summary travels with the event: rows, NULLs per column, the checks' verdict
+    assert (quality["rows"], quality["nulls"]["prediction"], quality["verdict"]) == (50, 0, "pass")
+    assert set(quality["skipped"]) == {"max_psi", "row_count_factor"}  # the first day has no baseline
 
 
 def test_links_are_absent_for_a_sqlite_registry_and_the_emulator(airflow_db, registry, features_table, destination):

@@ -41,10 +41,17 @@ def test_typed_literals():
     assert literal(None, "STRING") == "CAST(NULL AS STRING)"
 
 
+def test_floats_are_written_to_round_trip_and_non_finite_ones_as_casts():
+    assert literal(0.1, "FLOAT64") == "0.1" and float(literal(1 / 3, "FLOAT64")) == 1 / 3
+    assert literal(7, "FLOAT64") == "7.0"
+    assert literal(float("nan"), "FLOAT64") == "CAST('nan' AS FLOAT64)"
+    assert literal(float("-inf"), "FLOAT64") == "CAST('-inf' AS FLOAT64)"
+
+
 @pytest.mark.parametrize(
     "value, bq_type",
     [(True, "INT64"), ("3", "INT64"), (dt.datetime(2026, 11, 20), "DATE"), (dt.datetime(2026, 11, 20), "TIMESTAMP"),
-     (1.5, "FLOAT64"), (5, "STRING")],
+     (True, "FLOAT64"), ("1.5", "FLOAT64"), (1.5, "NUMERIC"), (5, "STRING")],
 )
 def test_values_of_the_wrong_type_are_refused(value, bq_type):
     with pytest.raises(InvalidArgumentError, match="model_version"):

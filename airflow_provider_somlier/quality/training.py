@@ -1,0 +1,88 @@
+"""Log a training frame's profile with a model, so scored days can be compared with what it learnt from.
+
+A training script calls :func:`log_training_profile` on the frame it fitted (inside its
+``mlflow.start_run()``, or with the ``run_id`` it registered); the profile is stored as the
+run's artifact ``somlier/training_profile.json``. An operator with ``baseline="training"``
+reads it from the run of the model version it resolved.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from airflow_provider_somlier.quality.day_gate import TRAINING_PROFILE_PATH
+from airflow_provider_somlier.quality.profile import FEATURE, PREDICTION, DayProfile, profile_table
+
+
+def training_profile(frame: Any, predictions: Any = None) -> DayProfile:
+    """The profile of a training frame (pandas DataFrame or Arrow table): every column as a feature,
+    plus the model's predictions on it (named as the operator names them) when given."""
+    import pyarrow as pa
+
+    from airflow_provider_somlier.errors import InvalidArgumentError
+
+    if isinstance(frame, pa.RecordBatch):
+        frame = pa.Table.from_batches([frame])
+    if not isinstance(frame, pa.Table):
+        try:
+            frame = pa.Table.from_pandas(frame, preserve_index=False)
+        except (TypeError, AttributeError, pa.ArrowInvalid) as exc:
+            raise InvalidArgumentError(
+                f"log_training_profile needs a pandas DataFrame or an Arrow table, got {type(frame).__name__}: {exc}"
+            ) from None
+    roles = dict.fromkeys(frame.column_names, FEATURE)
+    if predictions is not None:
+        from airflow_provider_somlier.output import prediction_columns
+
+        for name, values in prediction_columns(predictions, frame.num_rows).items():
+            frame = frame.append_column(name, values)
+            roles[name] = PREDICTION
+    return profile_table(frame, roles)
+
+
+def log_training_profile(frame: Any, *, predictions: Any = None, run_id: str | None = None,
+                         tracking_uri: str | None = None) -> dict[str, Any]:
+    """Profile ``frame`` and log it as an artifact of ``run_id`` (default: the active MLflow run).
+
+    Returns what was logged. Call it on the frame the model was fitted on, with the
+    model's predictions on it if the gate should also compare prediction columns.
+    """
+    data = training_profile(frame, predictions).to_dict()
+    if run_id is None:
+        import mlflow
+
+        from airflow_provider_somlier.errors import InvalidArgumentError
+
+        if mlflow.active_run() is None:
+            raise InvalidArgumentError(
+                "log_training_profile found no active MLflow run: call it inside mlflow.start_run(), or pass run_id"
+            )
+        mlflow.log_dict(data, TRAINING_PROFILE_PATH)
+    else:
+        from mlflow import MlflowClient
+
+        MlflowClient(tracking_uri=tracking_uri).log_dict(run_id, data, TRAINING_PROFILE_PATH)
+    return data
+
+
+def read_training_file(path: str) -> Any:
+    """A training frame from a Parquet or CSV file, as an Arrow table (``somlier register --training_data``)."""
+    from pathlib import Path
+
+    from airflow_provider_somlier.errors import InvalidArgumentError
+
+    suffix = Path(path).suffix.lower()
+    if suffix not in (".parquet", ".pq", ".csv"):
+        raise InvalidArgumentError(f"--training_data {path!r} must be a .parquet or .csv file")
+    if not Path(path).is_file():
+        raise InvalidArgumentError(f"--training_data {path!r} does not exist")
+    try:
+        if suffix == ".csv":
+            import pyarrow.csv
+
+            return pyarrow.csv.read_csv(path)
+        import pyarrow.parquet
+
+        return pyarrow.parquet.read_table(path)
+    except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
+        raise InvalidArgumentError(f"--training_data {path!r} could not be read: {exc}") from None
