@@ -41,6 +41,10 @@ DEFAULT_CHECKS: dict[str, Any] = {
     "prediction_range": None,
     "row_count_factor": 1.5,
 }
+# Below this many rows (the day's, or the baseline's day) PSI measures sampling noise, not
+# drift: over 10 groups its expected value on two draws of one distribution is about
+# 9 x (1/day rows + 1/baseline rows) -- 0.36 at 50 rows a day, above the default limit.
+MIN_ROWS_FOR_PSI = 500
 ON_FAILURE_CHOICES = ("fail", "warn")
 DEFAULT_BASELINE = "previous_days:7"
 MAX_BASELINE_DAYS = 366
@@ -231,7 +235,14 @@ def evaluate(profile: DayProfile, drift: DriftReport | None, settings: QualitySe
                 skipped[check] = why
         results.sort(key=lambda r: r.passed)
         return Verdict(results, skipped, settings.on_failure)
-    for name, column in drift.columns.items():
+    base_rows = profile.rows / drift.row_ratio if drift.row_ratio else None
+    small = min(profile.rows, base_rows if base_rows is not None else profile.rows)
+    if small < MIN_ROWS_FOR_PSI and (settings.max_psi is not None or settings.max_psi_per_column):
+        skipped["max_psi"] = (
+            f"{'the day' if profile.rows <= (base_rows or profile.rows) else 'the baseline day'} has "
+            f"{small:.0f} row(s), fewer than the {MIN_ROWS_FOR_PSI} a PSI needs to measure drift rather than noise"
+        )
+    for name, column in drift.columns.items() if small >= MIN_ROWS_FOR_PSI else ():
         limit = settings.max_psi_per_column.get(name, settings.max_psi)
         if limit is None or column.psi is None:
             continue

@@ -120,3 +120,14 @@ def test_a_psi_limit_on_a_column_the_run_does_not_profile_is_refused():
     settings = parse_settings({"max_psi_per_column": {"amount": 0.1, "amonut": 0.1, "prediction_1": 0.2}})
     with pytest.raises(QualitySettingError, match="'amonut'"):
         settings.check_columns(["amount", "x"], where="the model")
+
+
+def test_psi_is_skipped_by_name_on_days_too_small_to_tell_drift_from_noise():
+    from airflow_provider_somlier.quality.gate import MIN_ROWS_FOR_PSI
+
+    small = [day(seed, rows=50) for seed in range(1, 8)]
+    baseline = Baseline(profile=merge_all([profile_table(t, ROLES) for t in small]), source="previous_days:7", daily_rows=50)
+    judged = verdict(day(99, rows=50), baseline)
+
+    assert judged.outcome == "pass", judged.message()
+    assert f"fewer than the {MIN_ROWS_FOR_PSI}" in judged.skipped["max_psi"]
