@@ -110,13 +110,15 @@ class LocalAirflow:
         self, session: requests.Session, dag_id: str, from_date: str, to_date: str, *, max_active_runs: int = 3,
         timeout: float = 120,
     ) -> dict:
-        """Create a backfill of the days that have no run yet; return it (the API's JSON).
+        """Create a backfill of ``from_date``..``to_date``, a range holding no run yet; return it (the API's JSON).
 
-        Never asks Airflow to reprocess runs: a backfill that deletes and re-creates runs the
-        scheduler has just finished can crash the scheduler (Airflow 3.3); to run a finished
-        day again, clear it. Idempotent: a POST that failed after creating the backfill (a 503
-        while SQLite is locked, a timeout) is not sent again once the backfill exists. A 409
-        (the DAG's previous backfill not yet marked complete) is waited out for ``timeout``.
+        Never touches a run that exists: a backfill over runs the scheduler is finishing can
+        crash the scheduler on SQLite (Airflow 3.3: ``ObjectDeletedError`` when reprocessing,
+        ``StaleDataError`` even without), so a range that holds runs is refused by name
+        (``ValueError``); to run a finished day again, clear it. Idempotent: a POST that failed
+        after creating the backfill (a 503 while SQLite is locked, a timeout) is not sent again
+        once the backfill exists. A 409 (the DAG's previous backfill not yet marked complete)
+        is waited out for ``timeout``.
         """
         body = {"dag_id": dag_id, "from_date": from_date, "to_date": to_date, "reprocess_behavior": "none",
                 "max_active_runs": max_active_runs}
@@ -125,6 +127,12 @@ class LocalAirflow:
             existing = self._backfill_of(session, dag_id, from_date, to_date)
             if existing is not None:
                 return existing
+            inside = self._runs_between(session, dag_id, from_date, to_date)
+            if inside:
+                raise ValueError(
+                    f"backfill of {dag_id} {from_date}..{to_date} would cover existing run(s) {inside}; "
+                    "backfill only days without runs and clear the others"
+                )
             try:
                 response = session.post(f"{self.url}/api/v2/backfills", json=body, timeout=30)
             except requests.RequestException:
@@ -137,6 +145,13 @@ class LocalAirflow:
                 raise RuntimeError(f"backfill of {dag_id} {from_date}..{to_date} refused: {detail}")
             self.check_alive()
             time.sleep(1)
+
+    def _runs_between(self, session: requests.Session, dag_id: str, from_date: str, to_date: str) -> list[str]:
+        runs = session.get(
+            f"{self.url}/api/v2/dags/{dag_id}/dagRuns",
+            params={"logical_date_gte": from_date, "logical_date_lte": to_date, "limit": 100}, timeout=30,
+        ).json()["dag_runs"]
+        return sorted(r["dag_run_id"] for r in runs)
 
     def _backfill_of(self, session: requests.Session, dag_id: str, from_date: str, to_date: str) -> dict | None:
         response = session.get(f"{self.url}/api/v2/backfills", params={"dag_id": dag_id, "limit": 100}, timeout=30)

