@@ -197,10 +197,12 @@ def _consumed_extras(session, url: str, consumer: str) -> list[dict]:
 def test_a_dag_scheduled_on_the_predictions_asset_runs_after_a_day_is_written_and_reads_the_extra(
     airflow, produced_day, registry
 ):
-    extras = _consumed_extras(produced_day["session"], airflow.url, CONSUMER_ID)
+    [extra] = _consumed_extras(produced_day["session"], airflow.url, CONSUMER_ID)
 
-    assert extras == [{"target_date": "2026-11-20", "model_name": "diabetes-ridge",
-                       "model_version": registry["v1"].version, "rows_written": 50}]
+    quality = extra.pop("quality")  # the day's profile summary and the gate's verdict
+    assert extra == {"target_date": "2026-11-20", "model_name": "diabetes-ridge",
+                     "model_version": registry["v1"].version, "rows_written": 50}
+    assert (quality["rows"], quality["verdict"]) == (50, "pass")
 
 
 def test_a_day_written_by_the_sharded_group_reaches_its_consumer_with_the_single_tasks_extra(
