@@ -37,4 +37,7 @@ def get_provider_info() -> dict:
             {"integration-name": "SoMLier", "python-modules": ["airflow_provider_somlier.hooks.bigquery"]},
         ],
         "connection-types": [MLFLOW_CONNECTION_TYPE],
+        # The Predictions pages (ui/plugin.py). Airflow loads it through the ``airflow.plugins``
+        # entry point; listed here too so ``airflow providers list``/``plugins`` name its provider.
+        "plugins": [{"name": "somlier", "plugin-class": "airflow_provider_somlier.ui.plugin.SomlierPlugin"}],
     }

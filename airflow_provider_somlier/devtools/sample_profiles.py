@@ -1,0 +1,88 @@
+"""Profile tables with many days, written without scoring a row: for the pages' tests and benchmark.
+
+Each day's profile is computed by the real profiler (``quality/profile.py``) on a synthetic
+frame, judged by the real gate against the previous days (as the operator does with
+``baseline="previous_days:7"``), and written with the real statements of
+``quality/store.py``. A day listed in ``bad_days`` has its ``amount`` feature multiplied by
+1000 (a unit change), which the gate catches.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Collection, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from google.cloud import bigquery
+
+    from airflow_provider_somlier.quality.gate import Verdict
+
+FEATURES = ("amount", "segment")
+_STATEMENT_DAYS = 30  # days per INSERT: keeps each statement's text well under the API's limits
+
+
+def day_frame(rows: int, seed: int, *, unit: float = 1.0) -> Any:
+    """A day of features and the prediction a model would give them, as an Arrow table."""
+    import numpy as np
+    import pyarrow as pa
+
+    rng = np.random.default_rng(seed)
+    amount = rng.lognormal(3.0, 0.5, rows) * unit
+    segment = rng.choice(np.array(["retail", "business", "premium"]), rows, p=[0.6, 0.3, 0.1])
+    prediction = 0.05 * amount + rng.normal(0.0, 0.2, rows)
+    return pa.table({"amount": amount, "segment": segment, "prediction": prediction})
+
+
+def write_profile_days(
+    client: bigquery.Client, destination_id: str, days: Sequence[dt.date], *, rows: int = 1000,
+    bad_days: Collection[dt.date] = (), versions: Mapping[dt.date, int] | None = None,
+    run_ids: Mapping[dt.date, str] | None = None, model_name: str = "churn", baseline_days: int = 7,
+) -> dict[dt.date, Verdict]:
+    """Create ``<destination>__profile`` afresh and write one profile per day; return each day's verdict."""
+    from google.cloud import bigquery
+
+    from airflow_provider_somlier.quality.drift import Baseline, compare
+    from airflow_provider_somlier.quality.gate import evaluate, parse_settings
+    from airflow_provider_somlier.quality.profile import FEATURE, PREDICTION, profile_table
+    from airflow_provider_somlier.quality.store import (
+        merge_days,
+        profile_rows,
+        profile_schema,
+        profile_table_ref,
+        replace_statements,
+    )
+    from airflow_provider_somlier.refs import parse_table_ref
+
+    table = profile_table_ref(parse_table_ref(destination_id))
+    client.delete_table(table.table_id, not_found_ok=True)
+    created = bigquery.Table(table.table_id, schema=profile_schema())
+    created.time_partitioning = bigquery.TimePartitioning(field="target_date")
+    client.create_table(created)
+    settings = parse_settings(None, f"previous_days:{baseline_days}", "warn")
+    roles = {"amount": FEATURE, "segment": FEATURE, "prediction": PREDICTION}
+    written: dict[dt.date, Any] = {}
+    verdicts: dict[dt.date, Verdict] = {}
+    pending: list[dict[str, Any]] = []
+    for index, day in enumerate(sorted(days)):
+        profile = profile_table(day_frame(rows, index, unit=1000.0 if day in bad_days else 1.0), roles)
+        earlier = [written[d] for d in sorted(written)[-baseline_days:]]
+        baseline = None
+        if earlier:
+            merged = merge_days(earlier)
+            baseline = Baseline(profile=merged, source=f"previous_days:{baseline_days}",
+                                daily_rows=merged.rows / len(earlier))
+        verdict = evaluate(profile, compare(profile, baseline) if baseline else None, settings)
+        verdicts[day] = verdict
+        written[day] = profile
+        lineage = {
+            "model_name": model_name, "model_version": (versions or {}).get(day, 1),
+            "predicted_at": dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0, 5), dt.timezone.utc),
+            "airflow_run_id": (run_ids or {}).get(day, f"scheduled__{day + dt.timedelta(days=1)}T00:00:00+00:00"),
+        }
+        pending.extend(profile_rows(day, profile, verdict, lineage))
+    for start in range(0, len(pending), _STATEMENT_DAYS * len(roles)):
+        chunk = pending[start:start + _STATEMENT_DAYS * len(roles)]
+        insert = replace_statements(table, chunk[0]["target_date"], chunk)[1]
+        client.query(insert).result()
+    return verdicts
