@@ -2,6 +2,8 @@
 # Install everything SoMLier needs on a fresh machine, from the committed locks only:
 #   .venv             the provider, Airflow, MLflow, the BigQuery client, tests and tools
 #   .venv-bqemulator  the local BigQuery emulator (kept apart: it pins its own sqlglot/starlette)
+#   chromium          headless Chromium and chromedriver for the browser tests (Debian packages,
+#                     installed only when missing; nothing downloads a browser at run time)
 # Safe to run again: an up-to-date environment is left as it is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +30,28 @@ sync_env() {  # sync_env DIR LOCK
   echo "$want" > "$stamp"
 }
 
+install_chromium() {  # the browser tests' Chromium, from the distribution, only when missing
+  if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
+    return 0
+  fi
+  if ! command -v apt-get >/dev/null 2>&1; then
+    log "chromium/chromedriver missing and no apt-get here: install Chromium and its driver for the browser tests"
+    return 0
+  fi
+  local sudo=""
+  if [ "$(id -u)" != 0 ]; then
+    if ! command -v sudo >/dev/null 2>&1; then
+      log "chromium/chromedriver missing: run as root (or with sudo) once, or install chromium chromium-driver"
+      return 0
+    fi
+    sudo="sudo"
+  fi
+  log "installing chromium and chromium-driver (Debian packages) for the browser tests"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
+}
+
+install_chromium
 sync_env .venv requirements/main.lock
 sync_env .venv-bqemulator requirements/bqemulator.lock
 # The provider itself, editable, without touching the locked dependencies.

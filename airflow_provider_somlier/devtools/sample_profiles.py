@@ -22,8 +22,8 @@ FEATURES = ("amount", "segment")
 _STATEMENT_DAYS = 30  # days per INSERT: keeps each statement's text well under the API's limits
 
 
-def day_frame(rows: int, seed: int, *, unit: float = 1.0) -> Any:
-    """A day of features and the prediction a model would give them, as an Arrow table."""
+def day_frame(rows: int, seed: int, *, unit: float = 1.0, extra_features: int = 0) -> Any:
+    """A day of features (``amount``, ``segment``, ``f0``…) and the prediction a model would give them."""
     import numpy as np
     import pyarrow as pa
 
@@ -31,13 +31,15 @@ def day_frame(rows: int, seed: int, *, unit: float = 1.0) -> Any:
     amount = rng.lognormal(3.0, 0.5, rows) * unit
     segment = rng.choice(np.array(["retail", "business", "premium"]), rows, p=[0.6, 0.3, 0.1])
     prediction = 0.05 * amount + rng.normal(0.0, 0.2, rows)
-    return pa.table({"amount": amount, "segment": segment, "prediction": prediction})
+    extra = {f"f{i}": rng.normal(i, 1.0, rows) for i in range(extra_features)}
+    return pa.table({"amount": amount, "segment": segment, **extra, "prediction": prediction})
 
 
 def write_profile_days(
     client: bigquery.Client, destination_id: str, days: Sequence[dt.date], *, rows: int = 1000,
     bad_days: Collection[dt.date] = (), versions: Mapping[dt.date, int] | None = None,
     run_ids: Mapping[dt.date, str] | None = None, model_name: str = "churn", baseline_days: int = 7,
+    extra_features: int = 0,
 ) -> dict[dt.date, Verdict]:
     """Create ``<destination>__profile`` afresh and write one profile per day; return each day's verdict."""
     from google.cloud import bigquery
@@ -60,12 +62,14 @@ def write_profile_days(
     created.time_partitioning = bigquery.TimePartitioning(field="target_date")
     client.create_table(created)
     settings = parse_settings(None, f"previous_days:{baseline_days}", "warn")
-    roles = {"amount": FEATURE, "segment": FEATURE, "prediction": PREDICTION}
+    roles = {"amount": FEATURE, "segment": FEATURE, **{f"f{i}": FEATURE for i in range(extra_features)},
+             "prediction": PREDICTION}
     written: dict[dt.date, Any] = {}
     verdicts: dict[dt.date, Verdict] = {}
     pending: list[dict[str, Any]] = []
     for index, day in enumerate(sorted(days)):
-        profile = profile_table(day_frame(rows, index, unit=1000.0 if day in bad_days else 1.0), roles)
+        frame = day_frame(rows, index, unit=1000.0 if day in bad_days else 1.0, extra_features=extra_features)
+        profile = profile_table(frame, roles)
         earlier = [written[d] for d in sorted(written)[-baseline_days:]]
         baseline = None
         if earlier:
@@ -86,3 +90,49 @@ def write_profile_days(
         insert = replace_statements(table, chunk[0]["target_date"], chunk)[1]
         client.query(insert).result()
     return verdicts
+
+
+def register_writer(table_id: str, dag_id: str, task_id: str, bundle: str, team: str | None,
+                    days: Sequence[dt.date]) -> None:
+    """Record in Airflow's database what a SoMLier task leaves there after writing ``days`` of ``table_id``.
+
+    A DAG in a bundle (owned by ``team``, for auth managers that scope DAGs by team), one
+    successful run per day, and the asset event each run emitted with SoMLier's extra.
+    """
+    from sqlalchemy import select
+
+    from airflow.models.asset import AssetEvent, AssetModel
+    from airflow.models.dag import DagModel
+    from airflow.models.dagbundle import DagBundleModel
+    from airflow.models.dagrun import DagRun
+    from airflow.models.team import Team
+    from airflow.utils.session import create_session
+    from airflow.utils.state import DagRunState
+    from airflow.utils.types import DagRunType
+
+    project, dataset, table = table_id.split(".")
+    with create_session() as session:
+        found = session.get(DagBundleModel, bundle) or DagBundleModel(name=bundle)
+        if team is not None:
+            owner = session.get(Team, team) or Team(name=team)
+            session.add(owner)
+            found.teams = [owner]
+        session.add(found)
+        session.flush()
+        if session.get(DagModel, dag_id) is None:
+            session.add(DagModel(dag_id=dag_id, bundle_name=bundle, fileloc=f"/dags/{dag_id}.py"))
+        uri = f"bigquery://{project}/{dataset}/{table}"
+        asset = session.scalar(select(AssetModel).where(AssetModel.uri == uri))
+        if asset is None:
+            asset = AssetModel(uri=uri, name=uri, group="asset")
+            session.add(asset)
+        session.flush()
+        for day in days:
+            run_id = f"scheduled__{day + dt.timedelta(days=1)}T00:00:00+00:00"
+            logical = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), dt.timezone.utc)
+            session.add(DagRun(dag_id=dag_id, run_id=run_id, run_type=DagRunType.SCHEDULED, logical_date=logical,
+                               state=DagRunState.SUCCESS, run_after=logical))
+            session.add(AssetEvent(asset_id=asset.id, source_dag_id=dag_id, source_task_id=task_id,
+                                   source_run_id=run_id, source_map_index=-1,
+                                   extra={"target_date": day.isoformat(), "model_name": "churn", "model_version": "1",
+                                          "rows_written": 1000}))

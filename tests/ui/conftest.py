@@ -26,48 +26,9 @@ class Seeded:
     verdicts: dict
 
 
-def _register(table_id: str, dag_id: str, task_id: str, bundle: str, team: str, days: list[dt.date]) -> None:
-    from sqlalchemy import select
-
-    from airflow.models.asset import AssetEvent, AssetModel
-    from airflow.models.dag import DagModel
-    from airflow.models.dagbundle import DagBundleModel
-    from airflow.models.dagrun import DagRun
-    from airflow.models.team import Team
-    from airflow.utils.session import create_session
-    from airflow.utils.state import DagRunState
-    from airflow.utils.types import DagRunType
-
-    project, dataset, table = table_id.split(".")
-    with create_session() as session:
-        owner = session.get(Team, team) or Team(name=team)
-        session.add(owner)
-        found = session.get(DagBundleModel, bundle) or DagBundleModel(name=bundle)
-        found.teams = [owner]
-        session.add(found)
-        session.flush()
-        if session.get(DagModel, dag_id) is None:
-            session.add(DagModel(dag_id=dag_id, bundle_name=bundle, fileloc=f"/dags/{dag_id}.py"))
-        uri = f"bigquery://{project}/{dataset}/{table}"
-        asset = session.scalar(select(AssetModel).where(AssetModel.uri == uri))
-        if asset is None:
-            asset = AssetModel(uri=uri, name=uri, group="asset")
-            session.add(asset)
-        session.flush()
-        for day in days:
-            run_id = f"scheduled__{day + dt.timedelta(days=1)}T00:00:00+00:00"
-            logical = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), dt.timezone.utc)
-            session.add(DagRun(dag_id=dag_id, run_id=run_id, run_type=DagRunType.SCHEDULED, logical_date=logical,
-                               state=DagRunState.SUCCESS, run_after=logical))
-            session.add(AssetEvent(asset_id=asset.id, source_dag_id=dag_id, source_task_id=task_id,
-                                   source_run_id=run_id, source_map_index=-1,
-                                   extra={"target_date": day.isoformat(), "model_name": "churn", "model_version": "1",
-                                          "rows_written": 1000}))
-
-
 @pytest.fixture(scope="session")
 def seeded(emulator, bq_client, airflow_db) -> Seeded:
-    from airflow_provider_somlier.devtools.sample_profiles import write_profile_days
+    from airflow_provider_somlier.devtools.sample_profiles import register_writer, write_profile_days
 
     dataset = f"{emulator.project}.ui_pages"
     bq_client.create_dataset(dataset, exists_ok=True)
@@ -75,8 +36,8 @@ def seeded(emulator, bq_client, airflow_db) -> Seeded:
     versions = {day: (1 if i < 10 else 2) for i, day in enumerate(DAYS)}
     verdicts = write_profile_days(bq_client, churn, DAYS, bad_days={BAD_DAY}, versions=versions)
     write_profile_days(bq_client, ledger, DAYS[:5], model_name="ledger")
-    _register(churn, "ml_churn", "predict", "ml_bundle", "ml", DAYS)
-    _register(ledger, "finance_ledger", "predict", "finance_bundle", "finance", DAYS[:5])
+    register_writer(churn, "ml_churn", "predict", "ml_bundle", "ml", DAYS)
+    register_writer(ledger, "finance_ledger", "predict", "finance_bundle", "finance", DAYS[:5])
     return Seeded(churn=churn, ledger=ledger, verdicts=verdicts)
 
 

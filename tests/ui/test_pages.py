@@ -115,11 +115,11 @@ def test_a_bad_request_to_a_page_gets_a_page_that_says_so(as_user, seeded):
 
 
 def test_a_destination_whose_profile_table_is_not_somliers_is_refused_by_name(as_user, seeded, bq_client):
-    from tests.ui.conftest import _register
+    from airflow_provider_somlier.devtools.sample_profiles import register_writer
 
     impostor = seeded.churn.rsplit(".", 1)[0] + ".impostor"
     bq_client.query(f"CREATE OR REPLACE TABLE `{impostor}__profile` (target_date DATE, note STRING)").result()
-    _register(impostor, "ml_impostor", "predict", "ml_bundle", "ml", [DAYS[0]])
+    register_writer(impostor, "ml_impostor", "predict", "ml_bundle", "ml", [DAYS[0]])
     response = as_user(["ml"]).get(f"/somlier/api/destinations/{impostor}")
     assert response.status_code == 404 and response.json()["error_code"] == "NOT_A_SOMLIER_PROFILE"
     listed = as_user(["ml"]).get("/somlier/api/destinations").json()["destinations"]
