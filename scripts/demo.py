@@ -8,7 +8,8 @@
 4. starts a real Airflow (API server, scheduler, DAG processor; LocalExecutor, SQLite),
    waits for the DAG (``--check_airflow``), triggers a run through the REST API v2, then a
    7-day backfill, then reruns one finished day by clearing it,
-5. prints a table per target day and where to open the Airflow and MLflow UIs.
+5. prints a table per target day and where to open the Airflow and MLflow UIs and the
+   Predictions page (the provider's Airflow plugin).
 
 Everything it started is stopped on exit, on Ctrl-C and on SIGTERM or SIGHUP alike
 (``--serve`` keeps the UIs up until one of them). Each server is recorded in a pid file
@@ -169,7 +170,9 @@ def run_demo(args: argparse.Namespace, state: Path, pids, tracking_uri: str, tod
     (repo / "dags").mkdir(parents=True)
     subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
     step("Starting Airflow (API server, scheduler, DAG processor)")
-    airflow = stack.enter_context(running_airflow(state / "airflow", repo / "dags", pids=pids))
+    # The Predictions pages link each model version to the MLflow UI the demo started.
+    airflow = stack.enter_context(running_airflow(state / "airflow", repo / "dags", pids=pids,
+                                                  extra_env={"AIRFLOW__SOMLIER__MLFLOW_UI_URL": mlflow_url}))
     print(f"    Airflow at {airflow.url}")
 
     def wait_runs(count: int) -> list[dict]:
@@ -235,6 +238,8 @@ def run_demo(args: argparse.Namespace, state: Path, pids, tracking_uri: str, tod
         print(f"    {row.day:<12} {available.get(row.day, 0):>11} {row.n_rows:>12} {row.duplicates:>10} {row.version:>13}")
 
     print(f"\n    Airflow UI: {airflow.url}   MLflow UI: {mlflow_url}")
+    print(f"    Predictions page: {airflow.url}/plugin/somlier (in the Airflow UI: Browse › SoMLier)   "
+          f"JSON: {airflow.url}/somlier/api/destinations")
     if args.serve:
         print("    serving until Ctrl-C (or SIGTERM/SIGHUP) …")
         with contextlib.suppress(KeyboardInterrupt):

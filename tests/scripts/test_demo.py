@@ -121,6 +121,7 @@ def test_the_demo_runs_green_and_writes_every_day_once(demos):
     days = [line.split() for line in table.splitlines()[2:] if line.strip()]
     # 7 backfilled days (one of them cleared and run again) and the manual run's day; 20 rows each
     assert len(days) >= 7 and all(row[1:4] == ["20", "20", "0"] for row in days), table
+    assert "Predictions page: http://127.0.0.1:" in output and "/plugin/somlier" in output
     assert demo.pids.recorded() == {}
     assert "Traceback" not in output
 
