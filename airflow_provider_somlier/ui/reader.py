@@ -23,11 +23,6 @@ if TYPE_CHECKING:
     from airflow_provider_somlier.refs import TableRef
     from airflow_provider_somlier.ui.settings import UISettings
 
-# The timeline needs no feature histograms (only the prediction's, for its quantiles).
-_TIMELINE_COLUMNS = ", ".join(
-    f"`{name}`" if name != "histogram" else "IF(`role` = 'prediction', `histogram`, NULL) AS `histogram`"
-    for name in PROFILE_COLUMNS
-)
 _ALL_COLUMNS = ", ".join(f"`{name}`" for name in PROFILE_COLUMNS)
 _LATEST_COLUMNS = ("target_date", "column_name", "role", "day_rows", "verdict", "failures", "model_name",
                    "model_version", "predicted_at", "airflow_run_id")
@@ -69,12 +64,17 @@ class ProfileReader:
         return rows[0]["latest"] if rows else None
 
     def days_between(self, destination: TableRef, start: dt.date, end: dt.date) -> list[dict[str, Any]]:
-        """Every profile row of ``start``..``end`` (feature histograms left out), ordered by day."""
+        """The profile rows a timeline needs from ``start``..``end``, ordered by day.
+
+        Those of the prediction columns (the day's figures are on every row; the quantiles
+        come from the prediction's histogram) and of any column with a failed check: about
+        one row a day instead of one per column, which is most of a year's page time.
+        """
         table = self.profile_table(destination)
         return self._query(
             f"days {start}..{end} of {table}",
-            f"SELECT {_TIMELINE_COLUMNS} FROM {table.sql} WHERE `target_date` BETWEEN @start AND @end "
-            "ORDER BY `target_date`, `column_name`",
+            f"SELECT {_ALL_COLUMNS} FROM {table.sql} WHERE `target_date` BETWEEN @start AND @end "
+            "AND (`role` = 'prediction' OR `failures` != '[]') ORDER BY `target_date`, `column_name`",
             [("start", "DATE", start), ("end", "DATE", end)],
         )
 
