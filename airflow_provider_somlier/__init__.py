@@ -37,7 +37,8 @@ def get_provider_info() -> dict:
             {"integration-name": "SoMLier", "python-modules": ["airflow_provider_somlier.hooks.bigquery"]},
         ],
         "connection-types": [MLFLOW_CONNECTION_TYPE],
-        # The Predictions pages (ui/plugin.py). Airflow loads it through the ``airflow.plugins``
-        # entry point; listed here too so ``airflow providers list``/``plugins`` name its provider.
-        "plugins": [{"name": "somlier", "plugin-class": "airflow_provider_somlier.ui.plugin.SomlierPlugin"}],
+        # No "plugins" here: the Predictions plugin (ui/plugin.py) registers through the
+        # ``airflow.plugins`` entry point, which Airflow always reads. Provider-listed plugins are
+        # loaded only with ``lazy_discover_providers = False``, and then a second time under the
+        # same name, which Airflow reports as a plugin import error.
     }

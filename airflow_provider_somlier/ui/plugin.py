@@ -1,10 +1,9 @@
 """The Airflow plugin: the Predictions app under the API server, a nav entry, a task-instance view.
 
-Registered by installing the provider (the ``airflow.plugins`` entry point, and ``plugins``
-in ``get_provider_info`` for ``airflow providers list``): no file to copy into a plugins
-folder. Airflow imports this module in every component that loads plugins, DAG processor
-included, so it imports nothing but Airflow's plugin base; the FastAPI app is built by
-:class:`LazyApp` on the API server's first request to ``/somlier``.
+Registered by installing the provider (the ``airflow.plugins`` entry point in ``setup.cfg``):
+no file to copy into a plugins folder. Airflow imports this module in every component that
+loads plugins, DAG processor included, so it imports nothing but Airflow's plugin base; the
+FastAPI app is built by :class:`LazyApp` on the API server's first request to ``/somlier``.
 """
 
 from __future__ import annotations
