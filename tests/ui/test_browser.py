@@ -83,7 +83,7 @@ def airflow(session_dir, emulator, registry, bq_client):
         first = dt.datetime.combine(TARGET_DAYS[0] + dt.timedelta(days=1), dt.time(0), dt.timezone.utc)
         last = dt.datetime.combine(BAD_DAY + dt.timedelta(days=1), dt.time(0), dt.timezone.utc)
         running.backfill(session, DAG_ID, first.isoformat(), last.isoformat(), max_active_runs=3)
-        runs = running.wait_runs(session, DAG_ID, len(TARGET_DAYS), no_progress_seconds=120)
+        runs = running.wait_runs(session, DAG_ID, len(TARGET_DAYS), no_progress_seconds=300)
         assert {r["state"] for r in runs} == {"success"}, runs
         running.runs = sorted(runs, key=lambda r: r["logical_date"])
         yield running
