@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_somlier.features import FeaturePlan
-    from airflow_provider_somlier.hooks.bigquery import ReplaceResult, SomlierBigQueryHook
+    from airflow_provider_somlier.hooks.bigquery import SomlierBigQueryHook
+    from airflow_provider_somlier.hooks.bigquery_write import ReplaceResult
     from airflow_provider_somlier.hooks.mlflow import ResolvedModel
     from airflow_provider_somlier.operators.offline import MLOpsOfflineOperator
     from airflow_provider_somlier.output import Lineage

@@ -17,13 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_somlier.errors import ModelPredictionError, SomlierError
 from airflow_provider_somlier.features import FeaturePlan, model_input
-from airflow_provider_somlier.output import (
-    LINEAGE_COLUMNS,
-    Lineage,
-    arrow_schema,
-    output_schema,
-    prediction_columns,
-)
+from airflow_provider_somlier.output import Lineage, output_schema, prediction_columns, staging_arrow_schema
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -92,7 +86,7 @@ def score_to_parquet(
             if schema is None:
                 schema = output_schema(passthrough_types, {n: a.type for n, a in predictions.items()})
                 on_schema(schema)
-                staging_schema = arrow_schema(staged_fields(schema))
+                staging_schema = staging_arrow_schema(schema)
                 # Ids and predictions rarely repeat: trying dictionary encoding on them costs
                 # more than the rest of the write, and no reader skips pages by statistics.
                 writer = pq.ParquetWriter(path, staging_schema, use_dictionary=False, write_statistics=False)
@@ -114,13 +108,8 @@ def score_to_parquet(
     return StagedPredictions(path=path, rows_read=rows_read, schema=schema, profile=profile)
 
 
-def staged_fields(schema: list[bigquery.SchemaField]) -> list[bigquery.SchemaField]:
-    """The columns the staging file holds: all but the lineage, which the replace writes as constants."""
-    return [field for field in schema if field.name not in LINEAGE_COLUMNS]
-
-
 def write_empty_parquet(schema: list[bigquery.SchemaField], path: str) -> None:
     """A zero-row staging file for ``schema``: replacing a day with it empties the day."""
     import pyarrow.parquet as pq
 
-    pq.write_table(arrow_schema(staged_fields(schema)).empty_table(), path)
+    pq.write_table(staging_arrow_schema(schema).empty_table(), path)

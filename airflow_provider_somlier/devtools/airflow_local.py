@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING
 
 import requests
 
-from airflow_provider_somlier.devtools.emulator import free_port, stop_pid
+from airflow_provider_somlier.devtools.emulator import free_port
+from airflow_provider_somlier.devtools.processes import stop_pid
 
 if TYPE_CHECKING:
     from airflow_provider_somlier.devtools.emulator import Emulator

@@ -133,9 +133,9 @@ class MLOpsShardScoreOperator(MLOpsOfflineOperator):
         import base64
         import tempfile
 
-        from airflow_provider_somlier.hooks.bigquery import shard_staging_table_name
+        from airflow_provider_somlier.hooks.bigquery_staging import shard_staging_table_name
         from airflow_provider_somlier.offline_run import OfflineRun
-        from airflow_provider_somlier.scoring import staged_fields
+        from airflow_provider_somlier.output import staged_fields
 
         plan, index = self.plan, int(self.shard["index"])
         self.model_ref = plan["model_ref"]
