@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_somlier.errors import WarehouseUnavailableError
+from airflow_provider_somlier.phases import PhaseClock
 from airflow_provider_somlier.hooks.bigquery_staging import (
     STAGING_TTL,
     staging_table_name,
@@ -53,6 +54,7 @@ class DayWrites:
         job_id_seed: str,
         constants: Mapping[str, Any] | None = None,
         also: Sequence[str] = (),
+        clock: PhaseClock | None = None,
     ) -> ReplaceResult:
         """Make the destination's ``day`` hold exactly the rows of ``parquet_path``.
 
@@ -63,6 +65,7 @@ class DayWrites:
         a mixture. The staging table is dropped afterwards, whatever happened; one left by
         a killed process is swept by a later run (and expires on BigQuery by itself).
         ``also`` are statements run inside the same transaction (the day's profile rows).
+        ``clock`` is told the seconds of the staging table's load and of the transaction.
         """
         from google.cloud import bigquery
 
@@ -70,6 +73,8 @@ class DayWrites:
         staged_schema = [field for field in schema if field.name not in constants]
         digest = hashlib.sha256(job_id_seed.encode()).hexdigest()[:12]
 
+        clock = clock or PhaseClock()
+        load_started = time.perf_counter()
         self.sweep_stale_staging(destination)
         staging = destination.sibling(staging_table_name(destination.table, day, digest))
         client = self.client()
@@ -79,14 +84,17 @@ class DayWrites:
         failure: BaseException | None = None
         try:
             load = self._load_staging(parquet_path, staging, staged_schema, digest)
-            job_id = self.commit_staged(
-                destination, schema, partition_column, day, [staging], digest, constants, also=also
-            )
+            clock.add("load", time.perf_counter() - load_started)
+            with clock.timing("transaction"):
+                job_id = self.commit_staged(
+                    destination, schema, partition_column, day, [staging], digest, constants, also=also
+                )
         except BaseException as exc:
             failure = exc
             raise
         finally:
-            self._drop_staging(staging, failure)
+            with clock.timing("transaction"):  # its clean-up: the staging table goes
+                self._drop_staging(staging, failure)
         return ReplaceResult(rows_written=int(load.output_rows or 0), job_id=job_id)
 
     def commit_staged(
