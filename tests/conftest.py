@@ -29,6 +29,8 @@ os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(_SESSION_DIR / "airflow" / "dags"
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_SESSION_DIR / 'airflow' / 'airflow.db'}"
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# Every task of the session (in-process and on the real Airflows) shares one host model cache.
+os.environ["AIRFLOW__SOMLIER__MODEL_CACHE_DIR"] = str(_SESSION_DIR / "model-cache")
 
 from airflow_provider_somlier.devtools.emulator import running_emulator  # noqa: E402
 from airflow_provider_somlier.devtools.sample_data import load_features  # noqa: E402
