@@ -55,6 +55,7 @@ class OfflineRun:
         self.log = operator.log
         self.bigquery: SomlierBigQueryHook | None = None
         self.lineage: Any = None  # what OpenLineage is told once the day is written
+        self.sweep: Any = None  # the stale-staging sweep running alongside (a Future), once prepared
         from airflow_provider_somlier.phases import PhaseClock
 
         self.clock = PhaseClock()  # where this run's time goes, phase by phase
@@ -65,7 +66,7 @@ class OfflineRun:
         import time
 
         started = time.monotonic()
-        run = self.prepare(context)  # every check that can fail on input; nothing written yet
+        run = self.prepare(context, sweep=True)  # every check that can fail on input; nothing written yet
         with tempfile.TemporaryDirectory(prefix="somlier-") as workdir:
             staged = self.score(run, f"{workdir}/predictions.parquet")
             verdict = self.judge(run, staged)  # a failing day stops here: nothing staged in BigQuery yet
@@ -94,13 +95,29 @@ class OfflineRun:
 
     def finish(self, summary: dict[str, Any]) -> dict[str, Any]:
         """The summary with the run's phase timings (XCom and log; the asset extra leaves them out)."""
+        self.collect_sweep()
         summary = {**summary, "phases": self.clock.as_dict()}
         self.log.info("SoMLier phases: %s", self.clock.line())
         self.log.info("SoMLier summary: %s", summary)
         return summary
 
-    def prepare(self, context: Context) -> RunPlan:
-        """Resolve the model and the tables and check every input; fail before reading a row."""
+    def collect_sweep(self) -> None:
+        """Wait for the stale-staging sweep started in prepare(); its failure is only logged (the
+        day is written; the next run sweeps again)."""
+        sweep, self.sweep = self.sweep, None
+        if sweep is None:
+            return
+        try:
+            sweep.result()
+        except Exception as exc:  # noqa: BLE001 - housekeeping: never fails a written day
+            self.log.warning("Could not sweep stale staging tables (the next run tries again): %s", exc)
+
+    def prepare(self, context: Context, *, sweep: bool = False) -> RunPlan:
+        """Resolve the model and the tables and check every input; fail before reading a row.
+
+        ``sweep``: a run that will write the day also starts the sweep of its destination's
+        stale staging tables here, on a thread, so its dataset listing overlaps the scoring.
+        """
         import time
 
         from airflow_provider_somlier.bq_sql import literal
@@ -153,6 +170,11 @@ class OfflineRun:
         existing = bigquery.get_table_or_none(destination)
         if existing is None:
             bigquery.ensure_dataset_exists(destination, role="destination")
+        if sweep:
+            from airflow_provider_somlier.background import in_background
+
+            # Housekeeping nothing waits on: the sweep's dataset listing runs while the day is scored.
+            self.sweep = in_background("sweep", bigquery.sweep_stale_staging, destination)
         from airflow_provider_somlier.quality.day_gate import prepare_gate
 
         gate = prepare_gate(op, bigquery, destination, day, plan.features, resolved.run_id, self.log)
@@ -241,6 +263,7 @@ class OfflineRun:
             constants=run.constants,
             also=self.profile_statements(run, staged.profile, verdict),
             clock=self.clock,
+            sweep=False,  # prepare() started it alongside; finish() collects it
         )
 
     def profile_statements(self, run: RunPlan, profile: Any, verdict: Any) -> list[str]:

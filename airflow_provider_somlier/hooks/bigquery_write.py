@@ -55,6 +55,7 @@ class DayWrites:
         constants: Mapping[str, Any] | None = None,
         also: Sequence[str] = (),
         clock: PhaseClock | None = None,
+        sweep: bool = True,
     ) -> ReplaceResult:
         """Make the destination's ``day`` hold exactly the rows of ``parquet_path``.
 
@@ -66,6 +67,7 @@ class DayWrites:
         a killed process is swept by a later run (and expires on BigQuery by itself).
         ``also`` are statements run inside the same transaction (the day's profile rows).
         ``clock`` is told the seconds of the staging table's load and of the transaction.
+        ``sweep=False`` leaves the stale-staging sweep to the caller (who runs it alongside).
         """
         from google.cloud import bigquery
 
@@ -75,7 +77,8 @@ class DayWrites:
 
         clock = clock or PhaseClock()
         load_started = time.perf_counter()
-        self.sweep_stale_staging(destination)
+        if sweep:
+            self.sweep_stale_staging(destination)
         staging = destination.sibling(staging_table_name(destination.table, day, digest))
         client = self.client()
         staging_table = bigquery.Table(staging.table_id, schema=staged_schema)
