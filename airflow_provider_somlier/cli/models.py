@@ -75,11 +75,9 @@ def register(
                 artifact_path=artifact_path, alias=alias,
             )
             if frame is not None:
-                from airflow_provider_somlier.quality.day_gate import TRAINING_PROFILE_PATH
-                from airflow_provider_somlier.quality.training import training_profile
+                from airflow_provider_somlier.quality.training import log_profile_with_run
 
-                client.log_dict(run_id, training_profile(frame).to_dict(), TRAINING_PROFILE_PATH)
-                answer["training_profile"] = f"runs:/{run_id}/{TRAINING_PROFILE_PATH}"
+                answer["training_profile"] = log_profile_with_run(client, run_id, frame)
         click.echo(json.dumps(answer))
 
     run_action(registry_errors(action))

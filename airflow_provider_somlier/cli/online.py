@@ -84,10 +84,12 @@ def online_train(
 @click.argument("project_ref", required=False, default="")
 @click.argument("model_module_path", required=False, default="")
 @click.argument("model_class_name", required=False, default="")
+@click.option("--training_data", help="A Parquet or CSV file of the training frame: its profile is logged with the "
+              "version's run as the baseline of baseline='training'.")
 @tracking_option
 def online_register_v2(
     model_type: str, gcs_uri: str, model_name: str, github_uri: str, project_name: str, project_ref: str,
-    model_module_path: str, model_class_name: str, tracking_uri: str | None,
+    model_module_path: str, model_class_name: str, training_data: str | None, tracking_uri: str | None,
 ) -> None:
     """Register a model trained anywhere: MODEL_TYPE (sklearn|pytorch), its weights at GCS_URI, as MODEL_NAME.
 
@@ -100,12 +102,22 @@ def online_register_v2(
         from airflow_provider_somlier.answer_stdout import work_output_to_stderr
         from airflow_provider_somlier.lifecycle.register_v2 import register_v2
 
+        frame = None
+        if training_data:  # read before registering: a bad file registers nothing
+            from airflow_provider_somlier.quality.training import read_training_file
+
+            frame = read_training_file(training_data)
         with work_output_to_stderr():
             client = mlflow_client(tracking_uri)
             registered = register_v2(
                 model_type, gcs_uri, model_name, client.tracking_uri, github_uri=github_uri, project=project_name,
                 ref=project_ref, module_path=model_module_path, class_name=model_class_name,
             )
-        click.echo(json.dumps({"model_name": registered.name, "model_version": registered.version, "run_id": registered.run_id}))
+            answer = {"model_name": registered.name, "model_version": registered.version, "run_id": registered.run_id}
+            if frame is not None:
+                from airflow_provider_somlier.quality.training import log_profile_with_run
+
+                answer["training_profile"] = log_profile_with_run(client, registered.run_id, frame)
+        click.echo(json.dumps(answer))
 
     run_action(registry_errors(action))
