@@ -18,7 +18,8 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
     from airflow_provider_somlier.features import FeaturePlan
-    from airflow_provider_somlier.hooks.bigquery import ReplaceResult, SomlierBigQueryHook
+    from airflow_provider_somlier.hooks.bigquery import SomlierBigQueryHook
+    from airflow_provider_somlier.hooks.bigquery_write import ReplaceResult
     from airflow_provider_somlier.hooks.mlflow import ResolvedModel
     from airflow_provider_somlier.operators.offline import MLOpsOfflineOperator
     from airflow_provider_somlier.output import Lineage
@@ -54,6 +55,10 @@ class OfflineRun:
         self.log = operator.log
         self.bigquery: SomlierBigQueryHook | None = None
         self.lineage: Any = None  # what OpenLineage is told once the day is written
+        self.sweep: Any = None  # the stale-staging sweep running alongside (a Future), once prepared
+        from airflow_provider_somlier.phases import PhaseClock
+
+        self.clock = PhaseClock()  # where this run's time goes, phase by phase
 
     def execute(self, context: Context) -> dict[str, Any]:
         """The single task: prepare, score the whole day, replace it, announce it; returns the summary."""
@@ -61,7 +66,7 @@ class OfflineRun:
         import time
 
         started = time.monotonic()
-        run = self.prepare(context)  # every check that can fail on input; nothing written yet
+        run = self.prepare(context, sweep=True)  # every check that can fail on input; nothing written yet
         with tempfile.TemporaryDirectory(prefix="somlier-") as workdir:
             staged = self.score(run, f"{workdir}/predictions.parquet")
             verdict = self.judge(run, staged)  # a failing day stops here: nothing staged in BigQuery yet
@@ -85,12 +90,34 @@ class OfflineRun:
             model_seconds=round(run.model_seconds, 3),  # registry lookup + model load
             **({"quality": quality} if quality is not None else {}),
         )
-        self.log.info("SoMLier summary: %s", summary)
         self.announce(context, summary, run.plan.features, run.plan.passthrough)
+        return self.finish(summary)
+
+    def finish(self, summary: dict[str, Any]) -> dict[str, Any]:
+        """The summary with the run's phase timings (XCom and log; the asset extra leaves them out)."""
+        self.collect_sweep()
+        summary = {**summary, "phases": self.clock.as_dict()}
+        self.log.info("SoMLier phases: %s", self.clock.line())
+        self.log.info("SoMLier summary: %s", summary)
         return summary
 
-    def prepare(self, context: Context) -> RunPlan:
-        """Resolve the model and the tables and check every input; fail before reading a row."""
+    def collect_sweep(self) -> None:
+        """Wait for the stale-staging sweep started in prepare(); its failure is only logged (the
+        day is written; the next run sweeps again)."""
+        sweep, self.sweep = self.sweep, None
+        if sweep is None:
+            return
+        try:
+            sweep.result()
+        except Exception as exc:  # noqa: BLE001 - housekeeping: never fails a written day
+            self.log.warning("Could not sweep stale staging tables (the next run tries again): %s", exc)
+
+    def prepare(self, context: Context, *, sweep: bool = False) -> RunPlan:
+        """Resolve the model and the tables and check every input; fail before reading a row.
+
+        ``sweep``: a run that will write the day also starts the sweep of its destination's
+        stale staging tables here, on a thread, so its dataset listing overlaps the scoring.
+        """
         import time
 
         from airflow_provider_somlier.bq_sql import literal
@@ -108,6 +135,7 @@ class OfflineRun:
         from airflow_provider_somlier.window import day_filter, parse_bool, parse_window, target_date
 
         op = self.operator
+        prepare_started = time.monotonic()
         # Everything that can be checked without a network call.
         window_days = parse_window(op.dataset_load_window)
         by_kst = parse_bool(op.dataset_load_by_kst, field="dataset_load_by_kst")
@@ -120,9 +148,8 @@ class OfflineRun:
         source = parse_table_ref(op.dataset_ref, bigquery.project_id, field="dataset_ref")
         destination = parse_table_ref(op.destination_table_ref, bigquery.project_id, field="destination_table_ref")
         mlflow = MLflowHook(mlflow_conn_id=op.mlflow_conn_id)
-        registry_started = time.monotonic()
-        resolved = mlflow.resolve(model_ref)
-        model_seconds = time.monotonic() - registry_started
+        with self.clock.timing("registry"):
+            resolved = mlflow.resolve(model_ref)
         source_types = {
             f.name: f"ARRAY<{f.field_type}>" if f.mode == "REPEATED" else f.field_type
             for f in bigquery.get_existing_table(source, role="source").schema
@@ -132,9 +159,9 @@ class OfflineRun:
                 f"dataset_load_column {load_column!r} not found in {source}; it has {', '.join(sorted(source_types))}"
             )
         rows_of_day = day_filter(load_column, source_types[load_column], day, by_kst)
-        registry_started = time.monotonic()
-        model = mlflow.load_pyfunc(resolved)
-        model_seconds += time.monotonic() - registry_started
+        with self.clock.timing("model_load"):
+            model = mlflow.load_pyfunc(resolved)
+        model_seconds = self.clock.seconds("registry") + self.clock.seconds("model_load")
         plan = plan_features(
             source_types, signature_inputs(model), op.feature_columns, op.passthrough_columns, source=str(source)
         )
@@ -143,6 +170,11 @@ class OfflineRun:
         existing = bigquery.get_table_or_none(destination)
         if existing is None:
             bigquery.ensure_dataset_exists(destination, role="destination")
+        if sweep:
+            from airflow_provider_somlier.background import in_background
+
+            # Housekeeping nothing waits on: the sweep's dataset listing runs while the day is scored.
+            self.sweep = in_background("sweep", bigquery.sweep_stale_staging, destination)
         from airflow_provider_somlier.quality.day_gate import prepare_gate
 
         gate = prepare_gate(op, bigquery, destination, day, plan.features, resolved.run_id, self.log)
@@ -163,6 +195,7 @@ class OfflineRun:
             "Scoring %s (version %s) on %s rows where %s -> %s",
             resolved.requested, resolved.version, source, rows_of_day.sql, destination,
         )
+        self.clock.add("checks", time.monotonic() - prepare_started - model_seconds)
         return RunPlan(
             day=day, source=source, destination=destination, existing=existing, rows_of_day=rows_of_day.sql,
             resolved=resolved, model=model, plan=plan, passthrough_types=passthrough_types, lineage=lineage,
@@ -198,6 +231,7 @@ class OfflineRun:
             on_schema=check_against_destination,
             chunk_rows=self.operator.chunk_rows,
             profiler=profiler,
+            clock=self.clock,
         )
 
     def judge(self, run: RunPlan, staged: StagedPredictions) -> Any:
@@ -205,7 +239,8 @@ class OfflineRun:
         when a check fails and ``on_quality_failure='fail'``."""
         if run.gate is None or not staged.rows_read:
             return None
-        return run.gate.judge(staged.profile)
+        with self.clock.timing("profile"):
+            return run.gate.judge(staged.profile)
 
     def replace(self, run: RunPlan, staged: StagedPredictions, verdict: Any = None) -> ReplaceResult:
         """Replace the day in the destination (created on first write) with the staged rows, and its
@@ -216,7 +251,8 @@ class OfflineRun:
         if staged.rows_read == 0:
             schema = self.empty_day_schema(run.day, run.source, run.existing, run.passthrough_types, staged.path)
         if run.existing is None:
-            self.bigquery.create_day_partitioned_table(run.destination, schema, TARGET_DATE_COLUMN)
+            with self.clock.timing("checks"):
+                self.bigquery.create_day_partitioned_table(run.destination, schema, TARGET_DATE_COLUMN)
         return self.bigquery.replace_partition(
             run.destination,
             schema,
@@ -226,6 +262,8 @@ class OfflineRun:
             job_id_seed=run.job_id_seed,
             constants=run.constants,
             also=self.profile_statements(run, staged.profile, verdict),
+            clock=self.clock,
+            sweep=False,  # prepare() started it alongside; finish() collects it
         )
 
     def profile_statements(self, run: RunPlan, profile: Any, verdict: Any) -> list[str]:
@@ -234,7 +272,8 @@ class OfflineRun:
             return []
         from airflow_provider_somlier.quality.profile import DayProfile
 
-        return run.gate.statements(self.bigquery, run.day, profile or DayProfile(), verdict, run.constants)
+        with self.clock.timing("profile"):
+            return run.gate.statements(self.bigquery, run.day, profile or DayProfile(), verdict, run.constants)
 
     def announce(
         self, context: Context, summary: dict[str, Any], features: Sequence[str], passthrough: Sequence[str]
@@ -247,8 +286,11 @@ class OfflineRun:
         from airflow_provider_somlier.assets import emit_predictions_event
         from airflow_provider_somlier.lineage import run_lineage
 
-        emit_predictions_event(context, self.operator.outlets, summary)
-        self.lineage = run_lineage(summary, features, passthrough, self.operator.gcp_conn_id, self.operator.location)
+        with self.clock.timing("announce"):
+            emit_predictions_event(context, self.operator.outlets, summary)
+            self.lineage = run_lineage(
+                summary, features, passthrough, self.operator.gcp_conn_id, self.operator.location
+            )
 
     def note_read(self, run: RunPlan) -> None:
         """For a step that reads the day but writes no day of its own (a shard's plan or score):

@@ -1,4 +1,7 @@
-"""The shape of what a run writes: passthrough ids, predictions, lineage.
+"""The shape of what a run writes: passthrough ids, predictions, lineage; and of the staging file.
+
+This module owns the output schema: the destination's columns, which of them the staging
+Parquet file holds (:func:`staged_fields`) and as which Arrow types.
 
 Every destination row records which model version made it, for which target day,
 when, and from which Airflow run, so a prediction can be traced back and a bad
@@ -189,6 +192,16 @@ def arrow_schema(schema: Sequence[bigquery.SchemaField]) -> pa.Schema:
         return getattr(pa, name)(*args)
 
     return pa.schema([pa.field(f.name, arrow_type(f.field_type)) for f in schema])
+
+
+def staged_fields(schema: Sequence[bigquery.SchemaField]) -> list[bigquery.SchemaField]:
+    """The columns the staging file holds: all but the lineage, which the replace writes as constants."""
+    return [field for field in schema if field.name not in LINEAGE_COLUMNS]
+
+
+def staging_arrow_schema(schema: Sequence[bigquery.SchemaField]) -> pa.Schema:
+    """The staging Parquet file's schema for a destination schema: its staged fields, as Arrow types."""
+    return arrow_schema(staged_fields(schema))
 
 
 def check_destination(existing: Sequence[bigquery.SchemaField], expected: Sequence[bigquery.SchemaField], table: str) -> None:

@@ -93,7 +93,7 @@ def step(message: str) -> None:
 
 @contextlib.contextmanager
 def mlflow_ui(tracking_uri: str, artifacts: Path, port: int, state: Path, pids):
-    from airflow_provider_somlier.devtools.emulator import stop_pid
+    from airflow_provider_somlier.devtools.processes import stop_pid
 
     log = open(state / "mlflow-ui.log", "ab")  # noqa: SIM115
     process = subprocess.Popen(

@@ -1,6 +1,17 @@
 #!/usr/bin/env bash
 # README command 2: install from the locks, then run the whole test suite.
+#   ./scripts/test.sh            everything (what CI runs)
+#   ./scripts/test.sh --quick    unit and in-process tests only, for everyday work
+# Any other arguments go to pytest (e.g. a path, -k EXPR, -x).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
-exec .venv/bin/python -m pytest -p no:cacheprovider "$@"
+args=()
+for arg in "$@"; do
+  if [ "$arg" = "--quick" ]; then
+    args+=(-m "not slow")
+  else
+    args+=("$arg")
+  fi
+done
+exec .venv/bin/python -m pytest -p no:cacheprovider ${args[@]+"${args[@]}"}

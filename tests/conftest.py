@@ -29,6 +29,8 @@ os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(_SESSION_DIR / "airflow" / "dags"
 os.environ["AIRFLOW__CORE__UNIT_TEST_MODE"] = "False"
 os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{_SESSION_DIR / 'airflow' / 'airflow.db'}"
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# Every task of the session (in-process and on the real Airflows) shares one host model cache.
+os.environ["AIRFLOW__SOMLIER__MODEL_CACHE_DIR"] = str(_SESSION_DIR / "model-cache")
 
 from airflow_provider_somlier.devtools.emulator import running_emulator  # noqa: E402
 from airflow_provider_somlier.devtools.sample_data import load_features  # noqa: E402
@@ -160,3 +162,51 @@ def mlflow_server(session_dir):
         yield url
     finally:
         stop_pid(process.pid)
+
+
+# Modules that drive real Airflow schedulers, whole demos, gunicorn fleets or training
+# grids: minutes each. ``./scripts/test.sh --quick`` (``-m "not slow"``) leaves them out
+# for everyday work; CI runs everything.
+SLOW_MODULES = (
+    "tests/scripts/",
+    "tests/e2e/",
+    "tests/devtools/test_airflow_local.py",
+    "tests/sharded/test_sharded_on_airflow.py",
+    "tests/sharded/test_sharded_kill.py",
+    "tests/sharded/test_sharded_dag.py",
+    "tests/sharded/test_generated_sharded_dag.py",
+    "tests/lifecycle/",
+    "tests/online/test_mlflow_model.py",
+    "tests/online/test_gunicorn_switch.py",
+    "tests/online/test_slow_clients.py",
+    "tests/online/test_native_threads.py",
+    "tests/online/test_follow.py",
+    "tests/online/test_tf_model.py",
+    "tests/generate/",
+    "tests/operators/test_offline_dag.py",
+    "tests/operators/test_offline_retries.py",
+    "tests/operators/test_offline_on_kill.py",
+    "tests/faults/",
+    "tests/hooks/test_mlflow_hook.py",
+    "tests/unit/test_skops_import.py",
+    "tests/ui/test_browser.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    root = Path(__file__).resolve().parent.parent
+    for item in items:
+        where = Path(str(item.fspath)).resolve().relative_to(root).as_posix()
+        if where.startswith(SLOW_MODULES):
+            item.add_marker(pytest.mark.slow)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """The session's folder (Airflow home, registry, emulator data, model cache) goes with it,
+    unless SOMLIER_KEEP_TEST_DIR asks to keep it for a look after a failure."""
+    import shutil
+
+    if os.environ.get("SOMLIER_KEEP_TEST_DIR"):
+        print(f"\nSoMLier test session folder kept: {_SESSION_DIR}")
+        return
+    shutil.rmtree(_SESSION_DIR, ignore_errors=True)

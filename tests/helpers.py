@@ -24,7 +24,7 @@ def rows_per_day(client, table_id: str) -> dict[str, int]:
 
 def staging_tables(client, destination: str) -> list[str]:
     """The staging tables of ``destination`` alone (other tests' leftovers share its dataset)."""
-    from airflow_provider_somlier.hooks.bigquery import is_staging_of
+    from airflow_provider_somlier.hooks.bigquery_staging import is_staging_of
 
     dataset, table = destination.rsplit(".", 1)
     return [t.table_id for t in client.list_tables(dataset) if is_staging_of(t.table_id, table)]

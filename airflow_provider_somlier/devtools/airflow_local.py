@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING
 
 import requests
 
-from airflow_provider_somlier.devtools.emulator import free_port, stop_pid
+from airflow_provider_somlier.devtools.emulator import free_port
+from airflow_provider_somlier.devtools.processes import stop_pid
 
 if TYPE_CHECKING:
     from airflow_provider_somlier.devtools.emulator import Emulator
@@ -52,7 +53,7 @@ def local_connections(emulator: Emulator, tracking_uri: str) -> dict[str, str]:
 
 def airflow_env(home: Path, dags_folder: Path, port: int, extra: dict[str, str] | None = None) -> dict[str, str]:
     """Environment for every Airflow process (and CLI call) of one local instance."""
-    return os.environ | {
+    return {"AIRFLOW__SOMLIER__MODEL_CACHE_DIR": str(home / "model-cache")} | os.environ | {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(dags_folder),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",

@@ -19,7 +19,8 @@ from typing import Any
 
 import requests
 
-from airflow_provider_somlier.devtools.emulator import free_port, stop_pid
+from airflow_provider_somlier.devtools.emulator import free_port
+from airflow_provider_somlier.devtools.processes import stop_pid
 
 ELEMENT = "element-6066-11e4-a52f-4a4c6e4d5f28"  # the W3C key of an element reference
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")

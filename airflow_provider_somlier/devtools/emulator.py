@@ -11,7 +11,6 @@ import argparse
 import contextlib
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -21,6 +20,8 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from airflow_provider_somlier.devtools.processes import stop_pid
 
 if TYPE_CHECKING:
     from airflow_provider_somlier.devtools.pidfiles import PidFiles
@@ -121,22 +122,6 @@ def start(
             pids.forget("bqemulator")
         raise
     return emulator, process
-
-
-def stop_pid(pid: int, timeout: float = 10.0) -> None:
-    with contextlib.suppress(ProcessLookupError):
-        os.killpg(pid, signal.SIGTERM)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                os.kill(pid, 0)
-                # reap if it is our child
-                with contextlib.suppress(ChildProcessError):
-                    os.waitpid(pid, os.WNOHANG)
-            except ProcessLookupError:
-                return
-            time.sleep(0.1)
-        os.killpg(pid, signal.SIGKILL)
 
 
 @contextlib.contextmanager

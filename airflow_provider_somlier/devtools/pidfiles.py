@@ -18,7 +18,7 @@ from pathlib import Path
 
 import psutil
 
-from airflow_provider_somlier.devtools.emulator import stop_pid
+from airflow_provider_somlier.devtools.processes import stop_pid
 
 _SAME_PROCESS_SECONDS = 1.0  # create_time() is rounded differently across reads on some systems
 

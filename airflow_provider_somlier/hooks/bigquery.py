@@ -9,6 +9,10 @@ What it adds to ``BigQueryHook``:
   ``DELETE day; INSERT … SELECT staging`` → drop the staging table;
 * sweep staging tables that killed runs left behind.
 
+This module holds the connection, the clients and the reads; writing a day is
+:mod:`.bigquery_write` and the staging tables (names, sweep, the sharded commit's
+helpers) :mod:`.bigquery_staging`, both parts of the one hook.
+
 Every call to BigQuery goes through one helper (:mod:`.bigquery_calls`) that bounds it
 by the connection's deadline and turns transport failures into
 :class:`WarehouseUnavailableError` naming the step and the endpoint.
@@ -32,10 +36,6 @@ Connection extras read here, besides the Google provider's own (``project``,
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import re
-import time
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -44,6 +44,8 @@ from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
 
 from airflow_provider_somlier.errors import InvalidArgumentError, TableNotFoundError, WarehouseUnavailableError
 from airflow_provider_somlier.hooks.bigquery_calls import WarehouseCalls
+from airflow_provider_somlier.hooks.bigquery_staging import StagingTables
+from airflow_provider_somlier.hooks.bigquery_write import DayWrites
 from airflow_provider_somlier.refs import TableRef
 
 if TYPE_CHECKING:
@@ -52,27 +54,8 @@ if TYPE_CHECKING:
     from google.cloud import bigquery
     from google.cloud.bigquery_storage_v1 import BigQueryReadClient
 
-STAGING_PREFIX = "_somlier_staging_"
-# Staging tables older than this are leftovers of killed runs (a live run's staging
-# lives for seconds to minutes); every run drops its destination's.
-STAGING_TTL = dt.timedelta(hours=24)
-# Characters of the destination's name kept in a staging name; with the hash of the
-# whole name and the suffixes a staging name stays within 208 characters for any
-# destination: below BigQuery's limit (1,024) and the emulator's (255).
-_STAGING_NAME_CHARS = 150
-_LEGACY_STAGING_SUFFIX = r"_[0-9]{8}_[0-9a-f]{12}_[0-9a-f]{8}"
 DEFAULT_RETRY_DEADLINE_SECONDS = 120.0
 DEFAULT_READ_STALL_SECONDS = 120.0
-# After a failure that is already a warehouse outage, dropping the staging table gets
-# one short attempt: its error must not replace, nor long delay, the original one.
-_CLEANUP_AFTER_OUTAGE_SECONDS = 5.0
-_CONCURRENT_UPDATE = re.compile(r"concurrent update|could not serialize|conflict", re.IGNORECASE)
-
-
-@dataclass(frozen=True)
-class ReplaceResult:
-    rows_written: int
-    job_id: str
 
 
 @dataclass(frozen=True)
@@ -85,30 +68,7 @@ class ReadStreams:
     expires_at: dt.datetime | None
 
 
-def shard_staging_table_name(destination_table: str, day: dt.date, plan_digest: str, shard: int) -> str:
-    """The staging table of one shard of one plan: the same on every retry, so a retry replaces it."""
-    return f"{staging_key(destination_table)}{day:%Y%m%d}_{plan_digest}_s{shard:04d}"
-
-
-def staging_key(destination_table: str) -> str:
-    """The name prefix of every staging table of ``destination_table`` (and of no other)."""
-    digest = hashlib.sha256(destination_table.encode()).hexdigest()[:8]
-    return f"{STAGING_PREFIX}{destination_table[:_STAGING_NAME_CHARS]}_{digest}_"
-
-
-def staging_table_name(destination_table: str, day: dt.date, run_digest: str) -> str:
-    """A fresh staging table name for one attempt at replacing ``day``; always a valid name."""
-    return f"{staging_key(destination_table)}{day:%Y%m%d}_{run_digest}_{uuid.uuid4().hex[:8]}"
-
-
-def is_staging_of(table_name: str, destination_table: str) -> bool:
-    """Whether ``table_name`` is a staging table of ``destination_table`` (this or the earlier naming)."""
-    return table_name.startswith(staging_key(destination_table)) or bool(
-        re.fullmatch(re.escape(STAGING_PREFIX + destination_table) + _LEGACY_STAGING_SUFFIX, table_name)
-    )
-
-
-class SomlierBigQueryHook(BigQueryHook):
+class SomlierBigQueryHook(DayWrites, StagingTables, BigQueryHook):
     """BigQuery I/O for SoMLier, on connection type ``google_cloud_platform``."""
 
     def __init__(self, gcp_conn_id: str = "google_cloud_default", location: str | None = None, **kwargs: Any):
@@ -359,33 +319,6 @@ class SomlierBigQueryHook(BigQueryHook):
                 f"read stream {stream_name} is gone (the session expired or the warehouse restarted); {advice}"
             ) from exc
 
-    def stage_parquet(
-        self, parquet_path: str, staging: TableRef, staged_schema: Sequence[bigquery.SchemaField]
-    ) -> int:
-        """Load the Parquet file into ``staging``, replacing what a previous attempt left there; return its rows."""
-        from google.cloud import bigquery
-
-        table = bigquery.Table(staging.table_id, schema=list(staged_schema))
-        table.expires = dt.datetime.now(dt.timezone.utc) + STAGING_TTL
-        self.rest.call("create_table (shard staging)", self.client().create_table, table, exists_ok=True, retry=None)
-        digest = hashlib.sha256(staging.table_id.encode()).hexdigest()[:12]
-        load = self._load_staging(parquet_path, staging, staged_schema, digest)
-        return int(load.output_rows or 0)
-
-    def count_staged(self, stagings: Sequence[TableRef]) -> list[int]:
-        """Rows in each staging table, in order, from one query (what a commit checks before it commits)."""
-        if not stagings:
-            return []
-        sql = " UNION ALL ".join(
-            f"SELECT {i} AS i, COUNT(*) AS n FROM {staging.sql}" for i, staging in enumerate(stagings)
-        )
-        counts = {int(row["i"]): int(row["n"]) for row in self._query_rows("count of the shard staging tables", sql)}
-        return [counts[i] for i in range(len(stagings))]
-
-    def missing_tables(self, refs: Sequence[TableRef]) -> list[TableRef]:
-        """Those of ``refs`` that do not exist (a committed plan's staging tables are dropped)."""
-        return [ref for ref in refs if self.get_table_or_none(ref) is None]
-
     def count_rows_where(self, table: TableRef, values: Mapping[str, str]) -> int:
         """Rows of ``table`` whose columns equal the given SQL literals (column → literal)."""
         condition = " AND ".join(f"`{column}` = {value}" for column, value in values.items())
@@ -404,272 +337,12 @@ class SomlierBigQueryHook(BigQueryHook):
         )
         return [dict(row.items()) for row in rows]
 
-    def drop_tables(self, refs: Sequence[TableRef]) -> None:
-        """Drop ``refs`` (missing ones are fine): the staging tables of a committed plan."""
-        for ref in refs:
-            self.rest.call("delete_table (shard staging)", self.client().delete_table, ref.table_id, not_found_ok=True, retry=None)
-
     def _query_rows(self, step: str, sql: str) -> list[Any]:
         """Run a small query within the deadline and return its rows."""
         client = self.client()
         job = self.rest.call(f"{step} submit", client.query, sql, retry=None, job_retry=None)
         self._wait_for_job(step, job)
         return list(self.rest.call(f"{step} result", job.result, retry=None))
-
-    # -- writing ----------------------------------------------------------------------------
-    def replace_partition(
-        self,
-        destination: TableRef,
-        schema: Sequence[bigquery.SchemaField],
-        partition_column: str,
-        day: dt.date,
-        parquet_path: str,
-        job_id_seed: str,
-        constants: Mapping[str, Any] | None = None,
-        also: Sequence[str] = (),
-    ) -> ReplaceResult:
-        """Make the destination's ``day`` hold exactly the rows of ``parquet_path``.
-
-        The file holds the columns of ``schema`` except those in ``constants`` (column →
-        value, the same on every row), which the insert writes as literals. It is loaded
-        into a staging table first; one transaction then deletes the day and inserts the
-        staged rows, so a reader (or a killed task) sees the old day or the new day, never
-        a mixture. The staging table is dropped afterwards, whatever happened; one left by
-        a killed process is swept by a later run (and expires on BigQuery by itself).
-        ``also`` are statements run inside the same transaction (the day's profile rows).
-        """
-        from google.cloud import bigquery
-
-        constants = dict(constants or {})
-        staged_schema = [field for field in schema if field.name not in constants]
-        digest = hashlib.sha256(job_id_seed.encode()).hexdigest()[:12]
-
-        self.sweep_stale_staging(destination)
-        staging = destination.sibling(staging_table_name(destination.table, day, digest))
-        client = self.client()
-        staging_table = bigquery.Table(staging.table_id, schema=staged_schema)
-        staging_table.expires = dt.datetime.now(dt.timezone.utc) + STAGING_TTL
-        self.rest.call("create_table (staging)", client.create_table, staging_table, exists_ok=True, retry=None)
-        failure: BaseException | None = None
-        try:
-            load = self._load_staging(parquet_path, staging, staged_schema, digest)
-            job_id = self.commit_staged(
-                destination, schema, partition_column, day, [staging], digest, constants, also=also
-            )
-        except BaseException as exc:
-            failure = exc
-            raise
-        finally:
-            self._drop_staging(staging, failure)
-        return ReplaceResult(rows_written=int(load.output_rows or 0), job_id=job_id)
-
-    def commit_staged(
-        self,
-        destination: TableRef,
-        schema: Sequence[bigquery.SchemaField],
-        partition_column: str,
-        day: dt.date,
-        stagings: Sequence[TableRef],
-        digest: str,
-        constants: Mapping[str, Any] | None = None,
-        also: Sequence[str] = (),
-    ) -> str:
-        """One transaction: delete ``day`` from the destination, insert every staging table's rows.
-
-        ``also`` are further statements committed (or rolled back) with them: the day's profile.
-
-        The staging tables hold the columns of ``schema`` except those in ``constants``,
-        which are written as literals. Used for one staging table (the single task) and
-        for one per shard (the sharded form): either way the day is old or new, never a
-        mixture. Returns the transaction's job id.
-        """
-        from airflow_provider_somlier.bq_sql import literal
-
-        constants = dict(constants or {})
-        select_list = ", ".join(
-            literal(constants[field.name], field.field_type, field=field.name) if field.name in constants
-            else f"`{field.name}`"
-            for field in schema
-        )
-        column_list = ", ".join(f"`{field.name}`" for field in schema)
-        inserts = "".join(
-            f"INSERT INTO {destination.sql} ({column_list}) SELECT {select_list} FROM {staging.sql};\n"
-            for staging in stagings
-        )
-        script = (
-            "BEGIN TRANSACTION;\n"
-            f"DELETE FROM {destination.sql} WHERE `{partition_column}` = {literal(day, 'DATE')};\n"
-            f"{inserts}"
-            + "".join(f"{statement}\n" for statement in also)
-            + "COMMIT TRANSACTION;"
-        )
-        return self._run_transaction(script, digest)
-
-    def _load_staging(
-        self, parquet_path: str, staging: TableRef, staged_schema: Sequence[bigquery.SchemaField], digest: str
-    ) -> bigquery.LoadJob:
-        """Upload the Parquet file into the staging table (a retried upload starts over)."""
-        from google.cloud import bigquery
-
-        job_config = bigquery.LoadJobConfig(
-            source_format=bigquery.SourceFormat.PARQUET,
-            schema=list(staged_schema),
-            write_disposition=bigquery.WriteDisposition.WRITE_TRUNCATE,
-        )
-
-        def upload(timeout: float) -> bigquery.LoadJob:
-            self._job_in_flight = job_id = f"somlier_stage_{digest}_{uuid.uuid4().hex}"
-            with open(parquet_path, "rb") as parquet:
-                # No ``size``: the client then uses a resumable upload, which both BigQuery and
-                # the emulator accept for any file size. ``num_retries=0``: the deadline retries.
-                return self.client().load_table_from_file(
-                    parquet,
-                    staging.table_id,
-                    job_id=job_id,
-                    job_config=job_config,
-                    num_retries=0,
-                    timeout=timeout,
-                )
-
-        try:
-            load = self.rest.call("upload of the staged predictions", upload)
-            self._wait_for_job("load job into staging", load)
-        finally:
-            self._job_in_flight = None
-        return load
-
-    def _run_transaction(self, script: str, digest: str, attempts: int = 5) -> str:
-        """Run the replace script, retrying when another transaction touched the table first."""
-        from google.api_core.exceptions import BadRequest, Conflict
-
-        client = self.client()
-        for attempt in range(1, attempts + 1):
-            job_id = self._job_in_flight = f"somlier_replace_{digest}_{uuid.uuid4().hex}"
-
-            def submit(timeout: float):
-                # A resubmission after a lost answer finds the job instead of running it twice.
-                try:
-                    return client.query(script, job_id=job_id, retry=None, job_retry=None, timeout=timeout)
-                except Conflict:
-                    return client.get_job(job_id, retry=None, timeout=timeout)
-
-            try:
-                job = self.rest.call("transaction submit", submit)
-                self._wait_for_job("transaction", job)
-                return job.job_id
-            except (BadRequest, Conflict) as exc:
-                if attempt == attempts or not _CONCURRENT_UPDATE.search(str(exc)):
-                    raise
-                self.log.warning("Concurrent update on attempt %d, retrying: %s", attempt, exc)
-            finally:
-                self._job_in_flight = None
-            time.sleep(min(2**attempt, 30))
-        raise AssertionError("unreachable")
-
-    def _wait_for_job(self, step: str, job: bigquery.job._AsyncJob) -> None:
-        """Poll ``job`` until it is done; raise its error if it failed.
-
-        Each poll is one call within the deadline, so an unreachable warehouse fails the
-        wait within it. A job the warehouse reports as running is waited for as long as
-        it runs (bound the task with ``execution_timeout``; ``on_kill`` cancels it).
-        """
-        from google.cloud.bigquery.job.base import _error_result_to_exception
-
-        pause = 0.05
-        while job.state != "DONE":
-            time.sleep(pause)
-            pause = min(pause * 2, 1.0)
-            self.rest.call(f"{step} {job.job_id} status", job.reload, retry=None)
-        if job.error_result:
-            raise _error_result_to_exception(job.error_result, job.errors or ())
-
-    def _drop_staging(self, staging: TableRef, failure: BaseException | None) -> None:
-        """Drop the staging table; never let this replace (or long delay) an error already raised."""
-        outage = isinstance(failure, WarehouseUnavailableError)
-        try:
-            self.rest.call(
-                "delete_table (staging)",
-                self.client().delete_table,
-                staging.table_id,
-                not_found_ok=True,
-                retry=None,
-                deadline_seconds=min(_CLEANUP_AFTER_OUTAGE_SECONDS, self.retry_deadline_seconds) if outage else None,
-            )
-        except Exception as exc:  # noqa: BLE001 - the day is written, or an error is on its way: log only
-            self.log.warning("Could not drop staging table %s (a later run sweeps it): %s", staging, exc)
-
-    # -- housekeeping -----------------------------------------------------------------------
-    def sweep_stale_staging(self, destination: TableRef, older_than: dt.timedelta | None = None) -> list[str]:
-        """Drop ``destination``'s staging tables created more than ``older_than`` ago.
-
-        ``older_than`` defaults to ``STAGING_TTL`` (a day). Staging tables are private to
-        SoMLier; a run that was killed (or lost the warehouse while cleaning up) leaves its
-        own behind. BigQuery expires them by itself, the
-        emulator does not, and neither should hold them longer than a day. Returns the
-        names dropped.
-        """
-        from google.api_core.exceptions import Forbidden, NotFound
-
-        dataset = f"{destination.project}.{destination.dataset}"
-        client = self.client()
-        try:
-            tables = self.rest.call(
-                f"list_tables {dataset} (staging sweep)",
-                lambda timeout: list(client.list_tables(dataset, retry=None, timeout=timeout)),
-            )
-        except NotFound:
-            return []
-        cutoff = dt.datetime.now(dt.timezone.utc) - (STAGING_TTL if older_than is None else older_than)
-        dropped = []
-        for table in tables:
-            if not is_staging_of(table.table_id, destination.table):
-                continue
-            created = table.created
-            if created is None:
-                created = self.rest.call("get_table (staging sweep)", client.get_table, table.reference, retry=None).created
-            if created is None or created > cutoff:
-                continue
-            try:
-                self.rest.call(
-                    "delete_table (staging sweep)", client.delete_table, table.reference, not_found_ok=True, retry=None
-                )
-            except Forbidden as exc:
-                self.log.warning("Cannot drop stale staging table %s: %s", table.table_id, exc)
-                continue
-            dropped.append(table.table_id)
-        if dropped:
-            self.log.info("Dropped %d stale staging table(s) of %s: %s", len(dropped), destination, ", ".join(dropped))
-        return dropped
-
-    def cancel_running_job(self) -> str | None:
-        """Cancel the load or transaction job this hook is submitting or waiting on; return its id.
-
-        Called from the operator's ``on_kill``. The id is known before the job is submitted,
-        so a kill while the submit is still unanswered cancels it too. A cancelled
-        transaction rolls back: the day stays as it was (or, had it committed, as the job
-        wrote it). Returns None when no job is in flight or the warehouse never got it.
-        """
-        from google.api_core.exceptions import NotFound
-
-        job_id = self._job_in_flight
-        if job_id is None:
-            return None
-        self.log.info("Cancelling BigQuery job %s", job_id)
-        try:
-            self.rest.call(
-                f"cancel_job {job_id}",
-                self.client().cancel_job,
-                job_id,
-                location=self.location,
-                retry=None,
-                # a kill has a grace period of its own: do not spend it all on a dead warehouse
-                deadline_seconds=min(_CLEANUP_AFTER_OUTAGE_SECONDS * 2, self.retry_deadline_seconds),
-            )
-        except NotFound:
-            self.log.info("BigQuery job %s was never created; nothing to cancel", job_id)
-            return None
-        return job_id
-
 
 def _is_not_found(exc: BaseException | None) -> bool:
     """Whether ``exc`` (a gRPC or API error) says the thing asked for does not exist."""

@@ -16,6 +16,7 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.sdk import BaseHook
@@ -92,9 +93,11 @@ def _is_transport_failure(error: BaseException | None) -> bool:
     return False
 
 
-# Loaded models, per worker process, keyed by (registry, name, version): a resolved
-# version's artifacts never change, so a second task in the same worker skips the load.
-_MODEL_CACHE: dict[tuple[str, str, str], PyFuncModel] = {}
+# Loaded models, per process, keyed by (registry, name, version, source): a resolved
+# version's artifacts never change, so a second task in the same process skips the load.
+# Each entry keeps what holds the version's files on disk (the host cache's shared lock,
+# or a temporary folder) for as long as the process lives.
+_MODEL_CACHE: dict[tuple[str, str, str, str], tuple[PyFuncModel, Any]] = {}
 _MODEL_CACHE_LOCK = threading.Lock()
 
 
@@ -230,47 +233,73 @@ class MLflowHook(BaseHook):
 
     # -- loading ----------------------------------------------------------------------------
     def load_pyfunc(self, model: ResolvedModel) -> PyFuncModel:
-        """Load a resolved version as a pyfunc model, once per worker process."""
-        key = (self.registry_uri, model.name, model.version)
+        """Load a resolved version as a pyfunc model: downloaded once per host, loaded once per process."""
+        key = (self.registry_uri, model.name, model.version, model.source_uri)
         with _MODEL_CACHE_LOCK:
             cached = _MODEL_CACHE.get(key)
         if cached is not None:
-            self.log.info("Using cached %s version %s", model.name, model.version)
-            return cached
+            self.log.info("Using %s version %s, already loaded in this process", model.name, model.version)
+            return cached[0]
 
+        import mlflow.pyfunc
+
+        path, holder = self._local_copy(model)
+        if _saved_with_skops(path):
+            from airflow_provider_somlier.skops_import import import_skops_io
+
+            import_skops_io()
+        with warnings.catch_warnings():
+            # skops (MLflow's default sklearn format) looks up ufuncs by probing every
+            # loaded module's attributes; in a worker that includes Airflow's deprecated
+            # import shims, each of which would emit (and log) a warning.
+            warnings.simplefilter("ignore")
+            # MLflow's requirement-mismatch check walks every installed distribution
+            # (seconds in an Airflow image); the resolved version is logged instead.
+            loaded = mlflow.pyfunc.load_model(str(path), suppress_warnings=True)
+        with _MODEL_CACHE_LOCK:
+            _MODEL_CACHE[key] = (loaded, holder)
+        return loaded
+
+    def _local_copy(self, model: ResolvedModel) -> tuple[Path, Any]:
+        """The version's files on this host (the host cache, or a temporary folder when it is off)."""
         import tempfile
 
         import mlflow.artifacts
-        import mlflow.pyfunc
 
-        download_uri = self.call(
-            f"locating {model.uri}", lambda: self.get_conn().get_model_version_download_uri(model.name, model.version)
-        )
-        local_dir = tempfile.mkdtemp(prefix=f"somlier-model-{model.version}-")
-        try:
-            path = self.call(
-                f"downloading {model.uri}",
-                lambda: mlflow.artifacts.download_artifacts(
-                    artifact_uri=download_uri, dst_path=local_dir,
-                    tracking_uri=self.tracking_uri, registry_uri=self.registry_uri,
-                ),
-                timeout_seconds=self.settings.download_timeout_seconds,
+        from airflow_provider_somlier.model_cache import ModelCache, cache_settings
+
+        def download(folder: Path) -> Path:
+            uri = self.call(
+                f"locating {model.uri}",
+                lambda: self.get_conn().get_model_version_download_uri(model.name, model.version),
             )
-            with warnings.catch_warnings():
-                # skops (MLflow's default sklearn format) looks up ufuncs by probing every
-                # loaded module's attributes; in a worker that includes Airflow's deprecated
-                # import shims, each of which would emit (and log) a warning.
-                warnings.simplefilter("ignore")
-                # MLflow's requirement-mismatch check walks every installed distribution
-                # (seconds in an Airflow image); the resolved version is logged instead.
-                loaded = mlflow.pyfunc.load_model(path, suppress_warnings=True)
-        except OSError as exc:
-            raise RegistryUnavailableError(
-                f"could not download {model.uri} from {download_uri}: {exc}"
-            ) from exc
-        with _MODEL_CACHE_LOCK:
-            _MODEL_CACHE[key] = loaded
-        return loaded
+            try:
+                return Path(self.call(
+                    f"downloading {model.uri}",
+                    lambda: mlflow.artifacts.download_artifacts(
+                        artifact_uri=uri, dst_path=str(folder),
+                        tracking_uri=self.tracking_uri, registry_uri=self.registry_uri,
+                    ),
+                    timeout_seconds=self.settings.download_timeout_seconds,
+                ))
+            except OSError as exc:
+                raise RegistryUnavailableError(f"could not download {model.uri} from {uri}: {exc}") from exc
+
+        root, max_bytes = cache_settings()
+        if max_bytes == 0:
+            folder = tempfile.TemporaryDirectory(prefix=f"somlier-model-{model.version}-")  # removed at exit
+            return download(Path(folder.name)), folder
+        cache = ModelCache(root, max_bytes)
+        entry = cache.entry_name(
+            registry_uri=self.registry_uri, name=model.name, version=model.version, source=model.source_uri
+        )
+        version = cache.get(entry, download, wait_seconds=self.settings.download_timeout_seconds)
+        self.log.info(
+            "%s version %s %s %s", model.name, model.version,
+            "downloaded into the host's model cache at" if version.downloaded else "found in the host's model cache at",
+            version.path,
+        )
+        return version.path, version
 
     def load_run_json(self, run_id: str, artifact_path: str) -> Any | None:
         """A JSON artifact of a run (a training profile), or None when the run has no such artifact."""
@@ -296,3 +325,14 @@ class MLflowHook(BaseHook):
                 return None
             with open(path) as artifact:
                 return json.load(artifact)
+
+
+def _saved_with_skops(path: Path) -> bool:
+    """Whether the model's scikit-learn flavor was saved in skops format (MLflow 3's default)."""
+    import yaml
+
+    try:
+        flavors = yaml.safe_load((path / "MLmodel").read_text()).get("flavors") or {}
+    except (OSError, AttributeError, yaml.YAMLError):
+        return False
+    return (flavors.get("sklearn") or {}).get("serialization_format") == "skops"

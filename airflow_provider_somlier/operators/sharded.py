@@ -133,9 +133,9 @@ class MLOpsShardScoreOperator(MLOpsOfflineOperator):
         import base64
         import tempfile
 
-        from airflow_provider_somlier.hooks.bigquery import shard_staging_table_name
+        from airflow_provider_somlier.hooks.bigquery_staging import shard_staging_table_name
         from airflow_provider_somlier.offline_run import OfflineRun
-        from airflow_provider_somlier.scoring import staged_fields
+        from airflow_provider_somlier.output import staged_fields
 
         plan, index = self.plan, int(self.shard["index"])
         self.model_ref = plan["model_ref"]
@@ -158,16 +158,19 @@ class MLOpsShardScoreOperator(MLOpsOfflineOperator):
             if staged.rows_read == 0:
                 self.log.info("Shard %d of %s holds no rows; nothing staged", index, run.day)
                 return {"index": index, "rows": 0, "staging": None, "schema": None}
-            loaded = hook.stage_parquet(staged.path, staging, staged_fields(staged.schema))
+            with steps.clock.timing("load"):
+                loaded = hook.stage_parquet(staged.path, staging, staged_fields(staged.schema))
         if loaded != staged.rows_read:
             raise ShardCountMismatchError(
                 f"shard {index} read {staged.rows_read} row(s) but its staging table {staging} holds {loaded}; "
                 "retry the shard"
             )
         self.log.info("Shard %d: %d row(s) of %s staged in %s", index, loaded, run.day, staging)
+        self.log.info("SoMLier phases: %s", steps.clock.line())
         return {
             "index": index,
             "rows": loaded,
+            "phases": steps.clock.as_dict(),
             "staging": str(staging),
             "schema": [[field.name, field.field_type] for field in staged.schema],
             "profile": staged.profile.to_dict() if staged.profile is not None else None,  # merged by the commit
@@ -194,6 +197,7 @@ class MLOpsShardCommitOperator(MLOpsOfflineOperator):
         from airflow_provider_somlier.refs import parse_table_ref
 
         started = time.monotonic()
+        steps = self._run = OfflineRun(self)
         plan = self.plan
         results = sorted(self.shard_results or [], key=lambda r: r["index"])
         if [r["index"] for r in results] != list(range(plan["streams"])):
@@ -228,6 +232,7 @@ class MLOpsShardCommitOperator(MLOpsOfflineOperator):
         )
         gone = hook.missing_tables(stagings)
         if gone:  # a commit that ran before (then was killed, or is cleared alone) dropped them
+            steps.clock.add("checks", time.monotonic() - started)
             self._check_already_committed(hook, destination, gone, constants, total)
             self.log.info("The day was already committed from this plan; nothing to write")
             # A shard cleared and run again after that commit staged its rows anew: nothing will read them.
@@ -238,14 +243,21 @@ class MLOpsShardCommitOperator(MLOpsOfflineOperator):
             from airflow_provider_somlier.errors import QualityCheckError
             from airflow_provider_somlier.quality.day_gate import judge_shards, quality_summary
 
+            steps.clock.add("checks", time.monotonic() - started)
             try:
-                gate, profile, verdict = judge_shards(self, hook, destination, day, [r.get("profile") for r in staged],
-                                                      plan["model_run_id"], self.log)
+                with steps.clock.timing("profile"):
+                    gate, profile, verdict = judge_shards(
+                        self, hook, destination, day, [r.get("profile") for r in staged], plan["model_run_id"], self.log
+                    )
             except QualityCheckError:
                 self._drop_staging(hook, stagings)  # refused: the day keeps its old rows, the shards' rows go
                 raise
-            also = gate.statements(hook, day, profile, verdict, constants) if gate is not None else []
-            job_id = self._commit(hook, destination, schema, day, staged, stagings, plan["digest"], constants, also)
+            with steps.clock.timing("profile"):
+                also = gate.statements(hook, day, profile, verdict, constants) if gate is not None else []
+            with steps.clock.timing("transaction"):
+                job_id = self._commit(
+                    hook, destination, schema, day, staged, stagings, plan["digest"], constants, also
+                )
             quality = quality_summary(profile, verdict, gate.baseline) if gate is not None else None
         summary = day_summary(
             target_date=day, rows_read=plan["source_rows"], rows_written=total, model_name=plan["model_name"],
@@ -253,11 +265,9 @@ class MLOpsShardCommitOperator(MLOpsOfflineOperator):
             destination=destination, job_id=job_id, started=started, shards=plan["streams"],
             **({"quality": quality} if quality is not None else {}),
         )
-        self.log.info("SoMLier sharded summary: %s", summary)
         # The day is written: the commit alone says so, as the single task does.
-        steps = self._run = OfflineRun(self)
         steps.announce(context, summary, plan.get("features", ()), plan.get("passthrough", ()))
-        return summary
+        return steps.finish(summary)
 
     def _commit(self, hook: Any, destination: Any, schema: list, day: dt.date, staged: list[dict[str, Any]],
                 stagings: list, digest: str, constants: dict[str, Any], also: Sequence[str] = ()) -> str:

@@ -147,11 +147,9 @@ def prepare_gate(
         return load_baseline(settings, hook, table, exists, day, features, operator.mlflow_conn_id, model_run_id)
 
     if settings.baseline_days is not None and exists:
-        import concurrent.futures
+        from airflow_provider_somlier.background import in_background
 
-        pool = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="somlier-baseline")
-        pending = pool.submit(load)
-        pool.shutdown(wait=False)
+        pending = in_background("baseline", load)
         return DayGate(settings=settings, baseline=None, table=table, table_exists=exists, log=log, pending=pending)
     gate = DayGate(settings=settings, baseline=None, table=table, table_exists=exists, log=log, pending=_Done(load()))
     gate.baseline  # logs what it found

@@ -86,3 +86,12 @@ def read_training_file(path: str) -> Any:
         return pyarrow.parquet.read_table(path)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
         raise InvalidArgumentError(f"--training_data {path!r} could not be read: {exc}") from None
+
+
+def log_profile_with_run(client: Any, run_id: str, frame: Any) -> str:
+    """Log ``frame``'s profile with the run that made a model (what ``baseline='training'`` reads);
+    return its ``runs:/`` URI. Used by ``somlier register`` and ``register_v2 --training_data``."""
+    from airflow_provider_somlier.quality.day_gate import TRAINING_PROFILE_PATH
+
+    client.log_dict(run_id, training_profile(frame).to_dict(), TRAINING_PROFILE_PATH)
+    return f"runs:/{run_id}/{TRAINING_PROFILE_PATH}"

@@ -206,9 +206,9 @@ def test_a_bad_setting_is_named_and_a_token_in_it_masked():
 
 
 def test_an_unexpected_error_prints_its_traceback_with_tokens_masked():
-    from airflow_provider_somlier.cli import _TokenSafeGroup
+    from airflow_provider_somlier.cli.base import TokenSafeGroup
 
-    group = _TokenSafeGroup()
+    group = TokenSafeGroup()
 
     @group.command()
     def boom() -> None:

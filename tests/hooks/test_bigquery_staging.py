@@ -6,7 +6,8 @@ import datetime as dt
 
 import pytest
 
-from airflow_provider_somlier.hooks import bigquery as bq
+from airflow_provider_somlier.hooks import bigquery_staging as bq
+from airflow_provider_somlier.hooks.bigquery import SomlierBigQueryHook
 from airflow_provider_somlier.operators import MLOpsOfflineOperator
 from tests.helpers import run_context
 
@@ -67,5 +68,5 @@ def test_fresh_staging_tables_of_a_concurrent_run_are_left_alone(sweep_destinati
     dataset, table = destination.rsplit(".", 1)
     running = bq.staging_table_name(table, dt.date(2026, 11, 18), "b" * 12)
     bq_client.create_table(f"{dataset}.{running}", retry=None, timeout=30)
-    assert bq.SomlierBigQueryHook().sweep_stale_staging(parse_table_ref(destination)) == []
+    assert SomlierBigQueryHook().sweep_stale_staging(parse_table_ref(destination)) == []
     assert running in {t.table_id for t in bq_client.list_tables(dataset)}

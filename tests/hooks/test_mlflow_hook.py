@@ -33,3 +33,43 @@ def test_every_ref_form_resolves_to_the_same_version_over_http(served_model, mon
     assert (os.environ.get("MLFLOW_TRACKING_URI"), mlflow.get_tracking_uri()) == before
     with pytest.raises(ModelNotFoundError, match="alias 'canary'"):
         hook.resolve("served-ridge@canary")
+
+
+def test_a_version_is_downloaded_once_per_host_and_found_there_by_the_next_task(served_model, monkeypatch, tmp_path):
+    """Two task processes on one host: the first downloads into the host cache, the second loads from it."""
+    import subprocess
+    import sys
+
+    url, registered = served_model
+    host, port = url.removeprefix("http://").split(":")
+    env = os.environ | {
+        "AIRFLOW_CONN_MLFLOW_HTTP": json.dumps({"conn_type": "mlflow", "host": host, "port": int(port)}),
+        "AIRFLOW__SOMLIER__MODEL_CACHE_DIR": str(tmp_path / "models"),
+        "TMPDIR": str(tmp_path / "tmp"),
+    }
+    (tmp_path / "tmp").mkdir()
+    task = (
+        "import mlflow.artifacts\n"
+        "from airflow_provider_somlier.devtools.sample_model import FEATURES, diabetes_frame\n"
+        "from airflow_provider_somlier.hooks.mlflow import MLflowHook\n"
+        "calls = []\n"
+        "real = mlflow.artifacts.download_artifacts\n"
+        "mlflow.artifacts.download_artifacts = lambda *a, **k: calls.append(1) or real(*a, **k)\n"
+        "hook = MLflowHook(mlflow_conn_id='mlflow_http')\n"
+        f"model = hook.load_pyfunc(hook.resolve('served-ridge/{registered.version}'))\n"
+        "print(len(calls), repr(float(model.predict(diabetes_frame()[0][list(FEATURES)].head(1))[0])))\n"
+    )
+    outputs = [
+        subprocess.run([sys.executable, "-c", task], env=env, capture_output=True, text=True, timeout=300)
+        for _ in range(2)
+    ]
+    assert [o.returncode for o in outputs] == [0, 0], outputs[-1].stderr[-2000:]
+    (first_downloads, first_prediction), (second_downloads, second_prediction) = (
+        o.stdout.split()[-2:] for o in outputs
+    )
+    assert (first_downloads, second_downloads) == ("1", "0")
+    assert first_prediction == second_prediction  # the same files, the same model
+    assert "found in the host's model cache" in "".join(outputs[1].stdout + outputs[1].stderr)
+    versions = [p for p in (tmp_path / "models").iterdir() if p.is_dir()]
+    assert len(versions) == 1 and (versions[0] / ".complete").exists()
+    assert list((tmp_path / "tmp").iterdir()) == []  # nothing left in the temporary folder

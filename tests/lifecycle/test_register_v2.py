@@ -105,3 +105,33 @@ def test_pytorch_needs_its_class_from_git(weights, tmp_path):
     pytest.importorskip("torch", reason="torch is an optional, heavy extra; not installed in this environment")
     code, _, err = register("pytorch", str(weights / "ridge.pkl"), "m", uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
     assert code == 2 and "pytorch needs GITHUB_URI" in err
+
+
+def test_a_training_file_is_profiled_with_the_registered_version(weights, tmp_path):
+    """--training_data: the version's run carries the profile baseline='training' reads; a bad file registers nothing."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.csv
+    from sklearn.datasets import load_diabetes
+
+    from airflow_provider_somlier.quality.day_gate import TRAINING_PROFILE_PATH
+    from airflow_provider_somlier.quality.profile import DayProfile
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    features, _ = load_diabetes(return_X_y=True)
+    frame = pa.table({f"x{i}": features[:, i] for i in range(features.shape[1])})
+    pyarrow.csv.write_csv(frame, tmp_path / "train.csv")
+    code, _, err = register("sklearn", str(weights / "ridge.pkl"), "profiled-outside", "--training_data",
+                            str(tmp_path / "missing.csv"), uri=uri)
+    assert code == 2 and "--training_data" in err and "does not exist" in err
+    assert MlflowClient(tracking_uri=uri).search_registered_models() == []  # nothing registered
+
+    code, out, err = register("sklearn", str(weights / "ridge.pkl"), "profiled-outside", "--training_data",
+                              str(tmp_path / "train.csv"), uri=uri)
+    assert code == 0, err
+    answer = json.loads(out)
+    assert answer["training_profile"] == f"runs:/{answer['run_id']}/{TRAINING_PROFILE_PATH}"
+    logged = MlflowClient(tracking_uri=uri).download_artifacts(answer["run_id"], TRAINING_PROFILE_PATH, str(tmp_path))
+    profile = DayProfile.from_dict(json.loads(open(logged).read()))
+    assert profile.rows == features.shape[0] and list(profile.columns) == list(frame.column_names)
+    assert np.isclose(profile.columns["x0"].mean, features[:, 0].mean(), rtol=1e-9, atol=1e-12)

@@ -309,7 +309,7 @@ def test_a_destination_name_too_long_for_the_old_staging_names_works(registry, f
         dataset_load_column="load_date", destination_table_ref=long_destination,
     ).execute(run_context(RUN_AT))
     assert rows_per_day(bq_client, long_destination) == {"2026-11-19": 50}
-    from airflow_provider_somlier.hooks.bigquery import is_staging_of
+    from airflow_provider_somlier.hooks.bigquery_staging import is_staging_of
 
     dataset, table = long_destination.rsplit(".", 1)
     assert not [t for t in bq_client.list_tables(dataset) if is_staging_of(t.table_id, table)]

@@ -93,7 +93,7 @@ def test_the_model_facet_names_and_validates_against_the_schema_the_package_ship
 
     import jsonschema
     from openlineage.client.serde import Serde
-    from referencing import Registry, Resource
+    from referencing import Registry
     from referencing.jsonschema import DRAFT202012
 
     import airflow_provider_somlier

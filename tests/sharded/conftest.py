@@ -97,7 +97,7 @@ def destination(destination, bq_client):
     """The shared fresh destination; shard staging tables a test leaves on purpose (a failed shard,
     a refused commit) are dropped with it."""
     yield destination
-    from airflow_provider_somlier.hooks.bigquery import is_staging_of
+    from airflow_provider_somlier.hooks.bigquery_staging import is_staging_of
 
     project_dataset, table = destination.rsplit(".", 1)
     for leftover in bq_client.list_tables(project_dataset):

@@ -33,7 +33,11 @@ MLOpsShardScoreOperator(task_id="score", plan=spec["plan"], shard=spec["shard"],
 
 
 def _predicted_at(bq_client, destination: str) -> set:
-    return {r.p for r in bq_client.query(f"SELECT DISTINCT predicted_at AS p FROM `{destination}`").result()}
+    """The runs (by their predicted_at) whose rows the day holds; its profile must name the same run."""
+    day = {r.p for r in bq_client.query(f"SELECT DISTINCT predicted_at AS p FROM `{destination}`").result()}
+    profiled = {r.p for r in bq_client.query(f"SELECT DISTINCT predicted_at AS p FROM `{destination}__profile`").result()}
+    assert profiled == day, f"the day's profile ({profiled}) disagrees with its predictions ({day})"
+    return day
 
 
 def test_a_shard_killed_mid_scoring_leaves_the_old_day_and_its_rerun_commits_the_new(
