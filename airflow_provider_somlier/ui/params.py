@@ -10,14 +10,18 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from airflow_provider_somlier.ui.errors import BadParameterError
 from airflow_provider_somlier.ui.settings import DEFAULT_RANGE_DAYS, MAX_RANGE_DAYS
 
+if TYPE_CHECKING:
+    from airflow_provider_somlier.refs import TableRef
+
 _DAY = re.compile(r"\A\d{4}-\d{2}-\d{2}\Z")
 
 
-def destination_id(text: str):
+def destination_id(text: str) -> TableRef:
     """``project.dataset.table`` as a :class:`~airflow_provider_somlier.refs.TableRef` (no default project)."""
     from airflow_provider_somlier.errors import InvalidRefError
     from airflow_provider_somlier.refs import parse_table_ref
