@@ -2,6 +2,8 @@
 # Install everything SoMLier needs on a fresh machine, from the committed locks only:
 #   .venv             the provider, Airflow, MLflow, the BigQuery client, tests and tools
 #   .venv-bqemulator  the local BigQuery emulator (kept apart: it pins its own sqlglot/starlette)
+#   redis-server      the Celery broker of the production-shaped local Airflow, a Debian package
+#                     (PostgreSQL comes as a wheel in the lock; README: "Why these servers")
 # Safe to run again: an up-to-date environment is left as it is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,5 +36,16 @@ sync_env .venv-bqemulator requirements/bqemulator.lock
 if ! uv pip show --quiet --python .venv/bin/python airflow-provider-somlier >/dev/null 2>&1; then
   log "installing airflow-provider-somlier (editable)"
   uv pip install --quiet --python .venv/bin/python --no-deps -e .
+fi
+# Redis has no wheel for Python 3.11 that ships the server, so it comes from the distribution.
+if ! command -v redis-server >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ]; then as_root=(); elif command -v sudo >/dev/null 2>&1; then as_root=(sudo -n); else
+    log "redis-server is missing and installing it needs root: run 'apt-get install -y redis-server' as root"; exit 1
+  fi
+  log "installing redis-server (Debian package)"
+  export DEBIAN_FRONTEND=noninteractive
+  "${as_root[@]}" apt-get -o DPkg::Lock::Timeout=300 update -qq
+  # The project starts its own server on a free port when it needs one; none runs as a service.
+  "${as_root[@]}" apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends redis-server >/dev/null
 fi
 log "ready: .venv ($(.venv/bin/python -c 'import airflow; print("airflow", airflow.__version__)'))"

@@ -12,6 +12,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -81,12 +82,22 @@ def airflow_env(home: Path, dags_folder: Path, port: int, extra: dict[str, str] 
 
 @dataclass
 class LocalAirflow:
+    """A running set of Airflow processes sharing one home and configuration.
+
+    ``components`` are started in order; each runs ``airflow <commands[name]>`` (by default
+    ``airflow <name>``) with ``env`` plus its own ``component_env`` (the Celery stack gives
+    each worker its name this way).
+    """
+
     home: Path
     port: int
     env: dict[str, str]
     processes: list[subprocess.Popen] = field(default_factory=list)
     pids: PidFiles | None = None
     restarts: int = 0
+    components: tuple[str, ...] = COMPONENTS
+    commands: dict[str, list[str]] = field(default_factory=dict)
+    component_env: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -106,7 +117,8 @@ class LocalAirflow:
         """Start one component in its own process group, appending to its log."""
         log = open(self.home / "logs" / f"{component}.log", "ab")  # noqa: SIM115 - closed with the process
         process = subprocess.Popen(
-            [sys.executable, "-m", "airflow", component], env=self.env, stdout=log,
+            [sys.executable, "-m", "airflow", *self.commands.get(component, [component])],
+            env=self.env | self.component_env.get(component, {}), stdout=log,
             stderr=subprocess.STDOUT, start_new_session=True,
         )
         if self.pids is not None:
@@ -122,7 +134,7 @@ class LocalAirflow:
         deleted runs the scheduler held) is started again, at most ``SCHEDULER_RESTARTS``
         times, and says so. A scheduler killed or failing otherwise is reported as dead.
         """
-        for index, (component, process) in enumerate(zip(COMPONENTS, self.processes)):
+        for index, (component, process) in enumerate(zip(self.components, self.processes)):
             if process.poll() is not None:
                 log = self.home / "logs" / f"{component}.log"
                 if (component == "scheduler" and process.returncode == 1 and self.restarts < SCHEDULER_RESTARTS
@@ -136,6 +148,22 @@ class LocalAirflow:
                     f"Airflow {component} (pid {process.pid}) exited with code {process.returncode}; "
                     f"last lines of {log}:\n{tail(log)}"
                 )
+
+    def restart_dead(self) -> list[str]:
+        """Start again every component that has exited, as a deployment's process manager does; return their names.
+
+        For outages on purpose (the metadata database or the broker taken away): a component
+        that gave up on them is started again once they are back. Anything else should fail
+        by name (:meth:`check_alive`).
+        """
+        restarted = []
+        for index, (component, process) in enumerate(zip(self.components, self.processes)):
+            if process.poll() is not None:
+                if self.pids is not None:
+                    self.pids.forget(f"airflow-{component}")
+                self.processes[index] = self.start(component)
+                restarted.append(component)
+        return restarted
 
     def backfill(
         self, session: requests.Session, dag_id: str, from_date: str, to_date: str, *, max_active_runs: int = 3,
@@ -280,15 +308,29 @@ def running_airflow(
     port = port or free_port()
     airflow = LocalAirflow(home=home, port=port, env=airflow_env(home, dags_folder, port, extra_env), pids=pids)
     airflow.cli("db", "migrate")
+    with components_running(airflow, lambda: _wait_healthy(airflow, timeout)):
+        yield airflow
+
+
+@contextlib.contextmanager
+def components_running(airflow: LocalAirflow, wait_ready: Callable[[], None]) -> Iterator[LocalAirflow]:
+    """Start ``airflow.components`` in order, yield once ``wait_ready()`` returns, stop them all (TERM, then KILL).
+
+    Each component is recorded in ``airflow.pids`` as ``airflow-<component>`` from its start to its stop.
+    """
+    pids = airflow.pids
     try:
-        for component in COMPONENTS:
+        for component in airflow.components:
             airflow.processes.append(airflow.start(component))
-        _wait_healthy(airflow, timeout)
+        wait_ready()
         yield airflow
     finally:
         # Every component is stopped whatever happens while stopping another (an error, a signal).
         interrupted: BaseException | None = None
-        for component, process in zip(COMPONENTS, airflow.processes):
+        for process in airflow.processes:  # all at once: each may take seconds to finish its shutdown
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGTERM)
+        for component, process in zip(airflow.components, airflow.processes):
             try:
                 stop_pid(process.pid, timeout=15)
                 with contextlib.suppress(subprocess.TimeoutExpired):
