@@ -93,10 +93,11 @@ def test_create_v2_renders_the_routes_on_the_score_tasks_and_the_file_loads_in_a
         assert not bag.import_errors, bag.import_errors
         score = bag.dags["inference_boston_house_price"].get_task("predict.score")
         limits = score.executor_config["pod_override"].spec.containers[0].resources.limits
-        print(score.queue, score.pool, limits["cpu"], limits["memory"])
+        print("ROUTE", score.queue, score.pool, limits["cpu"], limits["memory"])
     """)
     loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
-    assert loaded.stdout.split() == ["bigmem", "somlier_scoring", "1", "4Gi"], loaded.stderr[-2000:]
+    routes = [line.split()[1:] for line in loaded.stdout.splitlines() if line.startswith("ROUTE ")]
+    assert routes == [["bigmem", "somlier_scoring", "1", "4Gi"]], loaded.stderr[-2000:]
 
 
 def test_create_v2_without_shards_routes_the_single_task():
