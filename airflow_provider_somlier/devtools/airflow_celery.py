@@ -34,6 +34,7 @@ from airflow_provider_somlier.devtools.airflow_local import (
     LocalAirflow,
     airflow_env,
     components_running,
+    kill_tree,
     tail,
 )
 from airflow_provider_somlier.devtools.emulator import free_port
@@ -51,6 +52,7 @@ WORKER_HOSTNAME_ENV = "SOMLIER_WORKER_HOSTNAME"
 # How long a task instance whose process vanished (its worker killed) stays "running" before
 # the scheduler fails it and its retry goes to a live worker. Airflow's default is 300 s.
 TASK_HEARTBEAT_TIMEOUT_SECONDS = 30
+TASK_QUEUED_TIMEOUT_SECONDS = 120
 
 
 class StackNotReadyError(TimeoutError):
@@ -86,6 +88,14 @@ class CeleryAirflow:
     def worker_pid(self, name: str) -> int:
         """The pid (and process group) of worker ``name``'s main process."""
         return self.airflow.processes[self.airflow.components.index(name)].pid
+
+    def kill_worker(self, name: str) -> list[int]:
+        """SIGKILL worker ``name`` as if its machine were lost: its process group and every task process under it.
+
+        Airflow's supervisor runs each task in a process group of its own, so killing the
+        worker's group alone would leave the task running without a worker.
+        """
+        return kill_tree(self.worker_pid(name))
 
     def backfill(self, session: requests.Session, dag_id: str, from_date: str, to_date: str, **kwargs) -> dict:
         return self.airflow.backfill(session, dag_id, from_date, to_date, **kwargs)
@@ -135,6 +145,9 @@ def celery_env(
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(TASK_HEARTBEAT_TIMEOUT_SECONDS),
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
+        # A task whose message the broker lost (a crash without its append-only file) is failed,
+        # and retried, after this long in "queued" (600 s by default).
+        "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": str(TASK_QUEUED_TIMEOUT_SECONDS),
         # PostgreSQL takes concurrent writers: the SQLite lock waits of the LocalExecutor set-up do not apply.
         "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
         **(extra or {}),

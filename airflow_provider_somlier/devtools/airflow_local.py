@@ -327,6 +327,9 @@ def components_running(airflow: LocalAirflow, wait_ready: Callable[[], None]) ->
     finally:
         # Every component is stopped whatever happens while stopping another (an error, a signal).
         interrupted: BaseException | None = None
+        # Task processes run in process groups of their own (Airflow's supervisor puts each
+        # task runner in one): noted now, killed below if stopping their component left them.
+        descendants = [child for process in airflow.processes for child in _descendants(process.pid)]
         for process in airflow.processes:  # all at once: each may take seconds to finish its shutdown
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(process.pid, signal.SIGTERM)
@@ -340,5 +343,30 @@ def components_running(airflow: LocalAirflow, wait_ready: Callable[[], None]) ->
             except BaseException as exc:  # noqa: BLE001 - re-raised once all are stopped
                 interrupted = interrupted or exc
                 stop_pid(process.pid, timeout=1)
+        for child in descendants:
+            with contextlib.suppress(Exception):
+                if child.is_running():
+                    child.kill()
         if interrupted is not None:
             raise interrupted
+
+
+def _descendants(pid: int) -> list:
+    """Every live descendant of ``pid`` (``psutil.Process`` objects, which guard against recycled pids)."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def kill_tree(pid: int) -> list[int]:
+    """SIGKILL ``pid``'s process group and every descendant, wherever its group: a machine lost. Returns the pids."""
+    children = _descendants(pid)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+    for child in children:
+        with contextlib.suppress(Exception):
+            child.kill()
+    return [pid, *(child.pid for child in children)]

@@ -1,10 +1,12 @@
 """A private Redis server, the Celery broker of the production-shaped local Airflow: its own port and folder.
 
 ``redis-server`` is Debian's package, installed by ``scripts/bootstrap.sh`` (the only
-wheel that ships the server stops at Python 3.9). It listens on 127.0.0.1 only, without
-persistence (the queue of a test or demo run is not worth keeping), and can be stopped
-and started again on the same port (``restart``): how the tests take the broker away
-from running workers.
+wheel that ships the server stops at Python 3.9). It listens on 127.0.0.1 only and keeps
+an append-only file in its folder, as a production broker does: a task the scheduler
+queued just before the broker stopped is still queued when it starts again (without it,
+the task instance would wait in ``queued`` until ``[scheduler] task_queued_timeout``).
+It can be stopped and started again on the same port and data: how the tests take the
+broker away from running workers.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ class RedisServer:
         log = open(self.log_path, "ab")  # noqa: SIM115 - closed with the process
         self.process = subprocess.Popen(
             [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.folder), "--save", "",
-             "--appendonly", "no", "--protected-mode", "yes", "--daemonize", "no"],
+             "--appendonly", "yes", "--appendfsync", "everysec", "--protected-mode", "yes", "--daemonize", "no"],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         if self.pids is not None:

@@ -30,7 +30,7 @@ from airflow_provider_somlier.operators.sharded import sharded_offline
 
 with DAG({dag_id!r}, schedule=None, start_date=dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc), catchup=False) as dag:
     sharded_offline(
-        "predict", shards=4, model_ref={model_ref!r}, dataset_ref={features!r}, dataset_load_column="load_date",
+        "predict", shards=2, model_ref={model_ref!r}, dataset_ref={features!r}, dataset_load_column="load_date",
         destination_table_ref={destination!r}, passthrough_columns=["row_id"],
         retries=2, retry_delay=dt.timedelta(seconds=3), retry_exponential_backoff=1.0,
     )
@@ -41,11 +41,13 @@ import datetime as dt
 
 from airflow.sdk import DAG, Asset, task
 
-with DAG({dag_id!r}, schedule=[Asset({uri!r})], start_date=dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc),
+predictions = Asset({uri!r})
+
+with DAG({dag_id!r}, schedule=[predictions], start_date=dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc),
          catchup=False) as dag:
     @task
     def report(*, triggering_asset_events=None):
-        return sorted(event.extra["target_date"] for events in triggering_asset_events.values() for event in events)
+        return sorted(event.extra["target_date"] for event in triggering_asset_events[predictions])
 
     report()
 """

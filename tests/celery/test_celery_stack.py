@@ -9,8 +9,6 @@ broker or the database meanwhile.
 from __future__ import annotations
 
 import datetime as dt
-import os
-import signal
 import time
 
 import pytest
@@ -111,7 +109,8 @@ def test_a_worker_killed_with_its_process_group_while_its_shard_runs_leaves_an_e
         assert time.monotonic() < deadline, f"the hanging shard never ran alone: {running}"
         time.sleep(0.5)
     victim, index = running[0]["hostname"], running[0]["map_index"]
-    os.killpg(stack.worker_pid(victim), signal.SIGKILL)
+    killed = stack.kill_worker(victim)  # its process group and the task processes under it
+    assert running[0]["pid"] in killed
     hanging.unlink()
     assert wait_run(stack, session, Dags.KILLED, run_id, restart_dead=True) == "success"
     retried = shards(stack, session, Dags.KILLED, run_id)[index]
