@@ -53,6 +53,7 @@ WORKER_HOSTNAME_ENV = "SOMLIER_WORKER_HOSTNAME"
 # the scheduler fails it and its retry goes to a live worker. Airflow's default is 300 s.
 TASK_HEARTBEAT_TIMEOUT_SECONDS = 30
 TASK_QUEUED_TIMEOUT_SECONDS = 120
+REPARSE_SECONDS = 600
 
 
 class StackNotReadyError(TimeoutError):
@@ -140,6 +141,10 @@ def celery_env(
         "AIRFLOW__CELERY__WORKER_ENABLE_REMOTE_CONTROL": "False",
         "AIRFLOW__CELERY__SYNC_PARALLELISM": "1",
         "AIRFLOW__OPERATORS__DEFAULT_QUEUE": DEFAULT_QUEUE,
+        # New DAG files are parsed as soon as the folder is listed (every 5 s); a file is parsed
+        # again only after this long. Every 5 s, the local Airflow's setting, costs a core for a
+        # handful of files on 2 cores, and nothing here edits a file once it is written.
+        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": str(REPARSE_SECONDS),
         # Ports of the log servers are the machine's to share: free ones, never the defaults.
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
