@@ -22,7 +22,6 @@ Prints a table; copy it into benchmarks/README.md with the machine's load.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import datetime as dt
 import os
 import statistics
@@ -173,7 +172,7 @@ def main() -> int:
             else:
                 started = running_airflow(workdir / "local", dags, extra_env={
                     "AIRFLOW__CORE__PARALLELISM": "2", "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600"})
-            with started as airflow, contextlib.suppress(KeyboardInterrupt):
+            with started as airflow:
                 results[executor] = _measure(airflow, dag_ids, args.repeat, executor)
 
     print(f"\n{args.rows:,} rows, HGB (100 iterations), OMP_NUM_THREADS=1, best score span of {args.repeat} runs; "
