@@ -52,7 +52,6 @@ WORKER_HOSTNAME_ENV = "SOMLIER_WORKER_HOSTNAME"
 # How long a task instance whose process vanished (its worker killed) stays "running" before
 # the scheduler fails it and its retry goes to a live worker. Airflow's default is 300 s.
 TASK_HEARTBEAT_TIMEOUT_SECONDS = 30
-TASK_QUEUED_TIMEOUT_SECONDS = 120
 REPARSE_SECONDS = 600
 
 
@@ -150,9 +149,6 @@ def celery_env(
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(TASK_HEARTBEAT_TIMEOUT_SECONDS),
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
-        # A task whose message the broker lost (a crash without its append-only file) is failed,
-        # and retried, after this long in "queued" (600 s by default).
-        "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": str(TASK_QUEUED_TIMEOUT_SECONDS),
         # PostgreSQL takes concurrent writers: the SQLite lock waits of the LocalExecutor set-up do not apply.
         "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
         **(extra or {}),
