@@ -243,10 +243,19 @@ class LocalAirflow:
             self.check_alive()
             if watch is not None:
                 watch()
-            runs = session.get(f"{self.url}/api/v2/dags/{dag_id}/dagRuns", params={"limit": 100}, timeout=30).json()["dag_runs"]
-            tasks = session.get(
-                f"{self.url}/api/v2/dags/{dag_id}/dagRuns/~/taskInstances", params={"limit": 1000}, timeout=30
-            ).json().get("task_instances", [])
+            try:
+                runs = session.get(f"{self.url}/api/v2/dags/{dag_id}/dagRuns", params={"limit": 100},
+                                   timeout=30).json()["dag_runs"]
+                tasks = session.get(
+                    f"{self.url}/api/v2/dags/{dag_id}/dagRuns/~/taskInstances", params={"limit": 1000}, timeout=30
+                ).json().get("task_instances", [])
+            except (requests.RequestException, ValueError, KeyError):
+                # An API server slow to answer on a busy machine is no progress, not a failure:
+                # the no-progress limit below still ends the wait, a dead component ends it at once.
+                if time.monotonic() - last_change > no_progress_seconds:
+                    raise
+                time.sleep(2)
+                continue
             state = (
                 tuple(sorted((r["dag_run_id"], r["state"]) for r in runs)),
                 tuple(sorted((t["dag_run_id"], t["task_id"], t.get("map_index"), t["state"], t.get("try_number")) for t in tasks)),
