@@ -125,7 +125,7 @@ def print_shard_workers(airflow, session, runs: list[dict]) -> None:
         ).json().get("task_instances", [])
         workers = ", ".join(f"shard {ti['map_index']} {ti.get('hostname') or '-'}"
                             for ti in sorted(instances, key=lambda ti: ti["map_index"]))
-        print(f"    {run['logical_date'][:10]}  {workers or 'no shard (an empty day)'}")
+        print(f"    run of {run['logical_date'][:10]}  {workers or 'no shard (an empty day)'}")
 
 
 def main() -> int:
