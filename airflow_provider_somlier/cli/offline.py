@@ -9,6 +9,7 @@ import click
 
 from airflow_provider_somlier.cli.base import TOKEN_ENV, main, run_action, yesterday_kst
 from airflow_provider_somlier.cli.publishing import deliver, publishing_options
+from airflow_provider_somlier.generate.routing import routing_options
 
 
 @main.group()
@@ -33,6 +34,7 @@ def offline() -> None:
               help='Quality gate thresholds as JSON, e.g. \'{"max_psi": 0.2, "prediction_range": [0, 1]}\'.')
 @click.option("--baseline", default=None, help="Drift baseline: previous_days:N (default 7), training or none.")
 @click.option("--on_quality_failure", default=None, help="fail (default: the day keeps its old rows) or warn.")
+@routing_options
 @publishing_options
 def create_v2(
     model_ref: str,
@@ -53,6 +55,7 @@ def create_v2(
     dry_run: bool,
     check_airflow: bool,
     local_repo: str | None,
+    **routing: str | None,
 ) -> None:
     """Generate a DAG running MLOpsOfflineOperator daily and open a pull request on the dags repo.
 
@@ -82,6 +85,7 @@ def create_v2(
             quality_checks=quality_checks,
             baseline=baseline,
             on_quality_failure=on_quality_failure,
+            **routing,
         )
         # The header shows the canonical command for these inputs (token as '-'), not argv.
         command = [
@@ -96,6 +100,7 @@ def create_v2(
               if spec.quality_checks is not None else []),
             *(["--baseline", spec.baseline] if spec.baseline else []),
             *(["--on_quality_failure", spec.on_quality_failure] if spec.on_quality_failure else []),
+            *spec.routing.flags(),
         ]
         source = render_offline(spec, command)
         description = "\n".join(
@@ -111,6 +116,7 @@ def create_v2(
                   if spec.quality_checks is not None else []),
                 *([("baseline", spec.baseline)] if spec.baseline else []),
                 *([("on_quality_failure", spec.on_quality_failure)] if spec.on_quality_failure else []),
+                *spec.routing.described(),
             )
         )
         deliver(

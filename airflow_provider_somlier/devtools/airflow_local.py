@@ -12,6 +12,7 @@ import contextlib
 import datetime as dt
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -82,12 +83,22 @@ def airflow_env(home: Path, dags_folder: Path, port: int, extra: dict[str, str] 
 
 @dataclass
 class LocalAirflow:
+    """A running set of Airflow processes sharing one home and configuration.
+
+    ``components`` are started in order; each runs ``airflow <commands[name]>`` (by default
+    ``airflow <name>``) with ``env`` plus its own ``component_env`` (the Celery stack gives
+    each worker its name this way).
+    """
+
     home: Path
     port: int
     env: dict[str, str]
     processes: list[subprocess.Popen] = field(default_factory=list)
     pids: PidFiles | None = None
     restarts: int = 0
+    components: tuple[str, ...] = COMPONENTS
+    commands: dict[str, list[str]] = field(default_factory=dict)
+    component_env: dict[str, dict[str, str]] = field(default_factory=dict)
 
     @property
     def url(self) -> str:
@@ -107,7 +118,8 @@ class LocalAirflow:
         """Start one component in its own process group, appending to its log."""
         log = open(self.home / "logs" / f"{component}.log", "ab")  # noqa: SIM115 - closed with the process
         process = subprocess.Popen(
-            [sys.executable, "-m", "airflow", component], env=self.env, stdout=log,
+            [sys.executable, "-m", "airflow", *self.commands.get(component, [component])],
+            env=self.env | self.component_env.get(component, {}), stdout=log,
             stderr=subprocess.STDOUT, start_new_session=True,
         )
         if self.pids is not None:
@@ -123,7 +135,7 @@ class LocalAirflow:
         deleted runs the scheduler held) is started again, at most ``SCHEDULER_RESTARTS``
         times, and says so. A scheduler killed or failing otherwise is reported as dead.
         """
-        for index, (component, process) in enumerate(zip(COMPONENTS, self.processes)):
+        for index, (component, process) in enumerate(zip(self.components, self.processes)):
             if process.poll() is not None:
                 log = self.home / "logs" / f"{component}.log"
                 if (component == "scheduler" and process.returncode == 1 and self.restarts < SCHEDULER_RESTARTS
@@ -137,6 +149,22 @@ class LocalAirflow:
                     f"Airflow {component} (pid {process.pid}) exited with code {process.returncode}; "
                     f"last lines of {log}:\n{tail(log)}"
                 )
+
+    def restart_dead(self) -> list[str]:
+        """Start again every component that has exited, as a deployment's process manager does; return their names.
+
+        For outages on purpose (the metadata database or the broker taken away): a component
+        that gave up on them is started again once they are back. Anything else should fail
+        by name (:meth:`check_alive`).
+        """
+        restarted = []
+        for index, (component, process) in enumerate(zip(self.components, self.processes)):
+            if process.poll() is not None:
+                if self.pids is not None:
+                    self.pids.forget(f"airflow-{component}")
+                self.processes[index] = self.start(component)
+                restarted.append(component)
+        return restarted
 
     def backfill(
         self, session: requests.Session, dag_id: str, from_date: str, to_date: str, *, max_active_runs: int = 3,
@@ -216,10 +244,19 @@ class LocalAirflow:
             self.check_alive()
             if watch is not None:
                 watch()
-            runs = session.get(f"{self.url}/api/v2/dags/{dag_id}/dagRuns", params={"limit": 100}, timeout=30).json()["dag_runs"]
-            tasks = session.get(
-                f"{self.url}/api/v2/dags/{dag_id}/dagRuns/~/taskInstances", params={"limit": 1000}, timeout=30
-            ).json().get("task_instances", [])
+            try:
+                runs = session.get(f"{self.url}/api/v2/dags/{dag_id}/dagRuns", params={"limit": 100},
+                                   timeout=30).json()["dag_runs"]
+                tasks = session.get(
+                    f"{self.url}/api/v2/dags/{dag_id}/dagRuns/~/taskInstances", params={"limit": 1000}, timeout=30
+                ).json().get("task_instances", [])
+            except (requests.RequestException, ValueError, KeyError):
+                # An API server slow to answer on a busy machine is no progress, not a failure:
+                # the no-progress limit below still ends the wait, a dead component ends it at once.
+                if time.monotonic() - last_change > no_progress_seconds:
+                    raise
+                time.sleep(2)
+                continue
             state = (
                 tuple(sorted((r["dag_run_id"], r["state"]) for r in runs)),
                 tuple(sorted((t["dag_run_id"], t["task_id"], t.get("map_index"), t["state"], t.get("try_number")) for t in tasks)),
@@ -281,15 +318,32 @@ def running_airflow(
     port = port or free_port()
     airflow = LocalAirflow(home=home, port=port, env=airflow_env(home, dags_folder, port, extra_env), pids=pids)
     airflow.cli("db", "migrate")
+    with components_running(airflow, lambda: _wait_healthy(airflow, timeout)):
+        yield airflow
+
+
+@contextlib.contextmanager
+def components_running(airflow: LocalAirflow, wait_ready: Callable[[], None]) -> Iterator[LocalAirflow]:
+    """Start ``airflow.components`` in order, yield once ``wait_ready()`` returns, stop them all (TERM, then KILL).
+
+    Each component is recorded in ``airflow.pids`` as ``airflow-<component>`` from its start to its stop.
+    """
+    pids = airflow.pids
     try:
-        for component in COMPONENTS:
+        for component in airflow.components:
             airflow.processes.append(airflow.start(component))
-        _wait_healthy(airflow, timeout)
+        wait_ready()
         yield airflow
     finally:
         # Every component is stopped whatever happens while stopping another (an error, a signal).
         interrupted: BaseException | None = None
-        for component, process in zip(COMPONENTS, airflow.processes):
+        # Task processes run in process groups of their own (Airflow's supervisor puts each
+        # task runner in one): noted now, killed below if stopping their component left them.
+        descendants = [child for process in airflow.processes for child in _descendants(process.pid)]
+        for process in airflow.processes:  # all at once: each may take seconds to finish its shutdown
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGTERM)
+        for component, process in zip(airflow.components, airflow.processes):
             try:
                 stop_pid(process.pid, timeout=15)
                 with contextlib.suppress(subprocess.TimeoutExpired):
@@ -299,5 +353,30 @@ def running_airflow(
             except BaseException as exc:  # noqa: BLE001 - re-raised once all are stopped
                 interrupted = interrupted or exc
                 stop_pid(process.pid, timeout=1)
+        for child in descendants:
+            with contextlib.suppress(Exception):
+                if child.is_running():
+                    child.kill()
         if interrupted is not None:
             raise interrupted
+
+
+def _descendants(pid: int) -> list:
+    """Every live descendant of ``pid`` (``psutil.Process`` objects, which guard against recycled pids)."""
+    import psutil
+
+    try:
+        return psutil.Process(pid).children(recursive=True)
+    except psutil.Error:
+        return []
+
+
+def kill_tree(pid: int) -> list[int]:
+    """SIGKILL ``pid``'s process group and every descendant, wherever its group: a machine lost. Returns the pids."""
+    children = _descendants(pid)
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, signal.SIGKILL)
+    for child in children:
+        with contextlib.suppress(Exception):
+            child.kill()
+    return [pid, *(child.pid for child in children)]

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from airflow_provider_somlier.errors import InvalidArgumentError
 from airflow_provider_somlier.generate.redact import holds_token
+from airflow_provider_somlier.generate.routing import ScoreRouting, validate_routing
 from airflow_provider_somlier.refs import parse_model_ref, parse_table_ref, validate_column_name
 from airflow_provider_somlier.window import parse_bool, parse_window
 
@@ -148,6 +149,7 @@ class OfflineDagSpec:
     quality_checks: dict | None = None
     baseline: str | None = None
     on_quality_failure: str | None = None
+    routing: ScoreRouting = field(default_factory=ScoreRouting)  # queue, pool, pod resources of the score task(s)
 
     @property
     def max_active_runs(self) -> int:
@@ -181,6 +183,7 @@ class OfflineDagSpec:
             passthrough_columns=tuple(validate_column_name(c, field="--passthrough_columns") for c in passthrough),
             shards=validate_shards(values.get("shards")),
             **validate_quality(values.get("quality_checks"), values.get("baseline"), values.get("on_quality_failure")),
+            routing=validate_routing(values),
         )
 
 

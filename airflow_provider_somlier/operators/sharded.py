@@ -332,6 +332,8 @@ def sharded_offline(
     shards: int,
     max_active_shards: int | None = None,
     score_pool: str | None = None,
+    score_queue: str | None = None,
+    score_executor_config: dict[str, Any] | None = None,
     **operator_kwargs: Any,
 ) -> TaskGroup:
     """The sharded offline path as one task group: ``plan`` → ``score`` (mapped, one per shard) → ``commit``.
@@ -339,13 +341,18 @@ def sharded_offline(
     ``operator_kwargs`` are those of :class:`MLOpsOfflineOperator` and go to all three
     tasks. ``max_active_shards`` bounds how many shards of one run score at once
     (``max_active_tis_per_dagrun``); ``score_pool`` puts the score tasks in a pool,
-    bounding them across runs. Use it in a DAG file as one statement::
+    bounding them across runs; ``score_queue`` sends them to the Celery workers of that
+    queue (a big-memory queue) and ``score_executor_config`` gives each its own pod on the
+    KubernetesExecutor (``routing.shard_pod_override(cpu="1", memory="4Gi")``). The plan
+    and the commit stay on the defaults. Use it in a DAG file as one statement::
 
         sharded_offline("predict", shards=4, model_ref="churn@champion", dataset_ref="features.daily",
                         dataset_load_column="load_date", destination_table_ref="predictions.churn")
     """
     from airflow.sdk import TaskGroup
     from airflow.sdk.definitions.xcom_arg import XComArg
+
+    from airflow_provider_somlier.operators.routing import score_routing
 
     operator_kwargs.setdefault("retries", DEFAULT_RETRIES)
     operator_kwargs.setdefault("retry_delay", DEFAULT_RETRY_DELAY)
@@ -358,10 +365,7 @@ def sharded_offline(
                 f"max_active_shards must be a positive integer (or None for no bound), got {max_active_shards!r}"
             )
         score_kwargs["max_active_tis_per_dagrun"] = max_active_shards
-    if score_pool is not None:
-        if not isinstance(score_pool, str) or not score_pool.strip():
-            raise InvalidArgumentError(f"score_pool must be a pool's name (or None for the default pool), got {score_pool!r}")
-        score_kwargs["pool"] = score_pool
+    score_kwargs |= score_routing(score_queue, score_pool, score_executor_config)
     # Only the commit writes the day, so only it declares the predictions asset (or the caller's outlets).
     commit_outlets = {"outlets": operator_kwargs.pop("outlets")} if "outlets" in operator_kwargs else {}
     with TaskGroup(group_id) as group:
