@@ -89,7 +89,7 @@ def run(args: argparse.Namespace, emulator) -> int:
     ]
     for _, path in requests:  # warm: imports, templates, the schema check, the client's connection
         assert http.get(path).status_code == 200, path
-    print(f"\n| request | median s | slowest s | bytes |\n|---|---:|---:|---:|")
+    print("\n| request | median s | slowest s | bytes |\n|---|---:|---:|---:|")
     for name, path in requests:
         times, size = [], 0
         for _ in range(args.repeat):
