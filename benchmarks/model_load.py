@@ -8,7 +8,10 @@ way (skops format), against a SQLite registry:
   deprecation shims included) and the version downloaded into a temporary folder: what
   every task paid before the host cache;
 * ``cold``    -- the host cache empty: the first task on a host downloads the version;
-* ``warm``    -- the version already in the host cache: every later task on the host.
+* ``warm``    -- the version already in the host cache: every later task on the host;
+* ``preloaded`` -- warm, in a task forked from a worker that ran
+  ``airflow_provider_somlier.preload.preload_for_tasks()`` (``airflow_local_settings.py``):
+  the imports were paid once by the worker, before the task.
 
 Runs are interleaved (before, cold, warm, before, …) so the machine's load falls on all
 alike; the median of ``--repeat`` is shown. Usage:
@@ -31,6 +34,9 @@ from pathlib import Path
 WORKER = """
 import json, os, sys, time, warnings
 import airflow.sdk  # paid by every task process before the task starts
+if sys.argv[1] == "preloaded":
+    from airflow_provider_somlier.preload import preload_for_tasks
+    preload_for_tasks(force=True)  # the worker's, before it forks the task
 started = time.perf_counter()
 if sys.argv[1] == "before":
     with warnings.catch_warnings():
@@ -61,7 +67,7 @@ def main() -> int:
         "OPENBLAS_NUM_THREADS": "1",
     }
     cache = workdir / "model-cache"
-    runs: dict[str, list[dict]] = {"before": [], "cold": [], "warm": []}
+    runs: dict[str, list[dict]] = {"before": [], "cold": [], "warm": [], "preloaded": []}
     for _ in range(args.repeat):
         for kind in runs:
             env = dict(base_env)
@@ -87,7 +93,7 @@ def main() -> int:
         print(f"| {kind} | {statistics.median(r['registry'] for r in results):.2f} | {statistics.median(totals):.2f} "
               f"| {min(totals):.2f} | {max(totals):.2f} |")
     before = statistics.median(r["total"] for r in runs["before"])
-    for kind in ("cold", "warm"):
+    for kind in ("cold", "warm", "preloaded"):
         print(f"\n{kind}: {statistics.median(r['total'] for r in runs[kind]) / before:.2f}x of before", end="")
     print()
     shutil.rmtree(workdir, ignore_errors=True)
