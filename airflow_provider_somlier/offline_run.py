@@ -215,7 +215,8 @@ class OfflineRun:
                 check_destination(run.existing.schema, schema, str(run.destination))
 
         if batches is None:
-            batches = self.bigquery.read_batches(run.source, run.plan.read_columns, run.rows_of_day)
+            with self.clock.timing("read"):  # the read session: the warehouse plans the read here
+                batches = self.bigquery.read_batches(run.source, run.plan.read_columns, run.rows_of_day)
         profiler = None
         if run.gate is not None:
             from airflow_provider_somlier.quality.day_gate import ScoringProfiler
