@@ -15,7 +15,7 @@ every task to the worker's start:
     preload_for_tasks()
 
 The price: every Airflow process that reads the settings (scheduler, API server, DAG
-processor too) holds these modules (~190 MB of resident memory measured, shared copy-on-write
+processor too) holds these modules (~250 MB of resident memory measured, shared copy-on-write
 with the tasks it forks) and starts a few seconds later. Opt in on workers that run
 SoMLier tasks, e.g. by setting ``SOMLIER_PRELOAD=1`` only in the workers' environment:
 ``preload_for_tasks()`` does nothing without it unless ``force=True``.
