@@ -189,6 +189,7 @@ SLOW_MODULES = (
     "tests/faults/",
     "tests/hooks/test_mlflow_hook.py",
     "tests/unit/test_skops_import.py",
+    "tests/unit/test_preload.py",
     "tests/ui/test_browser.py",
     "tests/celery/",
     "tests/devtools/test_servers.py",
