@@ -52,6 +52,7 @@ WORKER_HOSTNAME_ENV = "SOMLIER_WORKER_HOSTNAME"
 # How long a task instance whose process vanished (its worker killed) stays "running" before
 # the scheduler fails it and its retry goes to a live worker. Airflow's default is 300 s.
 TASK_HEARTBEAT_TIMEOUT_SECONDS = 30
+TASK_QUEUED_TIMEOUT_SECONDS = 180
 REPARSE_SECONDS = 600
 
 
@@ -149,6 +150,12 @@ def celery_env(
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": str(TASK_HEARTBEAT_TIMEOUT_SECONDS),
         "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
+        # A task whose start the database outage lost (its process killed by its supervisor, its
+        # Celery result never stored) stays "queued"; the scheduler fails it after this long and
+        # its retry runs it (Airflow's default, 600 s, outlasts any wait here). Above the longest
+        # wait for a free worker slot in a 7-day backfill on 2 x 2 slots.
+        "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": str(TASK_QUEUED_TIMEOUT_SECONDS),
+        "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": "15",
         # PostgreSQL takes concurrent writers: the SQLite lock waits of the LocalExecutor set-up do not apply.
         "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
         **(extra or {}),
