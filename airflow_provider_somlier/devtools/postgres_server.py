@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from airflow_provider_somlier.devtools.emulator import free_port
+from airflow_provider_somlier.devtools.processes import stop_process
 
 if TYPE_CHECKING:
     from airflow_provider_somlier.devtools.pidfiles import PidFiles
@@ -189,14 +190,7 @@ class PostgresServer:
         process, self.process = self.process, None
         if process is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(process.pid, signal.SIGINT)
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+        stop_process(process, signal.SIGINT, timeout)
         if self.pids is not None:
             self.pids.forget("postgres")
 

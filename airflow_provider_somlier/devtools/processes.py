@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import subprocess
 import time
 
 
@@ -27,3 +28,15 @@ def stop_pid(pid: int, timeout: float = 10.0) -> None:
                 return
             time.sleep(0.1)
         os.killpg(pid, signal.SIGKILL)
+
+
+def stop_process(process: subprocess.Popen, first_signal: int, timeout: float) -> None:
+    """Send ``first_signal`` to a server we started; SIGKILL its process group if it outlives ``timeout``."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(process.pid, first_signal)
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+        process.wait(timeout=10)

@@ -12,7 +12,6 @@ broker away from running workers.
 from __future__ import annotations
 
 import contextlib
-import os
 import shutil
 import signal
 import subprocess
@@ -23,6 +22,7 @@ from typing import TYPE_CHECKING
 
 from airflow_provider_somlier.devtools.emulator import free_port
 from airflow_provider_somlier.devtools.postgres_server import ServerStartError, _tail, _wait_port
+from airflow_provider_somlier.devtools.processes import stop_process
 
 if TYPE_CHECKING:
     from airflow_provider_somlier.devtools.pidfiles import PidFiles
@@ -74,14 +74,7 @@ class RedisServer:
         process, self.process = self.process, None
         if process is None:
             return
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(process.pid, signal.SIGTERM)
-        try:
-            process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(process.pid, signal.SIGKILL)
-            process.wait(timeout=10)
+        stop_process(process, signal.SIGTERM, timeout)
         if self.pids is not None:
             self.pids.forget("redis")
 
