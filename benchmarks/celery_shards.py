@@ -49,24 +49,6 @@ with DAG({dag_id!r}, schedule=None, start_date=dt.datetime(2026, 11, 1, tzinfo=d
 """
 
 
-def _register_hgb(tracking: str, workdir: Path) -> None:
-    from airflow_provider_somlier.devtools.sample_model import diabetes_frame, register_model
-
-    def save(path: str) -> None:
-        import mlflow.sklearn
-        import sklearn
-        from mlflow.models import infer_signature
-        from sklearn.ensemble import HistGradientBoostingRegressor
-
-        features, target = diabetes_frame()
-        model = HistGradientBoostingRegressor(max_iter=100, random_state=0).fit(features, target)
-        mlflow.sklearn.save_model(model, path, signature=infer_signature(features, model.predict(features)),
-                                  serialization_format="cloudpickle",
-                                  pip_requirements=[f"scikit-learn=={sklearn.__version__}"])
-
-    register_model(tracking, MODEL, save, artifact_root=(workdir / "artifacts").as_uri())
-
-
 def _when(value: str | None) -> dt.datetime | None:
     return dt.datetime.fromisoformat(value) if value else None
 
@@ -147,7 +129,9 @@ def main() -> int:
 
     workdir = Path(tempfile.mkdtemp(prefix="somlier-bench-celery-"))
     tracking = f"sqlite:///{workdir / 'mlflow.db'}"
-    _register_hgb(tracking, workdir)
+    from airflow_provider_somlier.devtools.sample_model import train_and_register_hgb
+
+    train_and_register_hgb(tracking, MODEL, artifact_root=(workdir / "artifacts").as_uri())
     load_before = os.getloadavg()
     results: dict[str, dict[int, dict]] = {}
     with running_emulator(workdir / "bqemulator.log") as emulator:

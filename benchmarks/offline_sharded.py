@@ -187,24 +187,12 @@ def main() -> int:
     from airflow_provider_somlier.devtools.airflow_local import local_connections
     from airflow_provider_somlier.devtools.emulator import running_emulator
     from airflow_provider_somlier.devtools.sample_data import load_features
-    from airflow_provider_somlier.devtools.sample_model import diabetes_frame, register_model
+    from airflow_provider_somlier.devtools.sample_model import train_and_register_hgb
 
     workdir = Path(tempfile.mkdtemp(prefix="somlier-bench-sharded-"))
     tracking = f"sqlite:///{workdir / 'mlflow.db'}"
 
-    def save(path: str) -> None:
-        import mlflow.sklearn
-        import sklearn
-        from mlflow.models import infer_signature
-        from sklearn.ensemble import HistGradientBoostingRegressor
-
-        features, target = diabetes_frame()
-        model = HistGradientBoostingRegressor(max_iter=100, random_state=0).fit(features, target)
-        mlflow.sklearn.save_model(model, path, signature=infer_signature(features, model.predict(features)),
-                                  serialization_format="cloudpickle",
-                                  pip_requirements=[f"scikit-learn=={sklearn.__version__}"])
-
-    register_model(tracking, MODEL, save, artifact_root=(workdir / "artifacts").as_uri())
+    train_and_register_hgb(tracking, MODEL, artifact_root=(workdir / "artifacts").as_uri())
     results = []
     with running_emulator(workdir / "bqemulator.log") as emulator:
         env = os.environ | {

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from airflow_provider_somlier.lifecycle.registry import RegisteredModel, register_model
 
-__all__ = ["FEATURES", "RegisteredModel", "diabetes_frame", "register_model", "train_and_register"]
+__all__ = ["FEATURES", "RegisteredModel", "diabetes_frame", "register_model", "train_and_register", "train_and_register_hgb"]
 
 FEATURES = ("age", "sex", "bmi", "bp", "s1", "s2", "s3", "s4", "s5", "s6")
 
@@ -49,3 +49,22 @@ def train_and_register(tracking_uri: str, model_name: str, *, alpha: float = 1.0
         metrics={"training_mae": float(mean_absolute_error(target, model.predict(features)))},
         **kwargs,
     )
+
+
+def train_and_register_hgb(tracking_uri: str, model_name: str, **kwargs) -> RegisteredModel:
+    """Fit a HistGradientBoostingRegressor (100 iterations) on the diabetes data and register it
+    (cloudpickle format; ``kwargs`` as for :func:`register_model`): the benchmarks' heavier model."""
+
+    def save(path: str) -> None:
+        import mlflow.sklearn
+        import sklearn
+        from mlflow.models import infer_signature
+        from sklearn.ensemble import HistGradientBoostingRegressor
+
+        features, target = diabetes_frame()
+        model = HistGradientBoostingRegressor(max_iter=100, random_state=0).fit(features, target)
+        mlflow.sklearn.save_model(model, path, signature=infer_signature(features, model.predict(features)),
+                                  serialization_format="cloudpickle",
+                                  pip_requirements=[f"scikit-learn=={sklearn.__version__}"])
+
+    return register_model(tracking_uri, model_name, save, **kwargs)
