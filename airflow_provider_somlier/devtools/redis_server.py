@@ -21,8 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from airflow_provider_somlier.devtools.emulator import free_port
-from airflow_provider_somlier.devtools.postgres_server import ServerStartError, _tail, _wait_port
-from airflow_provider_somlier.devtools.processes import stop_process
+from airflow_provider_somlier.devtools.processes import ServerStartError, log_tail, stop_process, wait_for_port
 
 if TYPE_CHECKING:
     from airflow_provider_somlier.devtools.pidfiles import PidFiles
@@ -65,7 +64,7 @@ class RedisServer:
         if self.pids is not None:
             self.pids.record("redis", self.process.pid)
         try:
-            _wait_port(self.port, self.process, self.log_path, timeout, f"Redis (pid {self.process.pid})")
+            wait_for_port(self.port, self.process, self.log_path, timeout, f"Redis (pid {self.process.pid})")
         except ServerStartError:
             self.stop()
             raise
@@ -84,7 +83,7 @@ class RedisServer:
 
             raise ComponentDiedError(
                 f"Redis (pid {self.process.pid}) exited with code {self.process.returncode}; "
-                f"last lines of {self.log_path}:\n{_tail(self.log_path)}"
+                f"last lines of {self.log_path}:\n{log_tail(self.log_path)}"
             )
 
 
