@@ -240,7 +240,7 @@ def run_demo(args: argparse.Namespace, state: Path, pids, tracking_uri: str, tod
     last = dt.datetime.combine(dt.datetime.now(dt.timezone.utc).date(), dt.time(0), dt.timezone.utc)
     manual = last - dt.timedelta(days=1)
     step(f"Triggering a run for {manual:%Y-%m-%d} through the REST API (the scheduler runs {last:%Y-%m-%d})")
-    session.post(f"{airflow.url}/api/v2/dags/{DAG_ID}/dagRuns", json={"logical_date": manual.isoformat()}).raise_for_status()
+    airflow.trigger(session, DAG_ID, manual.isoformat())
     wait_runs(2)
 
     first = last - dt.timedelta(days=6)

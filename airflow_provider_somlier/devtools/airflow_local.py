@@ -206,6 +206,41 @@ class LocalAirflow:
             self.check_alive()
             time.sleep(1)
 
+    def trigger(self, session: requests.Session, dag_id: str, logical_date: str, *, timeout: float = 120) -> str:
+        """Create one run of ``dag_id`` for ``logical_date`` and return its run id; idempotent.
+
+        On SQLite the API server answers a POST with ``500 Database error`` when its write
+        meets the scheduler's (SQLite's busy wait does not cover a read turning into a
+        write). The run is then looked up before the POST is sent again, so a POST whose
+        answer was lost never makes a second run, and a 409 (the run exists) returns it.
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            existing = self._run_at(session, dag_id, logical_date)
+            if existing is not None:
+                return existing
+            try:
+                response = session.post(f"{self.url}/api/v2/dags/{dag_id}/dagRuns",
+                                        json={"logical_date": logical_date}, timeout=30)
+            except requests.RequestException:
+                response = None
+            if response is not None and response.status_code == 200:
+                return response.json()["dag_run_id"]
+            retriable = response is None or response.status_code in (409, 500, 502, 503, 504)
+            if not retriable or time.monotonic() > deadline:
+                detail = "no answer" if response is None else f"{response.status_code} {response.text[:500]}"
+                raise RuntimeError(f"run of {dag_id} at {logical_date} refused: {detail}")
+            self.check_alive()
+            time.sleep(1)
+
+    def _run_at(self, session: requests.Session, dag_id: str, logical_date: str) -> str | None:
+        response = session.get(f"{self.url}/api/v2/dags/{dag_id}/dagRuns",
+                               params={"logical_date_gte": logical_date, "logical_date_lte": logical_date}, timeout=30)
+        if response.status_code != 200:
+            return None
+        runs = response.json()["dag_runs"]
+        return runs[0]["dag_run_id"] if runs else None
+
     def _runs_between(self, session: requests.Session, dag_id: str, from_date: str, to_date: str) -> list[str]:
         runs = session.get(
             f"{self.url}/api/v2/dags/{dag_id}/dagRuns",

@@ -140,10 +140,7 @@ def celery_stack(session_dir, emulator, registry, bq_client, features_table, cel
 
 
 def trigger(stack, session, dag_id: str, logical_date: str = LOGICAL_DATE) -> str:
-    triggered = session.post(f"{stack.url}/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": logical_date},
-                             timeout=30)
-    assert triggered.status_code == 200, triggered.text
-    return triggered.json()["dag_run_id"]
+    return stack.airflow.trigger(session, dag_id, logical_date)
 
 
 def _get(session, url: str, **params) -> dict | None:

@@ -57,7 +57,7 @@ def _day(n: int) -> str:
 def test_backfills_sent_right_after_runs_finish_never_stop_the_scheduler(airflow):
     session = airflow.test_session
     for dag_id in DAG_IDS[:ROUNDS]:
-        assert session.post(f"{airflow.url}/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": _day(2)}).status_code == 200
+        airflow.trigger(session, dag_id, _day(2))
         # 2: this run and the latest interval, run when the DAG was unpaused
         airflow.wait_runs(session, dag_id, 2, no_progress_seconds=120)
         # at once, the two days before the one just finished

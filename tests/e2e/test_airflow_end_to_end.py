@@ -107,10 +107,7 @@ def test_generated_dag_runs_backfills_and_reruns_on_a_real_airflow(airflow, bq_c
 
     session = airflow.session()
     assert session.patch(f"{airflow.url}/api/v2/dags/{DAG_ID}", json={"is_paused": False}).status_code == 200
-    triggered = session.post(
-        f"{airflow.url}/api/v2/dags/{DAG_ID}/dagRuns", json={"logical_date": "2026-11-21T00:00:00Z"}
-    )
-    assert triggered.status_code == 200, triggered.text
+    airflow.trigger(session, DAG_ID, "2026-11-21T00:00:00Z")
     _wait_runs(session, airflow.url, DAG_ID, 1)
 
     # right after a run finished, the days before it (a backfill over it could crash the scheduler)
@@ -170,11 +167,7 @@ def produced_day(airflow, emulator):
         wait_for_dag(consumer, f"{consumer}.py", Settings(airflow_api_url=airflow.url, check_airflow_timeout=120))
         for dag_id in (consumer, producer):
             assert session.patch(f"{airflow.url}/api/v2/dags/{dag_id}", json={"is_paused": False}).status_code == 200
-        triggered = session.post(
-            f"{airflow.url}/api/v2/dags/{producer}/dagRuns", json={"logical_date": "2026-11-21T00:00:00Z"}
-        )
-        assert triggered.status_code == 200, triggered.text
-        run_ids[producer] = triggered.json()["dag_run_id"]
+        run_ids[producer] = airflow.trigger(session, producer, "2026-11-21T00:00:00Z")
     for producer, run_id in run_ids.items():
         # unpausing also starts the latest scheduled interval: a day with no rows, skipped, so it emits nothing
         producer_runs = {r["dag_run_id"]: r["state"] for r in _wait_runs(session, airflow.url, producer, 1)}

@@ -44,7 +44,7 @@ def rest_proxy(emulator):
 
 @pytest.fixture(scope="module")
 def scheduler(session_dir, emulator, registry, fail_once, hang_once, sharded_features, bq_client, rest_proxy):
-    """A running Airflow with the three DAGs parsed and unpaused: ``(session, url, destinations)``."""
+    """A running Airflow with the three DAGs parsed and unpaused: ``(session, url, destinations, airflow)``."""
     bq_client.create_dataset(f"{emulator.project}.predictions", exists_ok=True)
     destinations = {dag: f"{emulator.project}.predictions.{dag}" for dag in (FAIL_DAG, KILL_DAG, GENERATED_DAG)}
     dags = session_dir / "sharded-e2e-dags"
@@ -76,13 +76,11 @@ def scheduler(session_dir, emulator, registry, fail_once, hang_once, sharded_fea
                 assert time.monotonic() < deadline, f"{dag_id} was not parsed within 120 s"
                 time.sleep(2)
             assert session.patch(f"{url}/api/v2/dags/{dag_id}", json={"is_paused": False}, timeout=10).status_code == 200
-        yield session, url, destinations
+        yield session, url, destinations, airflow
 
 
-def _trigger(session, url: str, dag_id: str) -> str:
-    triggered = session.post(f"{url}/api/v2/dags/{dag_id}/dagRuns", json={"logical_date": LOGICAL_DATE}, timeout=30)
-    assert triggered.status_code == 200, triggered.text
-    return triggered.json()["dag_run_id"]
+def _trigger(airflow, session, dag_id: str) -> str:
+    return airflow.trigger(session, dag_id, LOGICAL_DATE)
 
 
 def _wait_run(session, url: str, dag_id: str, run_id: str, timeout: float = 300) -> str:
@@ -139,10 +137,10 @@ def _sigkill_when(predicate, what: str, timeout: float = 120) -> int:
 def test_shards_run_concurrently_a_failed_shard_keeps_the_old_day_and_clearing_it_commits_the_new(
     scheduler, fail_once, sharded_features, bq_client
 ):
-    session, url, destinations = scheduler
+    session, url, destinations, airflow = scheduler
     destination, (_, trigger) = destinations[FAIL_DAG], fail_once
     source_ids = _row_ids(bq_client, sharded_features, "load_date = '2026-11-19'")
-    run_id = _trigger(session, url, FAIL_DAG)
+    run_id = _trigger(airflow, session, FAIL_DAG)
 
     # 1. three shards, side by side; the day is the source's, once
     assert _wait_run(session, url, FAIL_DAG, run_id) == "success"
@@ -177,10 +175,10 @@ def test_shards_run_concurrently_a_failed_shard_keeps_the_old_day_and_clearing_i
 def test_a_shard_and_the_commit_killed_with_sigkill_on_the_scheduler_leave_the_old_day(
     scheduler, hang_once, rest_proxy, sharded_features, bq_client
 ):
-    session, url, destinations = scheduler
+    session, url, destinations, airflow = scheduler
     destination, (_, trigger) = destinations[KILL_DAG], hang_once
     source_ids = _row_ids(bq_client, sharded_features, "load_date = '2026-11-19'")
-    run_id = _trigger(session, url, KILL_DAG)
+    run_id = _trigger(airflow, session, KILL_DAG)
     assert _wait_run(session, url, KILL_DAG, run_id) == "success"
     first = _predicted_at(bq_client, destination)
 
@@ -239,8 +237,8 @@ def test_a_shard_and_the_commit_killed_with_sigkill_on_the_scheduler_leave_the_o
 
 
 def test_a_generated_sharded_dag_is_parsed_and_scores_the_day_on_the_scheduler(scheduler, sharded_features, bq_client):
-    session, url, destinations = scheduler
-    run_id = _trigger(session, url, GENERATED_DAG)
+    session, url, destinations, airflow = scheduler
+    run_id = _trigger(airflow, session, GENERATED_DAG)
     assert _wait_run(session, url, GENERATED_DAG, run_id) == "success"
     assert [ti["state"] for ti in _shards(session, url, GENERATED_DAG, run_id)] == ["success"] * 3
     assert _row_ids(bq_client, destinations[GENERATED_DAG]) == _row_ids(
