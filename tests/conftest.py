@@ -196,12 +196,42 @@ SLOW_MODULES = (
 )
 
 
+# ``./scripts/test.sh`` runs the suite on several pytest-xdist workers (``--dist loadgroup``).
+# A module goes to one worker whole, so its module- and session-scoped servers start once per
+# worker that needs them; the modules that take longest go first, so that none of them is
+# left to end the run alone. The tests of a module listed in SPLIT_BY_TEST share nothing
+# (each starts its own servers) and may run on different workers.
+LONGEST_FIRST = (
+    "tests/scripts/test_demo.py",
+    "tests/celery/",
+    "tests/sharded/test_sharded_on_airflow.py",
+    "tests/e2e/test_airflow_end_to_end.py",
+    "tests/lifecycle/test_train.py",
+    "tests/devtools/test_airflow_local.py",
+    "tests/e2e/test_lifecycle_chain.py",
+    "tests/lifecycle/test_register_anywhere.py",
+    "tests/ui/test_browser.py",
+    "tests/generate/test_cli.py",
+    "tests/online/test_mlflow_model.py",
+    "tests/operators/test_offline_bad_input.py",
+    "tests/faults/",
+)
+SPLIT_BY_TEST = ("tests/scripts/test_demo.py",)
+
+
+@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config, items):
     root = Path(__file__).resolve().parent.parent
+    where = {item: Path(str(item.fspath)).resolve().relative_to(root).as_posix() for item in items}
+
+    def rank(item) -> int:
+        return next((i for i, prefix in enumerate(LONGEST_FIRST) if where[item].startswith(prefix)), len(LONGEST_FIRST))
+
+    items.sort(key=rank)  # stable: a module's tests keep their order
     for item in items:
-        where = Path(str(item.fspath)).resolve().relative_to(root).as_posix()
-        if where.startswith(SLOW_MODULES):
+        if where[item].startswith(SLOW_MODULES):
             item.add_marker(pytest.mark.slow)
+        item.add_marker(pytest.mark.xdist_group(item.nodeid if where[item].startswith(SPLIT_BY_TEST) else where[item]))
 
 
 def pytest_sessionfinish(session, exitstatus):

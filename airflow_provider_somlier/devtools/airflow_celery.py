@@ -30,10 +30,12 @@ import requests
 
 from airflow_provider_somlier.devtools.airflow_local import (
     COMPONENTS,
+    PRELOAD_ENV,
     ComponentDiedError,
     LocalAirflow,
     airflow_env,
     components_running,
+    install_preload,
     kill_tree,
     tail,
 )
@@ -220,8 +222,9 @@ def running_celery_airflow(
                           "--concurrency", str(concurrency), "--skip-serve-logs", "--without-mingle",
                           "--without-gossip"] for name in workers},
             },
-            component_env={name: {WORKER_HOSTNAME_ENV: name} for name in workers},
+            component_env={name: {WORKER_HOSTNAME_ENV: name, **PRELOAD_ENV} for name in workers},
         )
+        install_preload(home)  # the workers import what SoMLier tasks use once, before they fork them
         migrated = airflow.cli("db", "migrate", check=False)
         if migrated.returncode:
             raise ComponentDiedError(f"airflow db migrate on {postgres.url} failed: {migrated.stderr[-3000:]}")

@@ -36,6 +36,25 @@ SCHEDULER_RESTARTS = 2
 SQLITE_BACKFILL_RACE = ("ObjectDeletedError", "StaleDataError")
 
 
+# What the README tells a deployment to put in airflow_local_settings.py: the processes that
+# run SoMLier tasks (given SOMLIER_PRELOAD=1) import its heavy modules once, before they fork tasks.
+LOCAL_SETTINGS = """\
+from airflow_provider_somlier.preload import preload_for_tasks
+
+preload_for_tasks()
+"""
+PRELOAD_ENV = {"SOMLIER_PRELOAD": "1"}
+
+
+def install_preload(home: Path) -> None:
+    """Write ``$AIRFLOW_HOME/config/airflow_local_settings.py`` with the preload (Airflow puts that folder on its path).
+
+    It only acts in processes given :data:`PRELOAD_ENV`: the LocalExecutor's scheduler, or the Celery workers.
+    """
+    (home / "config").mkdir(parents=True, exist_ok=True)
+    (home / "config" / "airflow_local_settings.py").write_text(LOCAL_SETTINGS)
+
+
 class ComponentDiedError(RuntimeError):
     """A process the caller started (an Airflow component, a server) is gone: waiting on it is pointless."""
 
@@ -343,15 +362,21 @@ def running_airflow(
     extra_env: dict[str, str] | None = None,
     timeout: float = 180,
     pids: PidFiles | None = None,
+    preload: bool = True,
 ) -> Iterator[LocalAirflow]:
     """Migrate the metadata DB, start the three components, yield once healthy, stop them all.
 
     Each component is recorded in ``pids`` as ``airflow-<component>`` from its start to its stop.
+    ``preload``: the scheduler, whose LocalExecutor forks the task processes, imports what
+    SoMLier tasks use once (``airflow_provider_somlier.preload``), as the README advises.
     """
     home.mkdir(parents=True, exist_ok=True)
     (home / "logs").mkdir(exist_ok=True)
     port = port or free_port()
-    airflow = LocalAirflow(home=home, port=port, env=airflow_env(home, dags_folder, port, extra_env), pids=pids)
+    if preload:
+        install_preload(home)
+    airflow = LocalAirflow(home=home, port=port, env=airflow_env(home, dags_folder, port, extra_env), pids=pids,
+                           component_env={"scheduler": PRELOAD_ENV} if preload else {})
     airflow.cli("db", "migrate")
     with components_running(airflow, lambda: _wait_healthy(airflow, timeout)):
         yield airflow
