@@ -141,26 +141,31 @@ def _zip(entries: dict[str, bytes], symlink: str | None = None) -> bytes:
     return buffer.getvalue()
 
 
+BAD_ARCHIVES = [
+    (_zip({"../evil.pkl": b"x"}), "escapes"),
+    (_zip({"/abs/evil.pkl": b"x"}), "escapes"),
+    (_zip({"ok.pkl": b"x"}, symlink="link.pkl"), "symbolic link"),
+    (b"this is not a zip", "not a zip"),
+    (_zip({"big.pkl": b"0" * 50_000}), "unpacks to"),
+    (b"0" * 5000, "over the 4000-byte limit"),
+    (_zip({"model.pkl": b"not a pickle"}), "cannot unpickle"),
+    (_zip({"model.pkl": pickle.dumps({"coef": [1.0]})}), "not a model: it has no predict()"),
+    (_zip({"model.pkl": pickle.dumps(Ridge())}), "add smoke_input.json"),
+    (_zip({"model.pkl": pickle.dumps(fitted_ridge()), "smoke_input.json": b"[1, 2]"}), "the smoke test failed"),
+    (_corrupt_deflate(), "cannot be unpacked"),
+    (_patched_central(_zip({"model.pkl": b"x" * 100}), flag_bits=0x1), "encrypted"),
+    (_patched_central(_zip({"model.pkl": b"x" * 100}), method=99), "compression method 99"),
+    (_zip({"a": b"x", "a/b": b"y"}), "both a file and a folder"),
+    (_zip({"x" * 300 + ".pkl": b"x"}), "over 255 bytes"),
+    (_zip({"model.pkl": b"x"})[:-30], "not a zip"),
+]
+
+
 @pytest.mark.parametrize(
-    "archive, fragment",
-    [
-        (_zip({"../evil.pkl": b"x"}), "escapes"),
-        (_zip({"/abs/evil.pkl": b"x"}), "escapes"),
-        (_zip({"ok.pkl": b"x"}, symlink="link.pkl"), "symbolic link"),
-        (b"this is not a zip", "not a zip"),
-        (_zip({"big.pkl": b"0" * 50_000}), "unpacks to"),
-        (b"0" * 5000, "over the 4000-byte limit"),
-        (_zip({"model.pkl": b"not a pickle"}), "cannot unpickle"),
-        (_zip({"model.pkl": pickle.dumps({"coef": [1.0]})}), "not a model: it has no predict()"),
-        (_zip({"model.pkl": pickle.dumps(Ridge())}), "add smoke_input.json"),
-        (_zip({"model.pkl": pickle.dumps(fitted_ridge()), "smoke_input.json": b"[1, 2]"}), "the smoke test failed"),
-        (_corrupt_deflate(), "cannot be unpacked"),
-        (_patched_central(_zip({"model.pkl": b"x" * 100}), flag_bits=0x1), "encrypted"),
-        (_patched_central(_zip({"model.pkl": b"x" * 100}), method=99), "compression method 99"),
-        (_zip({"a": b"x", "a/b": b"y"}), "both a file and a folder"),
-        (_zip({"x" * 300 + ".pkl": b"x"}), "over 255 bytes"),
-        (_zip({"model.pkl": b"x"})[:-30], "not a zip"),
-    ],
+    "archive, fragment", BAD_ARCHIVES,
+    # ids without the bytes: a zip made at collection holds the time, and every pytest-xdist
+    # worker must collect the same ids
+    ids=[f"{n}-{fragment}" for n, (_, fragment) in enumerate(BAD_ARCHIVES)],
 )
 def test_a_bad_model_zip_is_refused_and_the_old_model_keeps_serving(tmp_path, storage_root, archive, fragment):
     client = make_client(tmp_path, storage_root, max_archive_bytes=4000 if "4000" in fragment or "unpacks" in fragment else 1 << 30)
