@@ -37,6 +37,10 @@ def preload_for_tasks(*, force: bool = False) -> bool:
         import google.cloud.bigquery_storage_v1  # noqa: F401
         import mlflow.pyfunc  # noqa: F401
         import mlflow.sklearn  # noqa: F401
+        # A registry on a database URI (sqlite://, postgresql://): importing its store is most
+        # of a lookup's time (SQLAlchemy models, Alembic) -- seconds of every task otherwise.
+        import mlflow.store.model_registry.sqlalchemy_store  # noqa: F401
+        import mlflow.store.tracking.sqlalchemy_store  # noqa: F401
         import pyarrow.parquet  # noqa: F401
         import sklearn.ensemble  # noqa: F401
         import sklearn.linear_model  # noqa: F401

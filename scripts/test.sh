@@ -3,12 +3,12 @@
 #   ./scripts/test.sh            everything (what CI runs)
 #   ./scripts/test.sh --quick    unit and in-process tests only, for everyday work
 # Any other arguments go to pytest (e.g. a path, -k EXPR, -x; -n 0 runs in one process).
-# The tests run on SOMLIER_TEST_WORKERS pytest-xdist workers (default 3: most of a test's time
-# is spent waiting on the servers it drives); tests/conftest.py keeps each module on one worker.
+# The tests run on SOMLIER_TEST_WORKERS pytest-xdist workers (default 2); tests/conftest.py
+# keeps each module on one worker and the modules that start a whole Airflow on one worker in turn.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
-args=(-n "${SOMLIER_TEST_WORKERS:-3}" --dist loadgroup --no-loadscope-reorder)
+args=(-n "${SOMLIER_TEST_WORKERS:-2}" --dist loadgroup --no-loadscope-reorder)
 for arg in "$@"; do
   if [ "$arg" = "--quick" ]; then
     args+=(-m "not slow")

@@ -196,27 +196,32 @@ SLOW_MODULES = (
 )
 
 
-# ``./scripts/test.sh`` runs the suite on several pytest-xdist workers (``--dist loadgroup``).
-# A module goes to one worker whole, so its module- and session-scoped servers start once per
-# worker that needs them; the modules that take longest go first, so that none of them is
-# left to end the run alone. The tests of a module listed in SPLIT_BY_TEST share nothing
-# (each starts its own servers) and may run on different workers.
-LONGEST_FIRST = (
+# ``./scripts/test.sh`` runs the suite on two pytest-xdist workers (``--dist loadgroup``).
+# The modules that start a whole Airflow (or a demo, which starts one) run one after another
+# in one group: two of them at once on two cores starve each other's schedulers. Every other
+# module goes to a worker whole (its module- and session-scoped servers start once per
+# worker), the longest first, so that none is left to end the run alone.
+REAL_AIRFLOW_MODULES = (
     "tests/scripts/test_demo.py",
     "tests/celery/",
     "tests/sharded/test_sharded_on_airflow.py",
     "tests/e2e/test_airflow_end_to_end.py",
-    "tests/lifecycle/test_train.py",
     "tests/devtools/test_airflow_local.py",
+    "tests/ui/test_browser.py",
+)
+LONGEST_FIRST = (
+    *REAL_AIRFLOW_MODULES,
+    "tests/lifecycle/test_train.py",
     "tests/e2e/test_lifecycle_chain.py",
     "tests/lifecycle/test_register_anywhere.py",
-    "tests/ui/test_browser.py",
     "tests/generate/test_cli.py",
     "tests/online/test_mlflow_model.py",
     "tests/operators/test_offline_bad_input.py",
     "tests/faults/",
+    "tests/sharded/test_sharded_kill.py",
+    "tests/online/test_gunicorn_switch.py",
+    "tests/online/test_slow_clients.py",
 )
-SPLIT_BY_TEST = ("tests/scripts/test_demo.py",)
 
 
 @pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
@@ -231,7 +236,9 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if where[item].startswith(SLOW_MODULES):
             item.add_marker(pytest.mark.slow)
-        item.add_marker(pytest.mark.xdist_group(item.nodeid if where[item].startswith(SPLIT_BY_TEST) else where[item]))
+        item.add_marker(pytest.mark.xdist_group(
+            "real-airflow" if where[item].startswith(REAL_AIRFLOW_MODULES) else where[item]
+        ))
 
 
 def pytest_sessionfinish(session, exitstatus):
