@@ -8,7 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
-args=(-n "${SOMLIER_TEST_WORKERS:-2}" --dist loadgroup --no-loadscope-reorder)
+args=(-n "${SOMLIER_TEST_WORKERS:-2}" --dist loadscope --no-loadscope-reorder)
 for arg in "$@"; do
   if [ "$arg" = "--quick" ]; then
     args+=(-m "not slow")

@@ -196,11 +196,11 @@ SLOW_MODULES = (
 )
 
 
-# ``./scripts/test.sh`` runs the suite on two pytest-xdist workers (``--dist loadgroup``).
-# The modules that start a whole Airflow (or a demo, which starts one) run one after another
-# in one group: two of them at once on two cores starve each other's schedulers. Every other
-# module goes to a worker whole (its module- and session-scoped servers start once per
-# worker), the longest first, so that none is left to end the run alone.
+# ``./scripts/test.sh`` runs the suite on two pytest-xdist workers (``--dist loadscope``, with
+# the scheduler below). The modules that start a whole Airflow (or a demo, which starts one)
+# run one after another on one worker: two of them at once on two cores starve each other's
+# schedulers. Every other module goes to a worker whole (its module- and session-scoped
+# servers start once per worker), the longest first, so that none is left to end the run alone.
 REAL_AIRFLOW_MODULES = (
     "tests/scripts/test_demo.py",
     "tests/celery/",
@@ -224,7 +224,6 @@ LONGEST_FIRST = (
 )
 
 
-@pytest.hookimpl(tryfirst=True)  # before pytest-xdist reads the groups
 def pytest_collection_modifyitems(config, items):
     root = Path(__file__).resolve().parent.parent
     where = {item: Path(str(item.fspath)).resolve().relative_to(root).as_posix() for item in items}
@@ -236,9 +235,20 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if where[item].startswith(SLOW_MODULES):
             item.add_marker(pytest.mark.slow)
-        item.add_marker(pytest.mark.xdist_group(
-            "real-airflow" if where[item].startswith(REAL_AIRFLOW_MODULES) else where[item]
-        ))
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """Under ``--dist loadscope``: a work unit is a module, or all of REAL_AIRFLOW_MODULES together."""
+    if config.getvalue("dist") != "loadscope":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            module = nodeid.split("::", 1)[0]
+            return "real-airflow" if module.startswith(REAL_AIRFLOW_MODULES) else module
+
+    return ModuleScheduling(config, log)
 
 
 def pytest_sessionfinish(session, exitstatus):
