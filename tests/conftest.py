@@ -235,6 +235,11 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if where[item].startswith(SLOW_MODULES):
             item.add_marker(pytest.mark.slow)
+    unlisted = sorted({where[item] for item in items
+                       if item.get_closest_marker("e2e") and not where[item].startswith(REAL_AIRFLOW_MODULES)})
+    if unlisted:
+        raise pytest.UsageError(f"modules marked e2e start a whole Airflow: list {unlisted} in REAL_AIRFLOW_MODULES "
+                                "(tests/conftest.py) so that they never run beside another")
 
 
 def pytest_xdist_make_scheduler(config, log):

@@ -167,8 +167,14 @@ def wait_run(stack, session, dag_id: str, run_id: str, *, restart_dead: bool = F
 
     A dead process of the stack fails the wait at once by name, unless ``restart_dead``
     (an outage test), where components that gave up are started again as a deployment's
-    process manager would.
+    process manager would, and a task whose start the outage lost may stay ``queued`` until
+    the scheduler's queued timeout (plus its check interval and a loaded machine's delay).
     """
+    no_progress_seconds = NO_PROGRESS_SECONDS
+    if restart_dead:
+        from airflow_provider_somlier.devtools.airflow_celery import TASK_QUEUED_TIMEOUT_SECONDS
+
+        no_progress_seconds = max(NO_PROGRESS_SECONDS, TASK_QUEUED_TIMEOUT_SECONDS + 120)
     last, seen = time.monotonic(), None
     while True:
         if restart_dead:
@@ -181,8 +187,8 @@ def wait_run(stack, session, dag_id: str, run_id: str, *, restart_dead: bool = F
             return run["state"]
         if (run and run["state"], tis) != seen:
             seen, last = (run and run["state"], tis), time.monotonic()
-        assert time.monotonic() - last < NO_PROGRESS_SECONDS, (
-            f"{dag_id} {run_id}: nothing changed for {NO_PROGRESS_SECONDS} s; task instances {tis}; "
+        assert time.monotonic() - last < no_progress_seconds, (
+            f"{dag_id} {run_id}: nothing changed for {no_progress_seconds} s; task instances {tis}; "
             f"logs in {stack.home / 'logs'}"
         )
         time.sleep(1)
