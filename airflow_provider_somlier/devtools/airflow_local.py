@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import requests
 
@@ -201,29 +201,20 @@ class LocalAirflow:
         """
         body = {"dag_id": dag_id, "from_date": from_date, "to_date": to_date, "reprocess_behavior": "none",
                 "max_active_runs": max_active_runs}
-        deadline = time.monotonic() + timeout
-        while True:
+
+        def find() -> dict | None:
             existing = self._backfill_of(session, dag_id, from_date, to_date)
-            if existing is not None:
-                return existing
-            inside = self._runs_between(session, dag_id, from_date, to_date)
-            if inside:
-                raise ValueError(
-                    f"backfill of {dag_id} {from_date}..{to_date} would cover existing run(s) {inside}; "
-                    "backfill only days without runs and clear the others"
-                )
-            try:
-                response = session.post(f"{self.url}/api/v2/backfills", json=body, timeout=30)
-            except requests.RequestException:
-                response = None
-            if response is not None and response.status_code == 200:
-                return response.json()
-            retriable = response is None or response.status_code in (409, 500, 502, 503, 504)
-            if not retriable or time.monotonic() > deadline:
-                detail = "no answer" if response is None else f"{response.status_code} {response.text[:500]}"
-                raise RuntimeError(f"backfill of {dag_id} {from_date}..{to_date} refused: {detail}")
-            self.check_alive()
-            time.sleep(1)
+            if existing is None:
+                inside = self._runs_between(session, dag_id, from_date, to_date)
+                if inside:
+                    raise ValueError(
+                        f"backfill of {dag_id} {from_date}..{to_date} would cover existing run(s) {inside}; "
+                        "backfill only days without runs and clear the others"
+                    )
+            return existing
+
+        return self._create_once(session, f"backfill of {dag_id} {from_date}..{to_date}", find,
+                                 f"{self.url}/api/v2/backfills", body, lambda created: created, timeout)
 
     def trigger(self, session: requests.Session, dag_id: str, logical_date: str, *, timeout: float = 120) -> str:
         """Create one run of ``dag_id`` for ``logical_date`` and return its run id; idempotent.
@@ -233,22 +224,35 @@ class LocalAirflow:
         write). The run is then looked up before the POST is sent again, so a POST whose
         answer was lost never makes a second run, and a 409 (the run exists) returns it.
         """
+        return self._create_once(
+            session, f"run of {dag_id} at {logical_date}", lambda: self._run_at(session, dag_id, logical_date),
+            f"{self.url}/api/v2/dags/{dag_id}/dagRuns", {"logical_date": logical_date},
+            lambda created: created["dag_run_id"], timeout,
+        )
+
+    def _create_once(
+        self, session: requests.Session, what: str, find: Callable[[], Any], url: str, body: dict,
+        created: Callable[[dict], Any], timeout: float,
+    ) -> Any:
+        """POST ``body`` to ``url`` until it is created, and return it; ``find()`` first looks for what an
+        earlier POST made, so a POST whose answer was lost (or an error after the write) never creates twice.
+        Errors a busy SQLite or a restarting server gives (500, 502, 503, 504, 409, no answer) are retried
+        until ``timeout``; a component that died fails by name at once."""
         deadline = time.monotonic() + timeout
         while True:
-            existing = self._run_at(session, dag_id, logical_date)
+            existing = find()
             if existing is not None:
                 return existing
             try:
-                response = session.post(f"{self.url}/api/v2/dags/{dag_id}/dagRuns",
-                                        json={"logical_date": logical_date}, timeout=30)
+                response = session.post(url, json=body, timeout=30)
             except requests.RequestException:
                 response = None
             if response is not None and response.status_code == 200:
-                return response.json()["dag_run_id"]
+                return created(response.json())
             retriable = response is None or response.status_code in (409, 500, 502, 503, 504)
             if not retriable or time.monotonic() > deadline:
                 detail = "no answer" if response is None else f"{response.status_code} {response.text[:500]}"
-                raise RuntimeError(f"run of {dag_id} at {logical_date} refused: {detail}")
+                raise RuntimeError(f"{what} refused: {detail}")
             self.check_alive()
             time.sleep(1)
 
