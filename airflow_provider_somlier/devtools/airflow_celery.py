@@ -37,9 +37,9 @@ from airflow_provider_somlier.devtools.airflow_local import (
     components_running,
     install_preload,
     kill_tree,
-    tail,
 )
 from airflow_provider_somlier.devtools.emulator import free_port
+from airflow_provider_somlier.devtools.processes import log_tail
 from airflow_provider_somlier.devtools.postgres_server import running_postgres
 from airflow_provider_somlier.devtools.redis_server import running_redis
 
@@ -179,7 +179,7 @@ def _wait_ready(stack: CeleryAirflow, timeout: float) -> None:
         except (requests.RequestException, ValueError):
             waiting_for.append("the API server")
         for worker in stack.workers:
-            if f"{worker}@" not in tail(airflow.home / "logs" / f"{worker}.log", 200) or " ready." not in tail(
+            if f"{worker}@" not in log_tail(airflow.home / "logs" / f"{worker}.log", 200) or " ready." not in log_tail(
                     airflow.home / "logs" / f"{worker}.log", 200):
                 waiting_for.append(worker)
         if not waiting_for:

@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 import requests
 
 from airflow_provider_somlier.devtools.emulator import free_port
-from airflow_provider_somlier.devtools.processes import stop_pid
+from airflow_provider_somlier.devtools.processes import log_tail, stop_pid
 
 if TYPE_CHECKING:
     from airflow_provider_somlier.devtools.emulator import Emulator
@@ -158,7 +158,7 @@ class LocalAirflow:
             if process.poll() is not None:
                 log = self.home / "logs" / f"{component}.log"
                 if (component == "scheduler" and process.returncode == 1 and self.restarts < SCHEDULER_RESTARTS
-                        and any(race in tail(log, 60) for race in SQLITE_BACKFILL_RACE)):
+                        and any(race in log_tail(log, 60) for race in SQLITE_BACKFILL_RACE)):
                     self.restarts += 1
                     print(f"    the Airflow scheduler hit Airflow's SQLite backfill race (see {log}); "
                           "started again", flush=True)
@@ -166,7 +166,7 @@ class LocalAirflow:
                     continue
                 raise ComponentDiedError(
                     f"Airflow {component} (pid {process.pid}) exited with code {process.returncode}; "
-                    f"last lines of {log}:\n{tail(log)}"
+                    f"last lines of {log}:\n{log_tail(log, 15)}"
                 )
 
     def restart_dead(self) -> list[str]:
@@ -333,14 +333,6 @@ class LocalAirflow:
                     f"finished; unfinished task instances: {stuck[:10]}; logs in {self.home / 'logs'}"
                 )
             time.sleep(2)
-
-
-def tail(path: Path, lines: int = 15) -> str:
-    """The last ``lines`` lines of a log file (empty when it cannot be read)."""
-    try:
-        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
-    except OSError:
-        return ""
 
 
 def _wait_healthy(airflow: LocalAirflow, timeout: float) -> None:

@@ -14,6 +14,7 @@ import time
 import pytest
 import requests
 
+from airflow_provider_somlier.devtools.airflow_celery import TASK_QUEUED_TIMEOUT_SECONDS
 from airflow_provider_somlier.devtools.airflow_local import FINISHED
 
 SHARDED_DAY = dt.date(2026, 11, 19)
@@ -172,8 +173,6 @@ def wait_run(stack, session, dag_id: str, run_id: str, *, restart_dead: bool = F
     """
     no_progress_seconds = NO_PROGRESS_SECONDS
     if restart_dead:
-        from airflow_provider_somlier.devtools.airflow_celery import TASK_QUEUED_TIMEOUT_SECONDS
-
         no_progress_seconds = max(NO_PROGRESS_SECONDS, TASK_QUEUED_TIMEOUT_SECONDS + 120)
     last, seen = time.monotonic(), None
     while True:
