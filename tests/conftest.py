@@ -265,3 +265,10 @@ def pytest_sessionfinish(session, exitstatus):
         print(f"\nSoMLier test session folder kept: {_SESSION_DIR}")
         return
     shutil.rmtree(_SESSION_DIR, ignore_errors=True)
+
+
+def pytest_configure(config):
+    if os.environ.get("SOMLIER_TEST_PROFILE"):
+        from tests.module_cost import ModuleCost
+
+        config.pluginmanager.register(ModuleCost(Path(os.environ["SOMLIER_TEST_PROFILE"])), "somlier-module-cost")

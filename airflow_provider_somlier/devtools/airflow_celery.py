@@ -55,6 +55,16 @@ WORKER_HOSTNAME_ENV = "SOMLIER_WORKER_HOSTNAME"
 # the scheduler fails it and its retry goes to a live worker. Airflow's default is 300 s.
 TASK_HEARTBEAT_TIMEOUT_SECONDS = 30
 TASK_QUEUED_TIMEOUT_SECONDS = 180
+TASK_QUEUED_TIMEOUT_CHECK_SECONDS = 15
+# A scheduler that died with the metadata database leaves the tasks it queued to the one started
+# after it, which takes them over at its orphan check once the dead one's heartbeat is older than
+# the health threshold (30 s, Airflow's default). Airflow checks every 300 s by default: a task
+# whose start the outage lost would wait that long before the queued timeout could count for it.
+ORPHANED_TASKS_CHECK_SECONDS = 30
+SCHEDULER_HEALTH_CHECK_THRESHOLD_SECONDS = 30
+# The longest a task whose start an outage lost stays "queued" before the scheduler sends it again.
+LOST_TASK_REQUEUE_SECONDS = (ORPHANED_TASKS_CHECK_SECONDS + SCHEDULER_HEALTH_CHECK_THRESHOLD_SECONDS
+                             + TASK_QUEUED_TIMEOUT_SECONDS + TASK_QUEUED_TIMEOUT_CHECK_SECONDS)
 REPARSE_SECONDS = 600
 
 
@@ -157,7 +167,9 @@ def celery_env(
         # its retry runs it (Airflow's default, 600 s, outlasts any wait here). Above the longest
         # wait for a free worker slot in a 7-day backfill on 2 x 2 slots.
         "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": str(TASK_QUEUED_TIMEOUT_SECONDS),
-        "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": "15",
+        "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": str(TASK_QUEUED_TIMEOUT_CHECK_SECONDS),
+        "AIRFLOW__SCHEDULER__ORPHANED_TASKS_CHECK_INTERVAL": str(ORPHANED_TASKS_CHECK_SECONDS),
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_THRESHOLD": str(SCHEDULER_HEALTH_CHECK_THRESHOLD_SECONDS),
         # PostgreSQL takes concurrent writers: the SQLite lock waits of the LocalExecutor set-up do not apply.
         "AIRFLOW__WORKERS__EXECUTION_API_TIMEOUT": "30",
         **(extra or {}),

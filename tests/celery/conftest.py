@@ -14,7 +14,7 @@ import time
 import pytest
 import requests
 
-from airflow_provider_somlier.devtools.airflow_celery import TASK_QUEUED_TIMEOUT_SECONDS
+from airflow_provider_somlier.devtools.airflow_celery import LOST_TASK_REQUEUE_SECONDS
 from airflow_provider_somlier.devtools.airflow_local import FINISHED
 
 SHARDED_DAY = dt.date(2026, 11, 19)
@@ -169,11 +169,12 @@ def wait_run(stack, session, dag_id: str, run_id: str, *, restart_dead: bool = F
     A dead process of the stack fails the wait at once by name, unless ``restart_dead``
     (an outage test), where components that gave up are started again as a deployment's
     process manager would, and a task whose start the outage lost may stay ``queued`` until
-    the scheduler's queued timeout (plus its check interval and a loaded machine's delay).
+    a new scheduler took it over and its queued timeout sent it again (``LOST_TASK_REQUEUE_SECONDS``,
+    plus a loaded machine's delay).
     """
     no_progress_seconds = NO_PROGRESS_SECONDS
     if restart_dead:
-        no_progress_seconds = max(NO_PROGRESS_SECONDS, TASK_QUEUED_TIMEOUT_SECONDS + 120)
+        no_progress_seconds = max(NO_PROGRESS_SECONDS, LOST_TASK_REQUEUE_SECONDS + 120)
     last, seen = time.monotonic(), None
     while True:
         if restart_dead:
