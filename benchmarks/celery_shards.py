@@ -154,8 +154,7 @@ def main() -> int:
             if executor == "celery":
                 started = running_celery_airflow(workdir / "celery", dags, concurrency=1)
             else:
-                started = running_airflow(workdir / "local", dags, extra_env={
-                    "AIRFLOW__CORE__PARALLELISM": "2", "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600"})
+                started = running_airflow(workdir / "local", dags, extra_env={"AIRFLOW__CORE__PARALLELISM": "2"})
             with started as airflow:
                 results[executor] = _measure(airflow, dag_ids, args.repeat, executor)
 

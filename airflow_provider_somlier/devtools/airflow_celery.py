@@ -65,7 +65,6 @@ SCHEDULER_HEALTH_CHECK_THRESHOLD_SECONDS = 30
 # The longest a task whose start an outage lost stays "queued" before the scheduler sends it again.
 LOST_TASK_REQUEUE_SECONDS = (ORPHANED_TASKS_CHECK_SECONDS + SCHEDULER_HEALTH_CHECK_THRESHOLD_SECONDS
                              + TASK_QUEUED_TIMEOUT_SECONDS + TASK_QUEUED_TIMEOUT_CHECK_SECONDS)
-REPARSE_SECONDS = 600
 
 
 class StackNotReadyError(TimeoutError):
@@ -153,10 +152,6 @@ def celery_env(
         "AIRFLOW__CELERY__WORKER_ENABLE_REMOTE_CONTROL": "False",
         "AIRFLOW__CELERY__SYNC_PARALLELISM": "1",
         "AIRFLOW__OPERATORS__DEFAULT_QUEUE": DEFAULT_QUEUE,
-        # New DAG files are parsed as soon as the folder is listed (every 5 s); a file is parsed
-        # again only after this long. Every 5 s, the local Airflow's setting, costs a core for a
-        # handful of files on 2 cores, and nothing here edits a file once it is written.
-        "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": str(REPARSE_SECONDS),
         # Ports of the log servers are the machine's to share: free ones, never the defaults.
         "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
         "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),

@@ -84,18 +84,7 @@ def demos(tmp_path):
         demo.kill_everything()
 
 
-def test_sigterm_stops_the_emulator_mlflow_and_airflow_like_ctrl_c(demos):
-    demo = demos()
-    servers = demo.wait_for(AIRFLOW_UP)
-
-    assert demo.stop(signal.SIGTERM) == 128 + signal.SIGTERM
-
-    assert [name for name, pid in servers.items() if group_alive(pid)] == []
-    assert demo.pids.recorded() == {}
-    assert "Traceback" not in demo.output.read_text()
-
-
-def test_the_next_demo_stops_what_a_demo_killed_with_sigkill_left_running_and_sighup_stops_it(demos):
+def test_the_next_demo_stops_what_a_demo_killed_with_sigkill_left_running_and_sigterm_stops_all_it_started(demos):
     killed = demos()
     left = killed.wait_for({"bqemulator", "mlflow-ui"})
     killed.process.kill()
@@ -103,13 +92,14 @@ def test_the_next_demo_stops_what_a_demo_killed_with_sigkill_left_running_and_si
     assert all(group_alive(pid) for pid in left.values())
 
     demo = demos()
-    mine = demo.wait_for({"bqemulator"}, not_before=left)
+    servers = demo.wait_for(AIRFLOW_UP, not_before=left)
     assert [name for name, pid in left.items() if group_alive(pid)] == []
     assert "Stopped what a previous demo left running: bqemulator, mlflow-ui" in demo.output.read_text()
 
-    assert demo.stop(signal.SIGHUP) == 128 + signal.SIGHUP
+    assert demo.stop(signal.SIGTERM) == 128 + signal.SIGTERM  # as on Ctrl-C: the emulator, MLflow and Airflow
+    assert [name for name, pid in servers.items() if group_alive(pid)] == []
     assert demo.pids.recorded() == {}
-    assert not group_alive(mine["bqemulator"])
+    assert "Traceback" not in demo.output.read_text()
 
 
 def test_the_demo_runs_green_and_writes_every_day_once(demos):
@@ -126,7 +116,7 @@ def test_the_demo_runs_green_and_writes_every_day_once(demos):
     assert "Traceback" not in output
 
 
-def test_a_component_killed_mid_run_fails_the_demo_by_name_and_a_signal_during_cleanup_stops_everything(demos):
+def test_a_component_killed_mid_run_fails_the_demo_by_name_and_a_sighup_during_cleanup_stops_everything(demos):
     demo = demos()
     servers = demo.wait_for(AIRFLOW_UP)
     deadline = time.monotonic() + START_TIMEOUT
@@ -140,7 +130,7 @@ def test_a_component_killed_mid_run_fails_the_demo_by_name_and_a_signal_during_c
         time.sleep(0.2)
     seconds_to_notice = time.monotonic() - killed_at
 
-    assert demo.stop(signal.SIGTERM) == 128 + signal.SIGTERM  # arrives while the demo is stopping
+    assert demo.stop(signal.SIGHUP) == 128 + signal.SIGHUP  # arrives while the demo is stopping
 
     output = demo.output.read_text()
     assert "ComponentDiedError: Airflow scheduler" in output, output[-3000:]
