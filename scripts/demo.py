@@ -100,14 +100,10 @@ def step(message: str) -> None:
 
 @contextlib.contextmanager
 def mlflow_ui(tracking_uri: str, artifacts: Path, port: int, state: Path, pids):
+    from airflow_provider_somlier.devtools.mlflow_server import start_mlflow_server
     from airflow_provider_somlier.devtools.processes import stop_pid
 
-    log = open(state / "mlflow-ui.log", "ab")  # noqa: SIM115
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", tracking_uri,
-         "--default-artifact-root", artifacts.as_uri(), "--host", "127.0.0.1", "--port", str(port), "--workers", "1"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-    )
+    process = start_mlflow_server(tracking_uri, port, state / "mlflow-ui.log", default_artifact_root=artifacts.as_uri())
     pids.record("mlflow-ui", process.pid)
     try:
         yield f"http://127.0.0.1:{port}", process.pid

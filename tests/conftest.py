@@ -137,18 +137,13 @@ def mlflow_server(session_dir):
     import urllib.request
 
     from airflow_provider_somlier.devtools.emulator import free_port, stop_pid
+    from airflow_provider_somlier.devtools.mlflow_server import start_mlflow_server
 
     port = free_port()
     folder = session_dir / "mlflow-server"
     folder.mkdir()
-    bin_dir = os.path.dirname(sys.executable)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "mlflow", "server", "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}",
-         "--artifacts-destination", str(folder / "artifacts"), "--host", "127.0.0.1", "--port", str(port),
-         "--workers", "1"],
-        stdout=open(folder / "server.log", "wb"), stderr=subprocess.STDOUT, start_new_session=True,
-        env=os.environ | {"PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}"},
-    )
+    process = start_mlflow_server(f"sqlite:///{folder / 'mlflow.db'}", port, folder / "server.log",
+                                  artifacts_destination=folder / "artifacts")
     url = f"http://127.0.0.1:{port}"
     try:
         for _ in range(600):
@@ -201,6 +196,9 @@ SLOW_MODULES = (
 # run one after another on one worker: two of them at once on two cores starve each other's
 # schedulers. Every other module goes to a worker whole (its module- and session-scoped
 # servers start once per worker), the longest first, so that none is left to end the run alone.
+# Tried: three workers with these modules in two groups (at most two Airflows at once) took
+# longer from fresh clones, 18 min 24 s against 15 min 39 s: the two cores were already busy,
+# and contention made the processes spend more CPU in all (1,948 s against 1,505 s).
 REAL_AIRFLOW_MODULES = (
     "tests/scripts/test_demo.py",
     "tests/celery/",
@@ -209,18 +207,23 @@ REAL_AIRFLOW_MODULES = (
     "tests/devtools/test_airflow_local.py",
     "tests/ui/test_browser.py",
 )
-LONGEST_FIRST = (
+LONGEST_FIRST = (  # by wall seconds in a profiled run (SOMLIER_TEST_PROFILE, tests/module_cost.py)
     *REAL_AIRFLOW_MODULES,
     "tests/lifecycle/test_train.py",
     "tests/e2e/test_lifecycle_chain.py",
     "tests/lifecycle/test_register_anywhere.py",
-    "tests/generate/test_cli.py",
     "tests/online/test_mlflow_model.py",
-    "tests/operators/test_offline_bad_input.py",
-    "tests/faults/",
-    "tests/sharded/test_sharded_kill.py",
-    "tests/online/test_gunicorn_switch.py",
+    "tests/generate/test_cli.py",
     "tests/online/test_slow_clients.py",
+    "tests/online/test_gunicorn_switch.py",
+    "tests/operators/test_offline_bad_input.py",
+    "tests/lifecycle/test_web.py",
+    "tests/faults/",
+    "tests/operators/test_offline_dag.py",
+    "tests/hooks/test_mlflow_hook.py",
+    "tests/sharded/test_sharded_kill.py",
+    "tests/lifecycle/test_registry_and_config.py",
+    "tests/lifecycle/test_register_v2.py",
 )
 
 

@@ -101,7 +101,7 @@ class Dags:
     POSTGRES = "celery_postgres_outage"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")  # not the session's: idle, the stack costs a third of a core
 def celery_stack(session_dir, emulator, registry, bq_client, features_table, celery_features, hang_model):
     """The running stack with every DAG parsed and unpaused: ``(stack, session, destinations)``."""
     from airflow_provider_somlier.devtools.airflow_celery import running_celery_airflow
