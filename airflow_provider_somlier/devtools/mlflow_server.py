@@ -2,8 +2,8 @@
 
 MLflow 3's ``mlflow server`` also starts a job runner unless told otherwise
 (``MLFLOW_SERVER_ENABLE_JOB_EXECUTION``, on by default): seven huey consumers that poll the
-store and, idle, kept two cores busy (about 0.3 s of CPU per second each, measured over a
-minute on a SQLite store). Tracking and the registry need none of it (the jobs serve
+store and, idle, kept two cores busy (about 0.3 s of CPU per second each, measured over
+30 s on a SQLite store). Tracking and the registry need none of it (the jobs serve
 MLflow's GenAI features), so the project's servers start without it.
 """
 
