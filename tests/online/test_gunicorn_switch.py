@@ -62,6 +62,9 @@ def test_concurrent_requests_during_a_switch_see_old_or_new_never_an_error(serve
     # one worker may take every request of a few seconds), serve the new version alone.
     assert _answers_of_both_workers(server) == {"20261121"}
 
+    metrics = requests.get(f"{server}/metrics", timeout=10).text
+    assert 'somlier_requests_total{endpoint="result",status="200"}' in metrics
+
 
 def _answers_of_both_workers(url: str, within: float = 60) -> set[str]:
     """The versions answered by concurrent requests sent until both workers have answered."""
@@ -76,9 +79,6 @@ def _answers_of_both_workers(url: str, within: float = 60) -> set[str]:
             versions |= {reply.headers["X-Model-Version"] for reply in replies}
             pids |= {reply.headers["X-Worker-Pid"] for reply in replies}
     return versions
-
-    metrics = requests.get(f"{server}/metrics", timeout=10).text
-    assert 'somlier_requests_total{endpoint="result",status="200"}' in metrics
 
 
 def _predict(archive: bytes) -> float:
