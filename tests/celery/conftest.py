@@ -137,7 +137,26 @@ def celery_stack(session_dir, emulator, registry, bq_client, features_table, cel
                 time.sleep(1)
             unpaused = session.patch(f"{stack.url}/api/v2/dags/{dag_id}", json={"is_paused": False}, timeout=10)
             assert unpaused.status_code == 200, unpaused.text
+        wait_idle(stack, session)
         yield stack, session, destinations
+
+
+def wait_idle(stack, session, timeout: float = 300) -> None:
+    """Wait until no run of any DAG is queued or running.
+
+    Unpausing a scheduled DAG runs its latest interval (the generated DAGs have a daily
+    schedule). Left running, those runs hold worker slots while a test starts, and which
+    worker takes a test's shards would depend on them.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        stack.check_alive()
+        active = _get(session, f"{stack.url}/api/v2/dags/~/dagRuns", state=["queued", "running"], limit=100)
+        if active is not None and active["total_entries"] == 0:
+            return
+        busy = sorted((r["dag_id"], r["state"]) for r in (active or {}).get("dag_runs", []))
+        assert time.monotonic() < deadline, f"runs still active after {timeout:.0f} s: {busy}"
+        time.sleep(1)
 
 
 def trigger(stack, session, dag_id: str, logical_date: str = LOGICAL_DATE) -> str:
