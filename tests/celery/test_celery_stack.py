@@ -137,10 +137,19 @@ def test_the_broker_or_the_database_down_for_ten_seconds_mid_run_never_leaves_a_
     stack, session, destinations = celery_stack
     dag_id = Dags.REDIS if server == "redis" else Dags.POSTGRES
     run_id = trigger(stack, session, dag_id)
+    # Redis goes away while shards wait in it or run. PostgreSQL goes away once both run: a
+    # start the outage cuts short leaves its task "queued" until a new scheduler adopted it and
+    # its queued timeout sent it again (LOST_TASK_REQUEUE_SECONDS, minutes; the README's
+    # production section says which settings bound it), a wait that proves nothing more.
+    def time_to_stop(found: list[dict]) -> bool:
+        if server == "redis":
+            return any(ti["state"] in ("queued", "running") for ti in found)
+        return bool(found) and all(ti["state"] == "running" for ti in found)
+
     deadline = time.monotonic() + 240
-    while not any(ti["state"] in ("queued", "running") for ti in shards(stack, session, dag_id, run_id)):
+    while not time_to_stop(found := shards(stack, session, dag_id, run_id)):
         stack.check_alive()
-        assert time.monotonic() < deadline, "the shards never started"
+        assert time.monotonic() < deadline, f"the shards never started: {found}"
         time.sleep(0.5)
     down = getattr(stack, server)
     down.stop()
