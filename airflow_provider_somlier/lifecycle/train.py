@@ -85,26 +85,39 @@ def _entry_point_command(checkout: Checkout, params: dict[str, object], storage_
 
 
 def _run_command(command: str, cwd: str, env: dict[str, str], timeout_seconds: float | None) -> tuple[int, str]:
-    """Run ``command`` under bash in its own process group, which goes whole when the wait ends early.
+    """Run ``command`` under bash; when the wait ends early, the command's whole process tree goes with it.
 
     On a timeout, and on anything that interrupts the wait (Airflow's ``execution_timeout``,
-    a SIGTERM turned into an exception, Ctrl-C), the project's processes are killed with
-    it: a training left running would hold the worker's CPU with no task to account for it.
+    a SIGTERM turned into an exception), the project's processes are killed: a training
+    left running would hold the worker's CPU with no task to account for it. The command
+    stays in the caller's process group, so Ctrl-C at a terminal and a kill of the task's
+    group reach it as they reach the caller.
     """
-    import signal
-
     process = subprocess.Popen(["bash", "-c", command], cwd=cwd, env=env, stdout=subprocess.PIPE,
-                               stderr=subprocess.STDOUT, text=True, start_new_session=True)
+                               stderr=subprocess.STDOUT, text=True)
     try:
         output, _ = process.communicate(timeout=timeout_seconds)
     except BaseException as interrupted:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
+        _kill_tree(process.pid)
         process.communicate()
         if isinstance(interrupted, subprocess.TimeoutExpired):
             return -1, f"training did not finish within {timeout_seconds} s"
         raise
     return process.returncode, output
+
+
+def _kill_tree(pid: int) -> None:
+    """SIGKILL ``pid`` and every process under it, the children first found before any dies."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        tree = [*root.children(recursive=True), root]
+    except psutil.NoSuchProcess:
+        return
+    for process in tree:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            process.kill()
 
 
 def train_one(
