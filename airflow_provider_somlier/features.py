@@ -44,6 +44,9 @@ class FeaturePlan:
     passthrough: tuple[str, ...]
     # signature type per feature ("double", "long", ...) or None when the model has no schema
     feature_types: Mapping[str, str | None]
+    # NULL/NaN features go to the model as NaN (a model that handles missing values);
+    # otherwise a day holding one is refused by name (``NullFeatureError``)
+    missing_allowed: bool = False
 
     @property
     def read_columns(self) -> tuple[str, ...]:
@@ -129,9 +132,10 @@ _ARROW_CASTS = {
 def model_input(batch: pa.RecordBatch, plan: FeaturePlan, *, target: str) -> Any:
     """The feature columns of ``batch`` as the DataFrame the model expects.
 
-    Raises :class:`NullFeatureError` when a feature holds NULLs or NaNs: the model
-    would otherwise score them as NaN, or fail with a message that hides the column
-    (scikit-learn's "Input X contains NaN").
+    Unless ``plan.missing_allowed``, raises :class:`NullFeatureError` when a feature holds
+    NULLs or NaNs: the model would otherwise score them as NaN, or fail with a message
+    that hides the column (scikit-learn's "Input X contains NaN"). When allowed, a NULL
+    reaches the model as NaN, and the quality gate's ``max_null_fraction`` bounds how many.
     """
     import pyarrow as pa
     import pyarrow.compute as pc
@@ -139,21 +143,67 @@ def model_input(batch: pa.RecordBatch, plan: FeaturePlan, *, target: str) -> Any
     columns = []
     for name in plan.features:
         column = batch.column(name)
-        if column.null_count:
+        if plan.missing_allowed:
+            pass
+        elif column.null_count:
             raise NullFeatureError(
                 f"feature {name!r} has {column.null_count} NULL value(s) on {target}; "
                 "fill them upstream or leave the column out of feature_columns"
+                f"{_MISSING_HINT}"
             )
-        total = pc.sum(column).as_py() if pa.types.is_floating(column.type) else None
-        if total is not None and total != total:  # a NaN somewhere (or inf - inf): count them
-            nans = pc.sum(pc.is_nan(column)).as_py()
+        elif pa.types.is_floating(column.type) and (total := pc.sum(column).as_py()) != total:
+            nans = pc.sum(pc.is_nan(column)).as_py()  # a NaN somewhere (or inf - inf): count them
             if nans:
                 raise NullFeatureError(
                     f"feature {name!r} has {nans} NaN value(s) on {target}; "
                     "fill them upstream or leave the column out of feature_columns"
+                    f"{_MISSING_HINT}"
                 )
         cast = _ARROW_CASTS.get(plan.feature_types.get(name) or "")
         if cast is not None:
             column = column.cast(getattr(pa, cast)())
         columns.append(column)
     return pa.RecordBatch.from_arrays(columns, names=list(plan.features)).to_pandas()
+
+
+_MISSING_HINT = (" (or, for a model that handles missing values, null_features='pass' sends them as NaN; "
+                 "'auto' does so for scikit-learn models whose every step declares allow_nan)")
+
+
+def model_accepts_missing(model: Any) -> bool:
+    """Whether a pyfunc model declares that it predicts rows with missing values.
+
+    True for a scikit-learn model whose every step carries the ``allow_nan`` tag
+    (``HistGradientBoosting*``, a scaler before one, ...). scikit-learn's own Pipeline
+    tag follows a single step, which would let NaN reach a ``Ridge`` behind a scaler.
+    Any other model (a custom pyfunc, another flavor) does not say, so it is False:
+    ``null_features='pass'`` is the user's word for it.
+    """
+    try:
+        raw = model.get_raw_model()
+    except Exception:  # noqa: BLE001 - a flavor without a raw model says nothing
+        return False
+    return _sklearn_allows_nan(raw)
+
+
+def _sklearn_allows_nan(estimator: Any) -> bool:
+    try:
+        from sklearn.base import BaseEstimator
+        from sklearn.pipeline import Pipeline
+        from sklearn.utils import get_tags
+    except ImportError:
+        return False
+    if isinstance(estimator, Pipeline):
+        steps = [step for _, step in estimator.steps if step not in (None, "passthrough")]
+        return bool(steps) and all(_sklearn_allows_nan(step) for step in steps)
+    if not isinstance(estimator, BaseEstimator):
+        return False
+    try:
+        return bool(get_tags(estimator).input_tags.allow_nan)
+    except Exception:  # noqa: BLE001 - an estimator whose tags fail to build says nothing
+        return False
+
+
+def missing_allowed(null_features: str, model: Any) -> bool:
+    """``null_features`` resolved for ``model``: ``pass`` yes, ``refuse`` no, ``auto`` as the model declares."""
+    return null_features == "pass" or (null_features == "auto" and model_accepts_missing(model))

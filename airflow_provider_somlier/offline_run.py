@@ -8,6 +8,7 @@ sharded operators run the same steps piece by piece.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -122,7 +123,7 @@ class OfflineRun:
 
         from airflow_provider_somlier.bq_sql import literal
         from airflow_provider_somlier.errors import ColumnNotFoundError
-        from airflow_provider_somlier.features import plan_features, signature_inputs
+        from airflow_provider_somlier.features import missing_allowed, plan_features, signature_inputs
         from airflow_provider_somlier.hooks.mlflow import MLflowHook
         from airflow_provider_somlier.output import (
             LINEAGE_COLUMNS,
@@ -165,6 +166,9 @@ class OfflineRun:
         plan = plan_features(
             source_types, signature_inputs(model), op.feature_columns, op.passthrough_columns, source=str(source)
         )
+        if missing_allowed(op.null_features, model):
+            plan = dataclasses.replace(plan, missing_allowed=True)
+            self.log.info("NULL/NaN features go to the model as NaN (null_features=%r)", op.null_features)
         passthrough_types = {c: source_types[c] for c in plan.passthrough}
         check_passthrough_types(passthrough_types, source=str(source))
         existing = bigquery.get_table_or_none(destination)

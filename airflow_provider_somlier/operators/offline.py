@@ -15,6 +15,7 @@ if TYPE_CHECKING:
     from airflow_provider_somlier.offline_run import OfflineRun
 
 ON_EMPTY_CHOICES = ("skip", "fail", "write_empty")
+NULL_FEATURES_CHOICES = ("auto", "refuse", "pass")  # features.missing_allowed
 # Outages (WarehouseUnavailableError, RegistryUnavailableError) are worth retrying a few
 # minutes apart; input errors are AirflowFailExceptions and fail at once whatever these
 # say. DAG ``default_args`` or the task's own arguments override them.
@@ -65,6 +66,11 @@ class MLOpsOfflineOperator(BaseOperator):
     :param passthrough_columns: columns copied to the output unchanged (row ids).
     :param on_empty: when the day has no rows: ``skip`` the task, ``fail`` it, or
         ``write_empty`` (the day's old predictions are removed).
+    :param null_features: a NULL or NaN feature on the day: ``auto`` (default) sends it to
+        the model as NaN when the model declares it handles missing values (a scikit-learn
+        model whose every step has the ``allow_nan`` tag, e.g. ``HistGradientBoosting*``)
+        and refuses the day by name otherwise; ``pass`` always sends NaN; ``refuse`` never.
+        Sent NULLs are bounded by the quality gate's ``max_null_fraction``.
     :param gcp_conn_id: Google Cloud connection (the emulator is one too; see README).
     :param mlflow_conn_id: MLflow connection naming the tracking/registry URI.
     :param location: BigQuery location for jobs.
@@ -113,6 +119,7 @@ class MLOpsOfflineOperator(BaseOperator):
         feature_columns: Sequence[str] | None = None,
         passthrough_columns: Sequence[str] = (),
         on_empty: str = "skip",
+        null_features: str = "auto",
         gcp_conn_id: str = "google_cloud_default",
         mlflow_conn_id: str = "mlflow_default",
         location: str | None = None,
@@ -143,6 +150,12 @@ class MLOpsOfflineOperator(BaseOperator):
             from airflow_provider_somlier.errors import InvalidArgumentError
 
             raise InvalidArgumentError(f"on_empty must be one of {', '.join(ON_EMPTY_CHOICES)}, got {on_empty!r}")
+        if null_features not in NULL_FEATURES_CHOICES:
+            from airflow_provider_somlier.errors import InvalidArgumentError
+
+            raise InvalidArgumentError(
+                f"null_features must be one of {', '.join(NULL_FEATURES_CHOICES)}, got {null_features!r}"
+            )
         if not isinstance(chunk_rows, int) or isinstance(chunk_rows, bool) or chunk_rows < 1:
             from airflow_provider_somlier.errors import InvalidArgumentError
 
@@ -156,6 +169,7 @@ class MLOpsOfflineOperator(BaseOperator):
         self.feature_columns = list(feature_columns) if feature_columns else None
         self.passthrough_columns = list(passthrough_columns)
         self.on_empty = on_empty
+        self.null_features = null_features
         self.gcp_conn_id = gcp_conn_id
         self.mlflow_conn_id = mlflow_conn_id
         self.location = location

@@ -204,6 +204,13 @@ def test_an_all_null_feature_is_refused_by_name_before_predicting(won, bq_client
     assert day_state(bq_client, won["destination"], day) == before
 
 
+def test_an_all_null_feature_sent_to_the_model_is_caught_by_the_null_fraction_check(won, bq_client):
+    """With ``null_features='pass'`` the NULLs reach the model (NaN predictions): the gate names both."""
+    error = refused(won, bq_client, BAD_DAYS["all_null_feature"][0], null_features="pass")
+    assert {("max_null_fraction", "x"), ("max_null_fraction", "prediction")} <= failed(error)
+    assert "x" in str(error)
+
+
 def test_fail_on_a_rerun_keeps_the_old_day_and_its_profile(won, bq_client):
     run(won["base"], RERUN_DAY)
     good = day_state(bq_client, won["destination"], RERUN_DAY)
