@@ -34,6 +34,8 @@ def offline() -> None:
               help='Quality gate thresholds as JSON, e.g. \'{"max_psi": 0.2, "prediction_range": [0, 1]}\'.')
 @click.option("--baseline", default=None, help="Drift baseline: previous_days:N (default 7), training or none.")
 @click.option("--on_quality_failure", default=None, help="fail (default: the day keeps its old rows) or warn.")
+@click.option("--null_features", default=None,
+              help="NULL/NaN features: auto (default: as NaN to a model that takes missing values), pass or refuse.")
 @routing_options
 @publishing_options
 def create_v2(
@@ -52,6 +54,7 @@ def create_v2(
     quality_checks: str | None,
     baseline: str | None,
     on_quality_failure: str | None,
+    null_features: str | None,
     dry_run: bool,
     check_airflow: bool,
     local_repo: str | None,
@@ -85,6 +88,7 @@ def create_v2(
             quality_checks=quality_checks,
             baseline=baseline,
             on_quality_failure=on_quality_failure,
+            null_features=null_features,
             **routing,
         )
         # The header shows the canonical command for these inputs (token as '-'), not argv.
@@ -100,6 +104,7 @@ def create_v2(
               if spec.quality_checks is not None else []),
             *(["--baseline", spec.baseline] if spec.baseline else []),
             *(["--on_quality_failure", spec.on_quality_failure] if spec.on_quality_failure else []),
+            *(["--null_features", spec.null_features] if spec.null_features else []),
             *spec.routing.flags(),
         ]
         source = render_offline(spec, command)
@@ -116,6 +121,7 @@ def create_v2(
                   if spec.quality_checks is not None else []),
                 *([("baseline", spec.baseline)] if spec.baseline else []),
                 *([("on_quality_failure", spec.on_quality_failure)] if spec.on_quality_failure else []),
+                *([("null_features", spec.null_features)] if spec.null_features else []),
                 *spec.routing.described(),
             )
         )

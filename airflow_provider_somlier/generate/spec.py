@@ -149,6 +149,7 @@ class OfflineDagSpec:
     quality_checks: dict | None = None
     baseline: str | None = None
     on_quality_failure: str | None = None
+    null_features: str | None = None  # the operator's default (auto) when None
     routing: ScoreRouting = field(default_factory=ScoreRouting)  # queue, pool, pod resources of the score task(s)
 
     @property
@@ -183,6 +184,7 @@ class OfflineDagSpec:
             passthrough_columns=tuple(validate_column_name(c, field="--passthrough_columns") for c in passthrough),
             shards=validate_shards(values.get("shards")),
             **validate_quality(values.get("quality_checks"), values.get("baseline"), values.get("on_quality_failure")),
+            null_features=validate_null_features(values.get("null_features")),
             routing=validate_routing(values),
         )
 
@@ -207,6 +209,20 @@ def validate_quality(quality_checks: object, baseline: object, on_quality_failur
     on_failure = checked_text(on_quality_failure, "--on_quality_failure") if on_quality_failure not in (None, "") else None
     parse_settings(checks, baseline or DEFAULT_BASELINE, on_failure or "fail")
     return {"quality_checks": checks, "baseline": baseline, "on_quality_failure": on_failure}
+
+
+def validate_null_features(value: object) -> str | None:
+    """``--null_features``: one of the operator's choices, or None (left out) for its default."""
+    from airflow_provider_somlier.operators.offline import NULL_FEATURES_CHOICES
+
+    if value is None:
+        return None
+    text = checked_text(value, "--null_features")
+    if text not in NULL_FEATURES_CHOICES:
+        raise InvalidArgumentError(
+            f"--null_features {_shown(text)} is not one of {', '.join(NULL_FEATURES_CHOICES)}"
+        )
+    return text
 
 
 def validate_shards(value: object, field: str = "--shards") -> int | None:

@@ -100,6 +100,7 @@ def test_bad_inputs_exit_2_with_the_field_named(position, value, message):
     ("--quality_checks", '{"max_psy": 0.2}', "unknown quality check(s) 'max_psy'"),
     ("--quality_checks", "{oops", "is not JSON"), ("--quality_checks", '{"max_psi": -1}', "max_psi must be a number"),
     ("--baseline", "previous_days:0", "'previous_days:0'"), ("--on_quality_failure", "ignore", "'ignore'"),
+    ("--null_features", "yes", "--null_features 'yes' is not one of auto, refuse, pass"),
 ])
 def test_bad_flags_exit_2(flag, value, message):
     done = somlier(*OFFLINE_ARGS, flag, value, "--dry_run", "--local_repo", "/x")

@@ -152,4 +152,15 @@ def test_quality_flags_reach_the_operator_as_literals():
     assert done.exit_code == 0, done.stderr
     assert "quality_checks={'max_psi': 0.2, 'prediction_range': [0, 1.5]}," in done.stdout
     assert "baseline='previous_days:14'," in done.stdout and "on_quality_failure" not in done.stdout
+    assert "null_features" not in done.stdout  # left out: the operator's default
+    ast.parse(done.stdout)
+
+
+def test_null_features_reaches_the_operator_and_the_regeneration_command():
+    done = CliRunner().invoke(main, [
+        "offline", "create_v2", "churn@champion", "churn_daily", "@daily", "features.daily", "load_date",
+        "results.churn", "-", "--start_date", "2026-11-22", "--dry_run", "--null_features", "pass",
+    ], env=ENV)
+    assert done.exit_code == 0, done.stderr
+    assert "        null_features='pass',\n" in done.stdout and "--null_features pass" in done.stdout
     ast.parse(done.stdout)
