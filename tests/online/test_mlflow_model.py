@@ -6,6 +6,7 @@ import mlflow.pyfunc
 import mlflow.sklearn
 import numpy as np
 import pytest
+import sklearn
 from mlflow.models import infer_signature
 from sklearn.datasets import load_diabetes
 from sklearn.linear_model import Ridge
@@ -13,10 +14,14 @@ from sklearn.linear_model import Ridge
 from online_server.models import BadInputError
 from online_server.models.mlflow import MlflowPredictor
 
+# Stated, not inferred: inference starts a process that imports the model, seconds per save.
+PIP_REQUIREMENTS = [f"scikit-learn=={sklearn.__version__}"]
+
 
 def pyfunc(tmp_path, frame, target, name="model"):
     estimator = Ridge().fit(frame, target)
-    mlflow.sklearn.save_model(estimator, tmp_path / name, signature=infer_signature(frame, estimator.predict(frame)))
+    mlflow.sklearn.save_model(estimator, tmp_path / name, signature=infer_signature(frame, estimator.predict(frame)),
+                              pip_requirements=PIP_REQUIREMENTS)
     return mlflow.pyfunc.load_model(str(tmp_path / name))
 
 
@@ -130,7 +135,8 @@ def test_a_string_column_in_the_signature_takes_strings_and_its_numbers_stay_str
     with_city = frame.assign(city=np.where(frame["sex"] > 0, "Seoul", "Busan"))
     estimator = make_pipeline(make_column_transformer((OneHotEncoder(), ["city"]), remainder="passthrough"), Ridge())
     estimator.fit(with_city, target)
-    mlflow.sklearn.save_model(estimator, tmp_path / "model", signature=infer_signature(with_city, target))
+    mlflow.sklearn.save_model(estimator, tmp_path / "model", signature=infer_signature(with_city, target),
+                              pip_requirements=PIP_REQUIREMENTS)
     model = mlflow.pyfunc.load_model(str(tmp_path / "model"))
     predictor = MlflowPredictor(model, "diabetes/3", list(with_city.columns))
     row = with_city.iloc[0].to_dict()
