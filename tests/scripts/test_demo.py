@@ -122,7 +122,7 @@ def test_a_component_killed_mid_run_fails_the_demo_by_name_and_a_sighup_during_c
     demo = demos()
     servers = demo.wait_for(AIRFLOW_UP)
     deadline = time.monotonic() + START_TIMEOUT
-    while "Triggering a run" not in demo.output.read_text():
+    while "Unpaused: the scheduler runs" not in demo.output.read_text():  # its first run is under way
         assert demo.process.poll() is None and time.monotonic() < deadline, demo.output.read_text()[-3000:]
         time.sleep(0.5)
     os.killpg(servers["airflow-scheduler"], signal.SIGKILL)
