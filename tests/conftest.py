@@ -131,6 +131,54 @@ def gcs():
 
 
 @pytest.fixture(scope="session")
+def lineage_collector():
+    """A local OpenLineage HTTP endpoint: ``(url, events)``; the provider's HTTP transport posts run events here."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    events: list[dict] = []
+
+    class Collect(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's naming
+            events.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Collect)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", events
+    server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def shared_airflow(session_dir, emulator, registry, lineage_collector):
+    """One real local Airflow (API server, scheduler, DAG processor; LocalExecutor on SQLite) for the
+    modules that only add DAGs to it: ``tests/e2e/test_airflow_end_to_end.py`` and
+    ``tests/sharded/test_sharded_on_airflow.py``. Starting one costs ~40 s of CPU on these two cores.
+
+    Its DAGs folder is ``repo/dags`` in a git work tree (``create_v2 --local_repo`` commits
+    there; files the tests write beside are left untracked). Its tasks post OpenLineage
+    events to ``lineage_events``. Modules that kill its components, or need other settings
+    (authentication), start their own.
+    """
+    from airflow_provider_somlier.devtools.airflow_local import running_airflow
+
+    repo = session_dir / "shared-airflow-dags-repo"
+    (repo / "dags").mkdir(parents=True)
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
+    transport = {"type": "http", "url": lineage_collector[0], "endpoint": "api/v1/lineage", "timeout": 10}
+    with running_airflow(
+        session_dir / "shared-airflow", repo / "dags", extra_env={"AIRFLOW__OPENLINEAGE__TRANSPORT": json.dumps(transport)}
+    ) as running:
+        running.repo = repo
+        running.lineage_events = lineage_collector[1]
+        yield running
+
+
+@pytest.fixture(scope="session")
 def mlflow_server(session_dir):
     """A real MLflow tracking server and registry on loopback, SQLite-backed, serving artifacts."""
     import time

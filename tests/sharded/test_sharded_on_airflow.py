@@ -1,4 +1,4 @@
-"""The sharded group on a real Airflow 3 (scheduler, LocalExecutor, parallelism 4), one instance for three DAGs.
+"""The sharded group on a real Airflow 3 (scheduler, LocalExecutor, parallelism 4): three DAGs on the session's.
 
 - One run scores the day in three concurrent shards; the whole run is cleared with one
   shard made to fail, and the day keeps its old rows; clearing that shard and the
@@ -22,7 +22,6 @@ import pytest
 from click.testing import CliRunner
 
 from airflow_provider_somlier.cli import main
-from airflow_provider_somlier.devtools.airflow_local import running_airflow
 from tests.faultproxy import FaultProxy
 from tests.helpers import rows_per_day
 from tests.sharded.conftest import SHARDED_DAY_ROWS, sharded_dag_source
@@ -43,12 +42,11 @@ def rest_proxy(emulator):
 
 
 @pytest.fixture(scope="module")
-def scheduler(session_dir, emulator, registry, fail_once, hang_once, sharded_features, bq_client, rest_proxy):
-    """A running Airflow with the three DAGs parsed and unpaused: ``(session, url, destinations, airflow)``."""
+def scheduler(shared_airflow, emulator, registry, fail_once, hang_once, sharded_features, bq_client, rest_proxy):
+    """The session's Airflow with the three DAGs parsed and unpaused: ``(session, url, destinations, airflow)``."""
     bq_client.create_dataset(f"{emulator.project}.predictions", exists_ok=True)
     destinations = {dag: f"{emulator.project}.predictions.{dag}" for dag in (FAIL_DAG, KILL_DAG, GENERATED_DAG)}
-    dags = session_dir / "sharded-e2e-dags"
-    dags.mkdir()
+    dags = shared_airflow.repo / "dags"
     (dags / f"{FAIL_DAG}.py").write_text(
         sharded_dag_source(FAIL_DAG, sharded_features, destinations[FAIL_DAG], model_ref=fail_once[0])
     )
@@ -63,20 +61,22 @@ def scheduler(session_dir, emulator, registry, fail_once, hang_once, sharded_fea
     ], env={"SOMLIER_CONFIG": "/nonexistent"})
     assert generated.exit_code == 0, generated.stderr
     (dags / f"{GENERATED_DAG}.py").write_text(generated.stdout)
+
+    airflow = shared_airflow
+    session, url = airflow.session(), airflow.url
     # The killed DAG's REST calls go through the proxy; Storage Read goes to the emulator directly.
     extras = emulator.connection_extras() | {"api_endpoint": rest_proxy.url, "retry_deadline_seconds": 120}
-    proxied = json.dumps({"conn_type": "google_cloud_platform", "extra": extras})
-
-    with running_airflow(session_dir / "sharded-e2e-airflow", dags,
-                         extra_env={f"AIRFLOW_CONN_{KILL_CONN.upper()}": proxied}) as airflow:
-        session, url = airflow.session(), airflow.url
-        for dag_id in destinations:
-            deadline = time.monotonic() + 120
-            while session.get(f"{url}/api/v2/dags/{dag_id}", timeout=10).status_code != 200:
-                assert time.monotonic() < deadline, f"{dag_id} was not parsed within 120 s"
-                time.sleep(2)
-            assert session.patch(f"{url}/api/v2/dags/{dag_id}", json={"is_paused": False}, timeout=10).status_code == 200
-        yield session, url, destinations, airflow
+    created = session.post(f"{url}/api/v2/connections", timeout=30, json={
+        "connection_id": KILL_CONN, "conn_type": "google_cloud_platform", "extra": json.dumps(extras)})
+    assert created.status_code == 201, created.text
+    for dag_id in destinations:
+        deadline = time.monotonic() + 120
+        while session.get(f"{url}/api/v2/dags/{dag_id}", timeout=10).status_code != 200:
+            airflow.check_alive()
+            assert time.monotonic() < deadline, f"{dag_id} was not parsed within 120 s"
+            time.sleep(2)
+        assert session.patch(f"{url}/api/v2/dags/{dag_id}", json={"is_paused": False}, timeout=10).status_code == 200
+    yield session, url, destinations, airflow
 
 
 def _trigger(airflow, session, dag_id: str) -> str:
