@@ -33,14 +33,22 @@ BACKFILL_DAYS = [(dt.date(2026, 11, 14) + dt.timedelta(days=i)).isoformat() for 
 
 def test_a_generated_four_shard_dag_scores_the_day_with_shards_on_both_workers(celery_stack, celery_features, bq_client):
     stack, session, destinations = celery_stack
-    run_id = trigger(stack, session, Dags.SHARDED)
-    assert wait_run(stack, session, Dags.SHARDED, run_id) == "success"
-    scored = shards(stack, session, Dags.SHARDED, run_id)
-    assert len(scored) == 4 and {ti["state"] for ti in scored} == {"success"}
-    assert {ti["hostname"] for ti in scored} == {"worker-a", "worker-b"}, [ti["hostname"] for ti in scored]
-    ids, commits = day_rows(bq_client, destinations[Dags.SHARDED])
-    assert ids == source_ids(bq_client, celery_features) and len(ids) == SHARDED_DAY_ROWS  # 0 duplicates
-    assert commits == 1
+    # Celery hands a message to whichever free worker asks first: a worker that finishes its
+    # first shards quickly may take them all. Each run must be exact; over at most three runs
+    # of the day, both workers must have run shards.
+    hosts: list[str] = []
+    for attempt in range(3):
+        run_id = trigger(stack, session, Dags.SHARDED, logical_date=f"2026-11-20T03:0{attempt}:00Z")
+        assert wait_run(stack, session, Dags.SHARDED, run_id) == "success"
+        scored = shards(stack, session, Dags.SHARDED, run_id)
+        assert len(scored) == 4 and {ti["state"] for ti in scored} == {"success"}
+        hosts += [ti["hostname"] for ti in scored]
+        ids, commits = day_rows(bq_client, destinations[Dags.SHARDED])
+        assert ids == source_ids(bq_client, celery_features) and len(ids) == SHARDED_DAY_ROWS  # 0 duplicates
+        assert commits == 1
+        if set(hosts) == {"worker-a", "worker-b"}:
+            break
+    assert set(hosts) == {"worker-a", "worker-b"}, hosts
 
 
 def test_score_tasks_routed_to_a_queue_run_only_on_the_worker_consuming_it(celery_stack, celery_features, bq_client):
@@ -137,19 +145,10 @@ def test_the_broker_or_the_database_down_for_ten_seconds_mid_run_never_leaves_a_
     stack, session, destinations = celery_stack
     dag_id = Dags.REDIS if server == "redis" else Dags.POSTGRES
     run_id = trigger(stack, session, dag_id)
-    # Redis goes away while shards wait in it or run. PostgreSQL goes away once both run: a
-    # start the outage cuts short leaves its task "queued" until a new scheduler adopted it and
-    # its queued timeout sent it again (LOST_TASK_REQUEUE_SECONDS, minutes; the README's
-    # production section says which settings bound it), a wait that proves nothing more.
-    def time_to_stop(found: list[dict]) -> bool:
-        if server == "redis":
-            return any(ti["state"] in ("queued", "running") for ti in found)
-        return bool(found) and all(ti["state"] == "running" for ti in found)
-
     deadline = time.monotonic() + 240
-    while not time_to_stop(found := shards(stack, session, dag_id, run_id)):
+    while not any(ti["state"] in ("queued", "running") for ti in shards(stack, session, dag_id, run_id)):
         stack.check_alive()
-        assert time.monotonic() < deadline, f"the shards never started: {found}"
+        assert time.monotonic() < deadline, "the shards never started"
         time.sleep(0.5)
     down = getattr(stack, server)
     down.stop()
