@@ -138,27 +138,12 @@ def model_input(batch: pa.RecordBatch, plan: FeaturePlan, *, target: str) -> Any
     reaches the model as NaN, and the quality gate's ``max_null_fraction`` bounds how many.
     """
     import pyarrow as pa
-    import pyarrow.compute as pc
 
     columns = []
     for name in plan.features:
         column = batch.column(name)
-        if plan.missing_allowed:
-            pass
-        elif column.null_count:
-            raise NullFeatureError(
-                f"feature {name!r} has {column.null_count} NULL value(s) on {target}; "
-                "fill them upstream or leave the column out of feature_columns"
-                f"{_MISSING_HINT}"
-            )
-        elif pa.types.is_floating(column.type) and (total := pc.sum(column).as_py()) != total:
-            nans = pc.sum(pc.is_nan(column)).as_py()  # a NaN somewhere (or inf - inf): count them
-            if nans:
-                raise NullFeatureError(
-                    f"feature {name!r} has {nans} NaN value(s) on {target}; "
-                    "fill them upstream or leave the column out of feature_columns"
-                    f"{_MISSING_HINT}"
-                )
+        if not plan.missing_allowed:
+            _refuse_missing(name, column, target)
         cast = _ARROW_CASTS.get(plan.feature_types.get(name) or "")
         if cast is not None:
             column = column.cast(getattr(pa, cast)())
@@ -166,8 +151,20 @@ def model_input(batch: pa.RecordBatch, plan: FeaturePlan, *, target: str) -> Any
     return pa.RecordBatch.from_arrays(columns, names=list(plan.features)).to_pandas()
 
 
-_MISSING_HINT = (" (or, for a model that handles missing values, null_features='pass' sends them as NaN; "
-                 "'auto' does so for scikit-learn models whose every step declares allow_nan)")
+def _refuse_missing(name: str, column: pa.Array, target: str) -> None:
+    """Raise :class:`NullFeatureError` naming the column and the count when it holds a NULL or a NaN."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    missing, kind = column.null_count, "NULL"
+    if not missing and pa.types.is_floating(column.type) and (total := pc.sum(column).as_py()) != total:
+        missing, kind = pc.sum(pc.is_nan(column)).as_py(), "NaN"  # a NaN somewhere (or inf - inf): count them
+    if missing:
+        raise NullFeatureError(
+            f"feature {name!r} has {missing} {kind} value(s) on {target}; fill them upstream or leave the column "
+            "out of feature_columns (or, for a model that handles missing values, null_features='pass' sends them "
+            "as NaN; 'auto' does so for scikit-learn models whose every step declares allow_nan)"
+        )
 
 
 def model_accepts_missing(model: Any) -> bool:

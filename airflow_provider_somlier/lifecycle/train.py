@@ -24,6 +24,7 @@ import sys
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
+from typing import Any
 
 from airflow_provider_somlier.errors import InvalidArgumentError, RegistryUnavailableError
 from airflow_provider_somlier.lifecycle.checkout import Checkout, project_checkout
@@ -62,26 +63,18 @@ def _last_words(output: str) -> str:
 ENTRY_POINT = "main"
 
 
-def _entry_point(checkout: Checkout):
+def _entry_point(checkout: Checkout) -> Any:
     """The project's ``main`` entry point as MLflow reads the MLproject (or a project without one)."""
     from mlflow.projects.utils import load_project
 
     return load_project(str(checkout.project_dir)).get_entry_point(ENTRY_POINT)
 
 
-def _run_params(checkout: Checkout, params: dict[str, object]) -> dict[str, object]:
+def _run_params(entry_point: Any, params: dict[str, object]) -> dict[str, object]:
     """The entry point's declared defaults overlaid with the combination: what ``mlflow run`` would log."""
-    try:
-        declared = _entry_point(checkout).parameters
-    except Exception:  # noqa: BLE001 - a broken MLproject fails the combination, which says why
-        declared = {}
+    declared = entry_point.parameters if entry_point is not None else {}
     defaults = {name: spec.default for name, spec in declared.items() if spec.default is not None}
     return defaults | params
-
-
-def _entry_point_command(checkout: Checkout, params: dict[str, object], storage_dir: str) -> str:
-    """The shell command of the entry point for ``params``; MLflow's own errors for a bad MLproject or parameter."""
-    return _entry_point(checkout).compute_command({k: str(v) for k, v in params.items()}, storage_dir)
 
 
 def _run_command(command: str, cwd: str, env: dict[str, str], timeout_seconds: float | None) -> tuple[int, str]:
@@ -130,20 +123,26 @@ def train_one(
     from mlflow import MlflowClient
     from mlflow.entities import Param
 
+    try:
+        entry_point, broken = _entry_point(checkout), None
+    except Exception as exc:  # noqa: BLE001 - MLflow's ExecutionException names what is wrong with the MLproject
+        entry_point, broken = None, exc
     client = MlflowClient(tracking_uri=tracking_uri)
     run = client.create_run(experiment_id, run_name=run_label(params), tags={
         COMMIT_TAG: checkout.commit, REPOSITORY_TAG: checkout.repository, PROJECT_TAG: checkout.project_name,
         "mlflow.source.type": "PROJECT", "mlflow.project.entryPoint": ENTRY_POINT,
     })
     run_id = run.info.run_id
-    client.log_batch(run_id, params=[Param(k, str(v)) for k, v in _run_params(checkout, params).items()])
+    client.log_batch(run_id, params=[Param(k, str(v)) for k, v in _run_params(entry_point, params).items()])
     # The project's command runs with this interpreter's environment first on PATH.
     path = f"{os.path.dirname(sys.executable)}{os.pathsep}{os.environ.get('PATH', '')}"
     env = os.environ | {"MLFLOW_TRACKING_URI": tracking_uri, "MLFLOW_RUN_ID": run_id,
                         "MLFLOW_EXPERIMENT_ID": str(experiment_id), "PATH": path}
     with tempfile.TemporaryDirectory(prefix="somlier-train-") as storage_dir:  # where `path` parameters download
         try:
-            command = _entry_point_command(checkout, params, storage_dir)
+            if broken is not None:
+                raise broken
+            command = entry_point.compute_command({k: str(v) for k, v in params.items()}, storage_dir)
         except Exception as exc:  # noqa: BLE001 - MLflow's ExecutionException names the bad parameter or file
             returncode, output = 1, f"{type(exc).__name__}: {exc}"
         else:

@@ -70,7 +70,8 @@ class MLOpsOfflineOperator(BaseOperator):
         the model as NaN when the model declares it handles missing values (a scikit-learn
         model whose every step has the ``allow_nan`` tag, e.g. ``HistGradientBoosting*``)
         and refuses the day by name otherwise; ``pass`` always sends NaN; ``refuse`` never.
-        Sent NULLs are bounded by the quality gate's ``max_null_fraction``.
+        Sent NULLs are bounded by the quality gate's ``max_null_fraction`` (with
+        ``quality_profile`` on, the default).
     :param gcp_conn_id: Google Cloud connection (the emulator is one too; see README).
     :param mlflow_conn_id: MLflow connection naming the tracking/registry URI.
     :param location: BigQuery location for jobs.
