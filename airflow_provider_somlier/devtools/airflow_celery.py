@@ -19,6 +19,7 @@ by name when any of them died.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import time
 from collections.abc import Iterator
@@ -62,6 +63,10 @@ TASK_QUEUED_TIMEOUT_CHECK_SECONDS = 15
 # whose start the outage lost would wait that long before the queued timeout could count for it.
 ORPHANED_TASKS_CHECK_SECONDS = 30
 SCHEDULER_HEALTH_CHECK_THRESHOLD_SECONDS = 30
+# Celery retries storing a task's result on the database's connection errors, backing off up to
+# 10 s between tries: ~3 min in all, then the task's slot is given back.
+RESULT_STORE_RETRIES = {"result_backend_always_retry": True, "result_backend_max_retries": 20,
+                        "result_backend_max_sleep_between_retries_ms": 10_000}
 # The longest a task whose start an outage lost stays "queued" before the scheduler sends it again.
 LOST_TASK_REQUEUE_SECONDS = (ORPHANED_TASKS_CHECK_SECONDS + SCHEDULER_HEALTH_CHECK_THRESHOLD_SECONDS
                              + TASK_QUEUED_TIMEOUT_SECONDS + TASK_QUEUED_TIMEOUT_CHECK_SECONDS)
@@ -147,6 +152,10 @@ def celery_env(
         "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": postgres.url,
         "AIRFLOW__CELERY__BROKER_URL": redis.url,
         "AIRFLOW__CELERY__RESULT_BACKEND": postgres.celery_result_backend,
+        # A task that ends while the database is down (its supervisor could not report the start)
+        # stores its result once the database is back, instead of losing it: the scheduler then
+        # sees the failure and retries the task at once, not after TASK_QUEUED_TIMEOUT_SECONDS.
+        "AIRFLOW__CELERY__EXTRA_CELERY_CONFIG": json.dumps(RESULT_STORE_RETRIES),
         "AIRFLOW__CELERY__WORKER_CONCURRENCY": str(concurrency),
         "AIRFLOW__CELERY__WORKER_PREFETCH_MULTIPLIER": "1",
         "AIRFLOW__CELERY__WORKER_ENABLE_REMOTE_CONTROL": "False",
