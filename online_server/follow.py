@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import threading
-import time
 
 from online_server.models import ModelLoadError
 from online_server.state import ServingState
@@ -26,7 +25,8 @@ def follow_pointer(state: ServingState, every_seconds: float) -> threading.Threa
     def follow() -> None:
         reported = ""
         while True:
-            time.sleep(every_seconds)
+            state.wake.wait(every_seconds)  # or sooner, when the front saw the pointer move
+            state.wake.clear()
             if state.pointer.identity() == state.loaded_identity:
                 continue
             try:
@@ -38,6 +38,7 @@ def follow_pointer(state: ServingState, every_seconds: float) -> threading.Threa
             except Exception:  # noqa: BLE001 - the follower must outlive a model's odd failure
                 log.exception("following the model pointer failed")
 
+    state.followed = True
     thread = threading.Thread(target=follow, name="somlier-follow-pointer", daemon=True)
     thread.start()
     return thread

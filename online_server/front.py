@@ -86,7 +86,8 @@ class Front:
         # while computing gave smaller batches and ~15 % fewer HGB answers a second). A worker
         # busy for BUSY_ACCEPT_AFTER -- a slow predict -- takes connections again while it
         # has free threads (and PROBE_ROOM more, so probes reach a worker whose threads all
-        # predict). Never while its app loads a model (``busy``). Connections still being
+        # predict). Never while its app loads a model or lags a switch another worker made
+        # (``busy``: ``ServingState.behind``). Connections still being
         # read hold no thread: stalled clients never stop a worker from accepting.
         if self.retiring or self.connections >= self.settings.max_connections or self.busy():
             return False

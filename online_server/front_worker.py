@@ -52,7 +52,7 @@ class FrontWorker(Worker):
         loop = asyncio.new_event_loop()
         asyncio.set_event_loop(loop)
         state = getattr(self.wsgi, "extensions", {}).get("somlier_state")  # the Flask app's ServingState
-        front = Front(self.wsgi, front_settings(self.cfg), loop, busy=(lambda: state.loading) if state else lambda: False)
+        front = Front(self.wsgi, front_settings(self.cfg), loop, busy=state.behind if state else lambda: False)
         self.front = front
         front.serve([listener.sock if hasattr(listener, "sock") else listener for listener in self.sockets])
         self._stop_by = None

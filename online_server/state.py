@@ -27,6 +27,8 @@ class ServingState:
         self.predictor: Predictor | None = None
         self.current = Current(None, None, None)
         self._failure: tuple[tuple[int, int] | None, float, str] | None = None  # pointer identity, when, why
+        self.followed = False  # a follower thread loads switches in the background (``online_server.follow``)
+        self.wake = threading.Event()  # set to make the follower look at the pointer now
 
     @property
     def loaded_identity(self) -> tuple[int, int] | None:
@@ -37,6 +39,30 @@ class ServingState:
     def loading(self) -> bool:
         """A model is being loaded: requests that need it wait (the server sends new ones elsewhere)."""
         return self._loading
+
+    def behind(self) -> bool:
+        """True while this worker cannot answer for the pointer without a load first.
+
+        That is while a model loads, or -- when a follower runs -- while the pointer names a
+        version this worker has not loaded (another worker switched) and its load has not
+        just failed. The follower is woken to load it now. The front takes no connection
+        meanwhile, so new requests go to a worker that serves the new version at once
+        instead of waiting here for the load (measured: a follower's first load, imports
+        included, held every request it had accepted for ~2.4 s). A load that failed is not
+        "behind": requests are taken and answered 503 naming the failure.
+        """
+        if self._loading:
+            return True
+        if not self.followed:
+            return False
+        identity = self.pointer.identity()  # one stat
+        if identity == self._identity:
+            return False
+        failure = self._failure
+        if failure and failure[0] == identity:
+            return False
+        self.wake.set()
+        return True
 
     def refresh(self, identity: tuple[int, int] | None) -> None:
         """Reload when another worker moved the pointer to ``identity`` (nothing when it did not)."""

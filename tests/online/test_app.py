@@ -395,3 +395,31 @@ def test_an_install_waits_for_a_load_in_progress_so_the_gauge_names_what_is_serv
         assert not installed.wait(0.3)
     assert installed.wait(10)
     thread.join(10)
+
+
+def test_a_worker_is_behind_a_switch_until_it_loaded_it_unless_its_load_failed(tmp_path, storage_root, zips, monkeypatch):
+    """What keeps the front from taking requests a lagging worker would hold for a load (``ServingState.behind``)."""
+    from online_server import state as serving_state
+    from online_server.models import ModelLoadError
+
+    switcher, lagging = make_client(tmp_path, storage_root), make_client(tmp_path, storage_root)
+    state = lagging.application.wsgi_app.state
+    assert not state.behind()  # no follower: requests load the switch themselves
+    state.followed = True
+    assert not state.behind() and not state.wake.is_set()  # nothing to serve anywhere yet
+    assert switcher.post("/model_download").status_code == 200
+    assert state.behind() and state.wake.is_set()  # the follower is woken to load it now
+    state.ensure_loaded()
+    assert not state.behind()
+
+    (storage_root / MODEL / "model" / "20261121.zip").write_bytes(zips["20261121"])
+    assert switcher.post("/model_download").get_json()["version"] == "20261121"
+
+    def broken(*_):
+        raise ModelLoadError("the model's files are gone")
+
+    monkeypatch.setattr(serving_state, "load_predictor", broken)
+    assert state.behind()
+    answer = lagging.post("/result", json={"test": ROW})
+    assert answer.status_code == 503 and "the model's files are gone" in answer.get_json()["message"]
+    assert not state.behind()  # taken again: its requests get the 503 naming the failure

@@ -18,6 +18,8 @@ class FakeState:
         self.moved_to = self.loaded_identity = (1, 1)
         self.failures = failures
         self.loaded = threading.Event()
+        self.wake = threading.Event()
+        self.followed = False
 
     def ensure_loaded(self) -> None:
         if self.failures:
@@ -45,3 +47,12 @@ def test_a_failed_load_is_tried_again_and_does_not_stop_the_follower():
 
 def test_zero_seconds_turns_following_off():
     assert follow_pointer(FakeState(), 0) is None
+
+
+def test_a_wake_makes_the_follower_load_at_once():
+    state = FakeState()
+    follow_pointer(state, 3600)
+    assert state.followed
+    state.moved_to = (4, 4)
+    state.wake.set()  # as the front does when it sees the pointer move
+    assert state.loaded.wait(5) and state.loaded_identity == (4, 4)
