@@ -32,6 +32,9 @@ if TYPE_CHECKING:
 
 COMPONENTS = ("api-server", "scheduler", "dag-processor")
 FINISHED = ("success", "failed")
+# How often a wait asks the REST API for the runs (two requests): a run that finished is
+# seen within this, at a few percent of a core for the API server.
+WAIT_POLL_SECONDS = 0.5
 SCHEDULER_RESTARTS = 2
 SQLITE_BACKFILL_RACE = ("ObjectDeletedError", "StaleDataError")
 
@@ -339,7 +342,7 @@ class LocalAirflow:
                     f"{dag_id}: nothing changed for {no_progress_seconds:.0f} s with {len(finished)}/{len(runs)} runs "
                     f"finished; unfinished task instances: {stuck[:10]}; logs in {self.home / 'logs'}"
                 )
-            time.sleep(2)
+            time.sleep(WAIT_POLL_SECONDS)
 
 
 def _wait_healthy(airflow: LocalAirflow, timeout: float) -> None:
