@@ -14,6 +14,7 @@ import time
 import pytest
 
 from tests.celery.conftest import (
+    FIRST_DAY_ALONE,
     SHARDED_DAY_ROWS,
     Dags,
     clear_failed,
@@ -29,6 +30,7 @@ from tests.helpers import rows_per_day
 pytestmark = pytest.mark.e2e
 BACKFILL_FROM, BACKFILL_TO = "2026-11-15T00:00:00Z", "2026-11-21T00:00:00Z"  # target days 11-14 .. 11-20
 BACKFILL_DAYS = [(dt.date(2026, 11, 14) + dt.timedelta(days=i)).isoformat() for i in range(7)]
+DAILY_DAYS = sorted([*BACKFILL_DAYS, FIRST_DAY_ALONE])  # the fixture ran the daily DAG's first day alone
 
 
 def test_a_generated_four_shard_dag_scores_the_day_with_shards_on_both_workers(celery_stack, celery_features, bq_client):
@@ -65,13 +67,14 @@ def test_score_tasks_routed_to_a_queue_run_only_on_the_worker_consuming_it(celer
 
 def test_a_seven_day_backfill_with_three_active_runs_writes_every_day_exactly(celery_stack, features_table, bq_client):
     stack, session, destinations = celery_stack
+    before = session.get(f"{stack.url}/api/v2/dags/{Dags.DAILY}/dagRuns", timeout=30).json()["total_entries"]
     stack.backfill(session, Dags.DAILY, BACKFILL_FROM, BACKFILL_TO, max_active_runs=3)
-    runs = stack.wait_runs(session, Dags.DAILY, 7, no_progress_seconds=240)
-    backfilled = [r for r in runs if r["run_type"] == "backfill"]  # unpausing also ran the latest interval
+    runs = stack.wait_runs(session, Dags.DAILY, before + 7, no_progress_seconds=240)
+    backfilled = [r for r in runs if r["run_type"] == "backfill"]  # the fixture's runs are not
     assert sorted(r["state"] for r in backfilled) == ["success"] * 7
     source = {row.d: row.n for row in bq_client.query(
         f"SELECT CAST(load_date AS STRING) AS d, COUNT(DISTINCT row_id) AS n FROM `{features_table}` GROUP BY d").result()}
-    assert rows_per_day(bq_client, destinations[Dags.DAILY]) == {day: source[day] for day in BACKFILL_DAYS}
+    assert rows_per_day(bq_client, destinations[Dags.DAILY]) == {day: source[day] for day in DAILY_DAYS}
     duplicates = next(iter(bq_client.query(
         f"SELECT COUNT(*) - COUNT(DISTINCT CONCAT(CAST(target_date AS STRING), '/', CAST(row_id AS STRING))) AS n "
         f"FROM `{destinations[Dags.DAILY]}`").result())).n
@@ -82,7 +85,7 @@ def test_the_backfill_emits_one_asset_event_per_day_and_the_downstream_dag_runs(
     stack, session, _ = celery_stack
     events = session.get(f"{stack.url}/api/v2/assets/events", params={"source_dag_id": Dags.DAILY, "limit": 100},
                          timeout=30).json()["asset_events"]
-    assert sorted(event["extra"]["target_date"] for event in events) == BACKFILL_DAYS
+    assert sorted(event["extra"]["target_date"] for event in events) == DAILY_DAYS
     # Airflow gives an asset-triggered run the events whose timestamps fall after the previous run's;
     # an event of a concurrent run committed just after a downstream run was created can miss it
     # (Airflow's own window, not ours): wait until every day arrived or no new run came for 30 s.
@@ -94,13 +97,13 @@ def test_the_backfill_emits_one_asset_event_per_day_and_the_downstream_dag_runs(
             seen = _days_reported(stack, session, runs)
             if settled_since is None or settled_since[0] != len(runs):
                 settled_since = (len(runs), time.monotonic())
-            if sorted(seen) == BACKFILL_DAYS or time.monotonic() - settled_since[1] > 30:
+            if sorted(seen) == DAILY_DAYS or time.monotonic() - settled_since[1] > 30:
                 break
         stack.check_alive()
         assert time.monotonic() < deadline, f"{Dags.DOWNSTREAM} did not run within 180 s of the events: {runs}"
         time.sleep(1)
     assert {run["state"] for run in runs} == {"success"} and {run["run_type"] for run in runs} == {"asset_triggered"}
-    assert seen and len(seen) == len(set(seen)) and set(seen) <= set(BACKFILL_DAYS)  # no day reached it twice
+    assert seen and len(seen) == len(set(seen)) and set(seen) <= set(DAILY_DAYS)  # no day reached it twice
 
 
 def _days_reported(stack, session, runs) -> list[str]:
