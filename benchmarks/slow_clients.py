@@ -13,6 +13,9 @@ without and with stalled sockets alternate ``--rounds`` times on the same server
 machine's changing load weighs on both alike; the summary compares medians.
 
 Load generator, stalled sockets and server share the machine's cores: compare within a run.
+``--stall-nice 19`` runs the stalling process at the lowest CPU priority, so that its own
+work (reopening a thousand sockets whenever their deadlines pass together) takes less from
+the server and the normal clients than it does when all three share two cores.
 
 Usage: ``.venv/bin/python benchmarks/slow_clients.py [--seconds 10] [--clients 64] [--stalled 200]
 [--model ridge|hgb] [--worker-classes front gathering]``
@@ -120,7 +123,9 @@ async def _stall(port: int, per_kind: int, seconds: float) -> dict:
     return answered
 
 
-def _stall_process(port: int, per_kind: int, seconds: float, queue) -> None:
+def _stall_process(port: int, per_kind: int, seconds: float, queue, niceness: int = 0) -> None:
+    if niceness:
+        os.nice(niceness)
     queue.put(asyncio.run(_stall(port, per_kind, seconds)))
 
 
@@ -175,11 +180,12 @@ def server(worker_class: str, storage: Path, work: Path, env: dict) -> Iterator[
             process.kill()
 
 
-def measure(port: int, clients: int, stalled: int, seconds: float) -> dict:
+def measure(port: int, clients: int, stalled: int, seconds: float, stall_nice: int = 0) -> dict:
     queue = multiprocessing.Queue()
     stallers = []
     if stalled:
-        stallers.append(multiprocessing.Process(target=_stall_process, args=(port, stalled, seconds + 3, queue)))
+        stallers.append(multiprocessing.Process(target=_stall_process,
+                                                args=(port, stalled, seconds + 3, queue, stall_nice)))
         stallers[0].start()
         time.sleep(2)  # every stalled socket open before the clients start
     asyncio.run(_load(port, clients, 2))  # warm-up: every worker has loaded the model and started its threads
@@ -203,6 +209,9 @@ def main() -> int:
     parser.add_argument("--worker-classes", nargs="+", choices=list(WORKER_CLASSES), default=["front"])
     parser.add_argument("--read-timeout", type=float, default=10)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--stall-nice", type=int, default=0,
+                        help="niceness of the stalling process: 19 leaves the cores to the server and the normal "
+                             "clients first, as an attacker's own machine would")
     args = parser.parse_args()
 
     storage = Path(tempfile.mkdtemp(prefix="somlier-slow-bench-"))
@@ -213,13 +222,14 @@ def main() -> int:
         with server(WORKER_CLASSES[name], storage, storage / f"work-{name}", env) as port:
             for _ in range(args.rounds):
                 for stalled in (0, args.stalled):
-                    figures = measure(port, args.clients, stalled, args.seconds)
+                    figures = measure(port, args.clients, stalled, args.seconds, args.stall_nice)
                     rows.append((name, stalled, figures))
                     print(f"  {name}, {stalled} stalled of each kind: {figures}", file=sys.stderr)
 
     load = os.getloadavg()
     print(f"\n{args.model}, 2 workers, {args.clients} clients (one request per connection, {CLIENT_TIMEOUT:g} s client "
-          f"timeout), {args.seconds:g} s per row, READ_TIMEOUT_SECONDS={args.read_timeout:g}; "
+          f"timeout), {args.seconds:g} s per row, READ_TIMEOUT_SECONDS={args.read_timeout:g}, "
+          f"stalling process niceness {args.stall_nice}; "
           f"load average after the run {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f}\n")
     print("| worker | stalled sockets | /result req/s | p50 ms | p99 ms | errors | /healthz p99 ms | healthz errors "
           "| stalled answered 408 |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|")
