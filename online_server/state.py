@@ -114,8 +114,11 @@ class ServingState:
                     if self.predictor is None:
                         current = self.current
                         self.install(current, self._load(current))
-        except ModelLoadError as exc:
-            self._failure = (identity, time.monotonic(), str(exc))
+        except Exception as exc:  # any failed load is remembered, not only the loaders' named ones:
+            # otherwise ``behind`` would hold the worker out of rotation while its follower retried
+            why = (str(exc) if isinstance(exc, ModelLoadError)
+                   else f"the model did not load: {type(exc).__name__}: {exc}")
+            self._failure = (identity, time.monotonic(), why)
             raise
         self._failure = None
         return self.predictor

@@ -423,3 +423,17 @@ def test_a_worker_is_behind_a_switch_until_it_loaded_it_unless_its_load_failed(t
     answer = lagging.post("/result", json={"test": ROW})
     assert answer.status_code == 503 and "the model's files are gone" in answer.get_json()["message"]
     assert not state.behind()  # taken again: its requests get the 503 naming the failure
+
+    (storage_root / MODEL / "model" / "20261122.zip").write_bytes(zips["20261120"])
+    monkeypatch.undo()
+    assert switcher.post("/model_download").get_json()["version"] == "20261122"
+
+    def odd(*_):
+        raise RuntimeError("an odd failure")  # not one the loaders name: still not "behind" forever
+
+    monkeypatch.setattr(serving_state, "load_predictor", odd)
+    assert state.behind()
+    lagging.post("/result", json={"test": ROW})
+    assert not state.behind()
+    answer = lagging.post("/result", json={"test": ROW})
+    assert answer.status_code == 503 and "RuntimeError: an odd failure" in answer.get_json()["message"]
