@@ -17,8 +17,10 @@ Load generator, stalled sockets and server share the machine's cores: compare wi
 work (reopening a thousand sockets whenever their deadlines pass together) takes less from
 the server and the normal clients than it does when all three share two cores.
 
+``--event-loops uvloop asyncio`` measures the front worker on each loop it can run (``EVENT_LOOP``).
+
 Usage: ``.venv/bin/python benchmarks/slow_clients.py [--seconds 10] [--clients 64] [--stalled 200]
-[--model ridge|hgb] [--worker-classes front gathering]``
+[--model ridge|hgb] [--worker-classes front gathering] [--event-loops uvloop asyncio]``
 """
 
 from __future__ import annotations
@@ -184,8 +186,9 @@ def measure(port: int, clients: int, stalled: int, seconds: float, stall_nice: i
     queue = multiprocessing.Queue()
     stallers = []
     if stalled:
+        # open from 2 s before the warm-up until after the last normal request
         stallers.append(multiprocessing.Process(target=_stall_process,
-                                                args=(port, stalled, seconds + 3, queue, stall_nice)))
+                                                args=(port, stalled, seconds + 8, queue, stall_nice)))
         stallers[0].start()
         time.sleep(2)  # every stalled socket open before the clients start
     asyncio.run(_load(port, clients, 2))  # warm-up: every worker has loaded the model and started its threads
@@ -209,6 +212,8 @@ def main() -> int:
     parser.add_argument("--worker-classes", nargs="+", choices=list(WORKER_CLASSES), default=["front"])
     parser.add_argument("--read-timeout", type=float, default=10)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--event-loops", nargs="+", choices=["uvloop", "asyncio"], default=["uvloop"],
+                        help="the front worker's loop (EVENT_LOOP); several: each measured in turn")
     parser.add_argument("--stall-nice", type=int, default=0,
                         help="niceness of the stalling process: 19 leaves the cores to the server and the normal "
                              "clients first, as an attacker's own machine would")
@@ -217,9 +222,11 @@ def main() -> int:
     storage = Path(tempfile.mkdtemp(prefix="somlier-slow-bench-"))
     model_zip(args.model, storage)
     rows = []
-    for name in args.worker_classes:
-        env = {"READ_TIMEOUT_SECONDS": str(args.read_timeout)}
-        with server(WORKER_CLASSES[name], storage, storage / f"work-{name}", env) as port:
+    variants = [(f"front ({loop})" if kind == "front" else kind, kind, loop)
+                for kind in args.worker_classes for loop in (args.event_loops if kind == "front" else ["-"])]
+    for name, kind, loop in variants:
+        env = {"READ_TIMEOUT_SECONDS": str(args.read_timeout), "EVENT_LOOP": loop if loop != "-" else "auto"}
+        with server(WORKER_CLASSES[kind], storage, storage / f"work-{kind}-{loop}", env) as port:
             for _ in range(args.rounds):
                 for stalled in (0, args.stalled):
                     figures = measure(port, args.clients, stalled, args.seconds, args.stall_nice)
@@ -238,7 +245,7 @@ def main() -> int:
         print(f"| {name} | {stalled * len(STALLS) if stalled else 0} | {r['rps']:.0f} | {r['p50_ms']:.1f} | "
               f"{r['p99_ms']:.1f} | {r['errors']} | {h['p99_ms']:.1f} | {h['errors']} | {f['stalled_408']} |")
     print()
-    for name in args.worker_classes:
+    for name, _, _ in variants:
         def median(stalled: bool, key: str, what: str = "result") -> float:
             return statistics.median(f[what][key] for n, s, f in rows if n == name and bool(s) == stalled)
 

@@ -6,6 +6,16 @@ import os
 from dataclasses import dataclass
 
 
+EVENT_LOOPS = ("auto", "uvloop", "asyncio")
+
+
+def check_event_loop(kind: str) -> str:
+    """``kind`` if it names an event loop the front worker can run (``EVENT_LOOP``), else a ValueError."""
+    if kind not in EVENT_LOOPS:
+        raise ValueError(f"EVENT_LOOP={kind!r}: expected one of {', '.join(EVENT_LOOPS)}")
+    return kind
+
+
 @dataclass(frozen=True)
 class Settings:
     model_name: str
@@ -31,8 +41,10 @@ class Settings:
     follow_pointer_seconds: float = 1.0  # how often an idle worker checks for a switch (0: only on requests)
     read_timeout_seconds: float = 10.0  # a request's head and body must arrive within this of its accept (else 408)
     predict_timeout_seconds: float = 30.0  # a /result answered later is a 504 and its worker is replaced
+    event_loop: str = "auto"  # the front worker's loop: uvloop | asyncio | auto (uvloop when installed)
 
     def __post_init__(self) -> None:
+        check_event_loop(self.event_loop)
         # the seed's rule: the custom module and class default to the model's name
         if not self.model_module:
             object.__setattr__(self, "model_module", self.model_name)

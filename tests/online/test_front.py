@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import selectors
 import socket
 import threading
 import time
@@ -14,9 +15,18 @@ import pytest
 
 from online_server.framing import Limits
 from online_server.front import Front, FrontSettings
+from online_server.front_worker import new_event_loop
 
 SOCKET_TIMEOUT = 10.0
 BODY = b'{"test": [1.0, 2.0]}'
+_loop_kind = ["uvloop"]
+
+
+@pytest.fixture(autouse=True, params=["uvloop", "asyncio"])
+def event_loop_kind(request):
+    """Every test runs on both loops the worker can run (``EVENT_LOOP``)."""
+    _loop_kind[0] = request.param
+    yield request.param
 
 
 class SlowApp:
@@ -44,7 +54,7 @@ def running(app, **settings) -> Iterator[tuple[int, Front]]:
     listener = socket.socket()
     listener.bind(("127.0.0.1", 0))
     listener.listen(1024)
-    loop = asyncio.new_event_loop()
+    loop = new_event_loop(_loop_kind[0])
     front = Front(app, FrontSettings(**({"read_timeout": 0.5, "predict_timeout": 5.0, "threads": 4} | settings)), loop)
 
     def run() -> None:
@@ -109,6 +119,7 @@ STALLS = {
 @pytest.mark.parametrize("stall", list(STALLS.values()), ids=list(STALLS))
 def test_a_stalled_client_is_answered_408_and_others_are_served_meanwhile(stall):
     with running(SlowApp(), threads=1) as (port, front):
+        opened = time.monotonic()
         stalled = [connect(port) for _ in range(20)]
         for sock in stalled:
             sock.sendall(stall)
@@ -116,10 +127,30 @@ def test_a_stalled_client_is_answered_408_and_others_are_served_meanwhile(stall)
         status, body = status_and_json(exchange(port, post("/result", BODY)))
         assert status == 200 and body["ok"] == "/result"
         assert time.monotonic() - started < 0.5, "a normal request waited for the stalled ones"
+        answered_after = _first_bytes_after(stalled, opened)
         for sock in stalled:
             status, body = status_and_json(read_all(sock))
             assert status == 408 and body["error_code"] == "REQUEST_TIMEOUT"
+        # Deadlines are READ_TIMEOUT_SECONDS plus up to 10 % at random (spread, so that sockets
+        # opened together do not reconnect together): never shorter.
+        assert min(answered_after) >= front.settings.read_timeout
         assert front.held == 0
+
+
+def _first_bytes_after(socks: list[socket.socket], since: float) -> list[float]:
+    """Seconds from ``since`` until each socket had something to read (its answer or its close)."""
+    selector = selectors.DefaultSelector()
+    for sock in socks:
+        selector.register(sock, selectors.EVENT_READ)
+    seconds = []
+    while len(seconds) < len(socks):
+        events = selector.select(timeout=SOCKET_TIMEOUT)
+        assert events, "a stalled socket was never answered"
+        for key, _ in events:
+            seconds.append(time.monotonic() - since)
+            selector.unregister(key.fileobj)
+    selector.close()
+    return seconds
 
 
 @pytest.mark.parametrize("request_bytes, fragment", [
