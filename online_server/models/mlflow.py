@@ -70,11 +70,14 @@ def direct_sklearn(model: Any, version: str) -> SklearnPredictor | None:
     scikit-learn path checks anyway (numbers, every named column, finite values) and then
     calls the estimator's ``predict`` unchanged -- so the server calls it directly. Any
     other signature (integers, strings, optional columns, float32, params) keeps MLflow's
-    enforcement.
+    enforcement, and so does a model logged to answer with another method
+    (``pyfunc_predict_fn="predict_proba"``: its pyfunc returns probabilities, not ``predict``).
     """
     if getattr(model, "loader_module", None) != "mlflow.sklearn":
         return None
     metadata = model.metadata
+    if metadata.flavors.get("python_function", {}).get("predict_fn", "predict") != "predict":
+        return None
     schema = metadata.get_input_schema()
     if schema is None or not schema.has_input_names() or metadata.get_params_schema() is not None:
         return None

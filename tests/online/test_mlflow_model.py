@@ -143,3 +143,21 @@ def test_a_string_column_in_the_signature_takes_strings_and_its_numbers_stay_str
     assert predictor.predict(row) == pytest.approx(model.predict(with_city.iloc[:1]).tolist())
     with pytest.raises(BadInputError, match="feature 'bmi'"):
         predictor.predict(row | {"bmi": "0.03"})
+
+
+def test_a_model_logged_to_answer_probabilities_answers_probabilities(tmp_path, diabetes):
+    from sklearn.linear_model import LogisticRegression
+
+    frame, target = diabetes
+    high = (target > target.median()).astype(int)
+    estimator = LogisticRegression(max_iter=1000).fit(frame, high)
+    mlflow.sklearn.save_model(estimator, tmp_path / "proba", pyfunc_predict_fn="predict_proba",
+                              signature=infer_signature(frame, estimator.predict_proba(frame)),
+                              pip_requirements=PIP_REQUIREMENTS)
+    model = mlflow.pyfunc.load_model(str(tmp_path / "proba"))
+    predictor = MlflowPredictor(model, "diabetes-high/1", list(frame.columns))
+    assert predictor.direct is None  # the estimator's predict would answer class labels
+    rows = frame.iloc[:3]
+    answers = predictor.predict(rows.to_dict("records"))
+    assert np.asarray(answers).shape == (3, 2)
+    assert np.asarray(answers) == pytest.approx(estimator.predict_proba(rows), rel=1e-9)
