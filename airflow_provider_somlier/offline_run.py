@@ -38,7 +38,7 @@ class RunPlan:
     existing: Any  # the destination's bigquery.Table, or None before the first write
     rows_of_day: str
     resolved: ResolvedModel
-    model: Any
+    model: Any  # what predicts: the pyfunc, or its scikit-learn estimator (direct_sklearn.py)
     plan: FeaturePlan
     passthrough_types: dict[str, str]
     lineage: Lineage
@@ -170,6 +170,10 @@ class OfflineRun:
             plan = dataclasses.replace(plan, missing_allowed=True)
             self.log.info("NULL/NaN features go to the model as NaN (null_features=%r)", op.null_features)
         passthrough_types = {c: source_types[c] for c in plan.passthrough}
+        # The estimator itself where MLflow's per-chunk input check adds nothing to model_input's
+        from airflow_provider_somlier.direct_sklearn import direct_estimator
+
+        predictor = direct_estimator(model, plan.features) or model
         check_passthrough_types(passthrough_types, source=str(source))
         existing = bigquery.get_table_or_none(destination)
         if existing is None:
@@ -202,7 +206,7 @@ class OfflineRun:
         self.clock.add("checks", time.monotonic() - prepare_started - model_seconds)
         return RunPlan(
             day=day, source=source, destination=destination, existing=existing, rows_of_day=rows_of_day.sql,
-            resolved=resolved, model=model, plan=plan, passthrough_types=passthrough_types, lineage=lineage,
+            resolved=resolved, model=predictor, plan=plan, passthrough_types=passthrough_types, lineage=lineage,
             constants=constants, model_seconds=model_seconds, gate=gate,
             job_id_seed="|".join(
                 map(str, (lineage.airflow_dag_id, op.task_id, lineage.airflow_run_id, destination, day))

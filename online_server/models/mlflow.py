@@ -62,29 +62,9 @@ class MlflowPredictor:
 
 
 def direct_sklearn(model: Any, version: str) -> SklearnPredictor | None:
-    """The registry model's own scikit-learn estimator, when MLflow's input check adds nothing.
+    """The registry model's own estimator behind the server's checks, when MLflow's input check
+    adds nothing (``airflow_provider_somlier.direct_sklearn``); None keeps MLflow's path."""
+    from airflow_provider_somlier.direct_sklearn import direct_estimator
 
-    MLflow's schema enforcement costs ~2 ms for a one-row request, against microseconds for
-    the prediction. For a scikit-learn model whose signature is only required ``double``
-    columns, in the order the estimator was fitted on, and no params, it checks what the
-    scikit-learn path checks anyway (numbers, every named column, finite values) and then
-    calls the estimator's ``predict`` unchanged -- so the server calls it directly. Any
-    other signature (integers, strings, optional columns, float32, params) keeps MLflow's
-    enforcement, and so does a model logged to answer with another method
-    (``pyfunc_predict_fn="predict_proba"``: its pyfunc returns probabilities, not ``predict``).
-    """
-    if getattr(model, "loader_module", None) != "mlflow.sklearn":
-        return None
-    metadata = model.metadata
-    if metadata.flavors.get("python_function", {}).get("predict_fn", "predict") != "predict":
-        return None
-    schema = metadata.get_input_schema()
-    if schema is None or not schema.has_input_names() or metadata.get_params_schema() is not None:
-        return None
-    if any(not spec.required or getattr(spec.type, "name", None) != "double" for spec in schema.inputs):
-        return None
-    estimator = model.get_raw_model()
-    fitted_on = getattr(estimator, "feature_names_in_", None)
-    if fitted_on is None or [str(n) for n in fitted_on] != schema.input_names():
-        return None
-    return SklearnPredictor(estimator, version)
+    estimator = direct_estimator(model)
+    return None if estimator is None else SklearnPredictor(estimator, version)
