@@ -11,7 +11,7 @@ from urllib.parse import urlparse
 import pytest
 import requests
 
-from tests.online.conftest import MODEL, ROW, gunicorn_server
+from tests.online.conftest import MODEL, ROW, gunicorn_server, write_tree
 
 SOCKET_TIMEOUT = 30.0  # far beyond READ_TIMEOUT_SECONDS: a socket still silent then is a failure
 STALLED_PER_KIND = 200
@@ -27,8 +27,11 @@ STALLS = {
 }
 
 
-@pytest.fixture
-def server(tmp_path, storage_root):
+@pytest.fixture(scope="module")
+def server(tmp_path_factory, zips):
+    """One server for the module: every test leaves it as it found it (each closes its sockets)."""
+    tmp_path = tmp_path_factory.mktemp("slow-clients")
+    storage_root = write_tree(tmp_path / "storage", zips)
     env = {"MODEL_NAME": MODEL, "STORAGE": "local", "STORAGE_ROOT": str(storage_root), "WORK_DIR": str(tmp_path / "work"),
            "READ_TIMEOUT_SECONDS": "10", "WORKER_CLASS": None}
     with gunicorn_server(tmp_path, env) as url:
