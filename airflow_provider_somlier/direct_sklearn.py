@@ -1,8 +1,8 @@
 """A registry model's own scikit-learn estimator, when MLflow's per-call input check adds nothing.
 
 MLflow's pyfunc checks every input against the signature and copies it into a new
-DataFrame before the estimator sees it: ~2 ms per one-row request online, ~20 % of the
-predict phase offline. For a scikit-learn model whose signature is only required ``double``
+DataFrame before the estimator sees it: ~2 ms per one-row request online, about a quarter
+of the predict phase offline. For a scikit-learn model whose signature is only required ``double``
 columns, in the order the estimator was fitted on, without params, logged to answer with
 ``predict``, that check adds nothing to what the caller checked already (numbers, every
 named column, finite values, cast to double) and the estimator's ``predict`` is what the

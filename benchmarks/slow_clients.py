@@ -222,10 +222,11 @@ def main() -> int:
     storage = Path(tempfile.mkdtemp(prefix="somlier-slow-bench-"))
     model_zip(args.model, storage)
     rows = []
-    variants = [(f"front ({loop})" if kind == "front" else kind, kind, loop)
-                for kind in args.worker_classes for loop in (args.event_loops if kind == "front" else ["-"])]
+    # (label, worker class, event loop): the loop is the front worker's only
+    variants = [(f"front ({loop})", "front", loop) if kind == "front" else (kind, kind, "auto")
+                for kind in args.worker_classes for loop in (args.event_loops if kind == "front" else ["auto"])]
     for name, kind, loop in variants:
-        env = {"READ_TIMEOUT_SECONDS": str(args.read_timeout), "EVENT_LOOP": loop if loop != "-" else "auto"}
+        env = {"READ_TIMEOUT_SECONDS": str(args.read_timeout), "EVENT_LOOP": loop}
         with server(WORKER_CLASSES[kind], storage, storage / f"work-{kind}-{loop}", env) as port:
             for _ in range(args.rounds):
                 for stalled in (0, args.stalled):

@@ -46,7 +46,7 @@ def front_settings(cfg, environ=os.environ) -> FrontSettings:
     )
 
 
-def new_event_loop(kind: str = "auto") -> asyncio.AbstractEventLoop:
+def new_event_loop(kind: str) -> asyncio.AbstractEventLoop:
     """The front's loop: ``uvloop`` (``auto``: when installed) or the standard library's.
 
     uvloop accepts a connection and makes its transport in C: when a thousand stalled sockets
@@ -69,7 +69,7 @@ class FrontWorker(Worker):
     """Runs one ``Front`` on an asyncio loop until gunicorn stops the worker or the front retires."""
 
     def run(self) -> None:
-        loop = new_event_loop(os.environ.get("EVENT_LOOP") or "auto")
+        loop = new_event_loop(os.environ.get("EVENT_LOOP") or Settings.event_loop)
         asyncio.set_event_loop(loop)
         state = getattr(self.wsgi, "extensions", {}).get("somlier_state")  # the Flask app's ServingState
         front = Front(self.wsgi, front_settings(self.cfg), loop, busy=state.behind if state else lambda: False)

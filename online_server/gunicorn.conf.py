@@ -3,7 +3,7 @@
 import os
 import tempfile
 
-from online_server.settings import check_event_loop
+from online_server.settings import Settings, check_event_loop
 
 bind = os.environ.get("BIND", "0.0.0.0:8000")
 workers = int(os.environ.get("WORKERS", "2"))
@@ -17,7 +17,7 @@ worker_class = os.environ.get("WORKER_CLASS", "online_server.front_worker.FrontW
 # The front worker's event loop: uvloop when installed (fewer milliseconds per accepted
 # connection, which a storm of reconnecting slow clients makes count), or EVENT_LOOP=asyncio.
 # A bad value stops the server here, before any worker starts.
-check_event_loop(os.environ.get("EVENT_LOOP") or "auto")
+check_event_loop(os.environ.get("EVENT_LOOP") or Settings.event_loop)
 threads = int(os.environ.get("THREADS", "1"))
 keepalive = int(os.environ.get("KEEPALIVE", "5"))
 timeout = int(os.environ.get("TIMEOUT", "120"))
