@@ -64,6 +64,10 @@ class NullFeatureError(SomlierInputError):
     """A feature column holds NULLs or NaNs on the target day; the model cannot score them."""
 
 
+class InfiniteFeatureError(SomlierInputError):
+    """A feature column holds an infinite value on the target day, for a model that refuses them."""
+
+
 class DestinationSchemaError(SomlierInputError):
     """The destination table exists with a schema incompatible with this run's output."""
 

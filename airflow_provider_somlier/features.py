@@ -11,7 +11,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_somlier.errors import ColumnNotFoundError, FeatureMismatchError, NullFeatureError
+from airflow_provider_somlier.errors import (
+    ColumnNotFoundError,
+    FeatureMismatchError,
+    InfiniteFeatureError,
+    NullFeatureError,
+)
 from airflow_provider_somlier.refs import validate_column_name
 
 if TYPE_CHECKING:
@@ -151,14 +156,43 @@ def model_input(batch: pa.RecordBatch, plan: FeaturePlan, *, target: str) -> Any
     return pa.RecordBatch.from_arrays(columns, names=list(plan.features)).to_pandas()
 
 
-def _refuse_missing(name: str, column: pa.Array, target: str) -> None:
-    """Raise :class:`NullFeatureError` naming the column and the count when it holds a NULL or a NaN."""
+def model_matrix(batch: pa.RecordBatch, plan: FeaturePlan, *, target: str) -> Any:
+    """The feature columns of ``batch`` as one float64 matrix, for a predictor that computes on it
+    directly (``direct_sklearn.LinearPredictor``).
+
+    Such a predictor checks nothing, so this refuses by column name what the estimator's own
+    check would refuse without one: NULL and NaN (:class:`NullFeatureError`) and infinite
+    values (:class:`InfiniteFeatureError`).
+    """
+    import numpy as np
+    import pyarrow as pa
+
+    matrix = np.empty((batch.num_rows, len(plan.features)), dtype=np.float64, order="F")
+    for index, name in enumerate(plan.features):
+        column = batch.column(name)
+        _refuse_missing(name, column, target, infinite=True)
+        matrix[:, index] = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
+    return matrix
+
+
+def _refuse_missing(name: str, column: pa.Array, target: str, *, infinite: bool = False) -> None:
+    """Raise :class:`NullFeatureError` naming the column and the count when it holds a NULL or a NaN
+    (and, with ``infinite``, :class:`InfiniteFeatureError` for an infinite value)."""
+    import math
+
     import pyarrow as pa
     import pyarrow.compute as pc
 
     missing, kind = column.null_count, "NULL"
-    if not missing and pa.types.is_floating(column.type) and (total := pc.sum(column).as_py()) != total:
-        missing, kind = pc.sum(pc.is_nan(column)).as_py(), "NaN"  # a NaN somewhere (or inf - inf): count them
+    if not missing and pa.types.is_floating(column.type):
+        total = pc.sum(column).as_py()
+        if total is not None and not math.isfinite(total):  # a NaN or an infinity somewhere, or an overflow
+            missing, kind = pc.sum(pc.is_nan(column)).as_py(), "NaN"
+            if infinite and not missing and (infinities := pc.sum(pc.is_inf(column)).as_py()):
+                raise InfiniteFeatureError(
+                    f"feature {name!r} has {infinities} infinite value(s) on {target}, which the model refuses; "
+                    "clip or fill them upstream, or leave the column out of feature_columns"
+                )
     if missing:
         raise NullFeatureError(
             f"feature {name!r} has {missing} {kind} value(s) on {target}; fill them upstream or leave the column "

@@ -170,10 +170,11 @@ class OfflineRun:
             plan = dataclasses.replace(plan, missing_allowed=True)
             self.log.info("NULL/NaN features go to the model as NaN (null_features=%r)", op.null_features)
         passthrough_types = {c: source_types[c] for c in plan.passthrough}
-        # The estimator itself where MLflow's per-chunk input check adds nothing to model_input's
-        from airflow_provider_somlier.direct_sklearn import direct_estimator
+        # The estimator itself (or a linear model's expression) where MLflow's per-chunk input
+        # check adds nothing to the operator's own
+        from airflow_provider_somlier.direct_sklearn import direct_predictor
 
-        predictor = direct_estimator(model, plan.features) or model
+        predictor = direct_predictor(model, plan.features, missing_allowed=plan.missing_allowed) or model
         check_passthrough_types(passthrough_types, source=str(source))
         existing = bigquery.get_table_or_none(destination)
         if existing is None:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_somlier.errors import ModelPredictionError, SomlierError
-from airflow_provider_somlier.features import FeaturePlan, model_input
+from airflow_provider_somlier.features import FeaturePlan, model_input, model_matrix
 from airflow_provider_somlier.output import Lineage, output_schema, prediction_columns, staging_arrow_schema
 from airflow_provider_somlier.phases import PhaseClock
 
@@ -71,13 +71,15 @@ def score_to_parquet(
     schema: list[bigquery.SchemaField] | None = None
     staging_schema: pa.Schema | None = None
     rows_read = 0
+    # A plain linear model takes the checked matrix (direct_sklearn.LinearPredictor); others a DataFrame.
+    to_features = model_matrix if getattr(model, "takes_matrix", False) else model_input
     try:
         for chunk in _chunks(clock.waiting("read", batches), chunk_rows):
             if chunk.num_rows == 0:
                 continue
             rows_read += chunk.num_rows
             with clock.timing("predict"):
-                features = model_input(chunk, plan, target=target)
+                features = to_features(chunk, plan, target=target)
                 try:
                     raw = model.predict(features)
                 except SomlierError:

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pickle
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from airflow_provider_somlier.direct_sklearn import linear_shortcut
 from online_server.models import BadInputError, ModelLoadError
 from online_server.models.tabular import as_matrix, as_rows, check_one, is_records, to_json
 
@@ -77,48 +77,3 @@ class SklearnPredictor:
             return to_json(self.estimator.predict(rows))
         except ValueError as exc:
             raise BadInputError(f"the model rejected the input: {exc}") from None
-
-
-def linear_shortcut(estimator: Any) -> Callable | None:
-    """``predict`` as scikit-learn computes it for plain linear models, without its per-call checks.
-
-    For one row, scikit-learn's ``predict`` spends ~100 µs checking its input (is it a
-    dataframe of some library, is it finite, how wide) before a dot product of a few
-    multiplications. ``as_matrix`` has already made those checks, so for the estimators whose
-    ``predict`` is exactly ``X @ coef_.T + intercept_`` (and, for ``LogisticRegression``, the
-    class of the largest score) the server evaluates that expression itself -- the same numpy
-    operations, so the same bits. Every other estimator, and any subclass, goes through its own
-    ``predict``.
-    """
-    import numpy as np
-    from sklearn.linear_model import LinearRegression, LogisticRegression, Ridge
-
-    try:  # private module: if a scikit-learn release moves it, every model keeps its own predict
-        from sklearn.linear_model._base import LinearClassifierMixin, LinearModel
-    except ImportError:
-        return None
-
-    kind = type(estimator)
-    coef = getattr(estimator, "coef_", None)
-    intercept = getattr(estimator, "intercept_", None)
-    if type(coef) is not np.ndarray or not isinstance(intercept, (np.ndarray, float)):
-        return None
-    if kind in (Ridge, LinearRegression) and kind._decision_function is LinearModel._decision_function:
-        weights = coef if coef.ndim == 1 else coef.T
-        return lambda rows: rows @ weights + intercept
-    if (
-        kind is LogisticRegression
-        and kind.predict is LinearClassifierMixin.predict
-        and kind.decision_function is LinearClassifierMixin.decision_function
-    ):
-        classes = estimator.classes_
-        weights = coef.T
-
-        def predict_class(rows):
-            scores = rows @ weights + intercept
-            if scores.shape[1] == 1:
-                return classes.take((scores[:, 0] > 0).astype(np.intp))
-            return classes.take(scores.argmax(axis=1))
-
-        return predict_class
-    return None

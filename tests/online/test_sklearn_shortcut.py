@@ -7,8 +7,9 @@ import pytest
 from sklearn.datasets import load_diabetes, load_iris
 from sklearn.linear_model import Lasso, LinearRegression, LogisticRegression, Ridge, RidgeClassifier
 
+from airflow_provider_somlier.direct_sklearn import linear_shortcut
 from online_server.models import BadInputError
-from online_server.models.sklearn import SklearnPredictor, linear_shortcut
+from online_server.models.sklearn import SklearnPredictor
 
 
 def fitted(kind, **params):

@@ -79,6 +79,12 @@ def odd_tables(emulator, bq_client, features_table):
         f"CREATE OR REPLACE TABLE `{dataset}.nan_bmi` AS "
         f"SELECT row_id, load_date, {cols}, IF(MOD(row_id, 7) = 0, CAST('NaN' AS FLOAT64), bmi) AS bmi FROM `{features_table}`"
     ).result()
+    for name, value in (("inf_bmi", "CAST('inf' AS FLOAT64)"),
+                        ("both_inf_bmi", "IF(MOD(row_id, 2) = 0, CAST('inf' AS FLOAT64), CAST('-inf' AS FLOAT64))")):
+        bq_client.query(
+            f"CREATE OR REPLACE TABLE `{dataset}.{name}` AS "
+            f"SELECT row_id, load_date, {cols}, IF(MOD(row_id, 7) = 0, {value}, bmi) AS bmi FROM `{features_table}`"
+        ).result()
     bq_client.query(
         f"CREATE OR REPLACE TABLE `{dataset}.keyword_load_column` AS "
         f"SELECT f.* EXCEPT (load_date), load_date AS `end` FROM `{features_table}` AS f"
@@ -90,6 +96,7 @@ def odd_tables(emulator, bq_client, features_table):
     ).result()
     return {
         "string_bmi": f"{dataset}.string_bmi", "null_bmi": f"{dataset}.null_bmi", "nan_bmi": f"{dataset}.nan_bmi",
+        "inf_bmi": f"{dataset}.inf_bmi", "both_inf_bmi": f"{dataset}.both_inf_bmi",
         "keyword_load_column": f"{dataset}.keyword_load_column", "wrong_destination": wrong,
     }
 
@@ -286,6 +293,14 @@ def test_identifiers_with_a_trailing_newline_are_refused(scored, field, value):
 def test_nan_features_are_named_like_nulls(scored, odd_tables):
     error = _fails(scored, errors.NullFeatureError, "feature 'bmi' has", dataset_ref=odd_tables["nan_bmi"])
     assert "NaN value(s)" in str(error) and "Input X contains NaN" not in str(error)
+
+
+@pytest.mark.parametrize("table", ["inf_bmi", "both_inf_bmi"])
+def test_infinite_features_are_named_before_writing(scored, odd_tables, table):
+    # The sample Ridge is predicted as X @ coef + intercept, which would answer inf or NaN:
+    # the operator refuses them by name where scikit-learn's check would have, without one.
+    error = _fails(scored, errors.InfiniteFeatureError, "feature 'bmi' has", dataset_ref=odd_tables[table])
+    assert "infinite value(s)" in str(error)
 
 
 def test_a_load_column_named_like_a_keyword_works(registry, odd_tables, destination, bq_client):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import mlflow.pyfunc
 import mlflow.sklearn
 import numpy as np
@@ -11,7 +13,8 @@ from mlflow.models import infer_signature
 from sklearn.datasets import load_diabetes
 from sklearn.linear_model import LogisticRegression, Ridge
 
-from airflow_provider_somlier.direct_sklearn import direct_estimator
+from airflow_provider_somlier.direct_sklearn import LinearPredictor, direct_estimator, direct_predictor
+from airflow_provider_somlier.errors import InfiniteFeatureError, NullFeatureError
 
 PIP_REQUIREMENTS = [f"scikit-learn=={sklearn.__version__}"]  # stated: inferring them starts a process
 
@@ -59,3 +62,60 @@ def test_every_other_model_keeps_the_pyfunc(tmp_path, diabetes):
     assert direct_estimator(mlflow.pyfunc.load_model(str(tmp_path / "bare"))) is None
     # not a scikit-learn flavor
     assert direct_estimator(object()) is None
+
+
+def test_a_plain_linear_model_is_predicted_on_the_checked_matrix_with_the_same_answers(tmp_path, diabetes):
+    import pyarrow as pa
+
+    from airflow_provider_somlier.features import FeaturePlan, model_matrix
+
+    frame, target = diabetes
+    model = saved(tmp_path, Ridge().fit(frame, target), frame, "ridge")
+    predictor = direct_predictor(model, list(frame.columns))
+    assert isinstance(predictor, LinearPredictor) and predictor.takes_matrix
+    plan = FeaturePlan(features=tuple(frame.columns), passthrough=(), feature_types=dict.fromkeys(frame.columns, "double"))
+    batch = pa.RecordBatch.from_pandas(frame, preserve_index=False)
+    np.testing.assert_allclose(predictor.predict(model_matrix(batch, plan, target="day")), model.predict(frame),
+                               rtol=1e-12)
+    # NaN sent on to the model (null_features='pass'): the estimator, whose own check refuses them
+    assert isinstance(direct_predictor(model, list(frame.columns), missing_allowed=True), Ridge)
+
+
+def test_other_eligible_estimators_are_predicted_on_a_dataframe(tmp_path, diabetes):
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
+    frame, target = diabetes
+    model = saved(tmp_path, HistGradientBoostingRegressor(max_iter=5).fit(frame, target), frame, "hgb",
+                  skops_trusted_types=["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"])
+    assert isinstance(direct_predictor(model, list(frame.columns)), HistGradientBoostingRegressor)
+    assert direct_predictor(model, list(reversed(frame.columns))) is None
+
+
+@pytest.mark.parametrize(
+    "values, error, fragment",
+    [
+        ([1.0, None, 2.0], NullFeatureError, "1 NULL value(s)"),
+        ([1.0, float("nan"), float("nan")], NullFeatureError, "2 NaN value(s)"),
+        ([1.0, float("inf"), 2.0], InfiniteFeatureError, "1 infinite value(s)"),
+        ([float("-inf"), float("inf"), 2.0], InfiniteFeatureError, "2 infinite value(s)"),  # their sum is NaN
+    ],
+)
+def test_the_matrix_refuses_what_the_estimator_would_by_column_name(values, error, fragment):
+    import pyarrow as pa
+
+    from airflow_provider_somlier.features import FeaturePlan, model_matrix
+
+    plan = FeaturePlan(features=("a", "b"), passthrough=(), feature_types={"a": "double", "b": "double"})
+    batch = pa.RecordBatch.from_pydict({"a": [0.5, 1.5, 2.5], "b": values})
+    with pytest.raises(error, match=rf"feature 'b' has {re.escape(fragment)} on day 1"):
+        model_matrix(batch, plan, target="day 1")
+
+
+def test_finite_values_whose_sum_overflows_are_not_refused():
+    import pyarrow as pa
+
+    from airflow_provider_somlier.features import FeaturePlan, model_matrix
+
+    plan = FeaturePlan(features=("a",), passthrough=(), feature_types={"a": "double"})
+    matrix = model_matrix(pa.RecordBatch.from_pydict({"a": [1e308, 1e308, -5.0]}), plan, target="day 1")
+    assert matrix.shape == (3, 1) and np.isfinite(matrix).all()
