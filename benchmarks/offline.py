@@ -30,6 +30,7 @@ import datetime as dt
 import json
 import os
 import resource
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -210,6 +211,7 @@ def lean_pipeline(hook, source: str, destination: str, project: str) -> tuple[in
             staged, staging,
             job_config=bigquery.LoadJobConfig(source_format=bigquery.SourceFormat.PARQUET, schema=fields),
         ).result()
+    shutil.rmtree(os.path.dirname(path))
     client.create_table(
         bigquery.Table(destination, schema=[*fields, bigquery.SchemaField("target_date", "DATE")]), exists_ok=True
     )
@@ -289,12 +291,13 @@ def main() -> int:
                     )
                     if out.returncode:
                         print(out.stdout[-2000:], out.stderr[-4000:], file=sys.stderr)
-                        raise SystemExit(f"{pipeline} at {rows} rows failed")
+                        raise SystemExit(f"{pipeline} at {rows} rows failed (its emulator log: {workdir})")
                     result = json.loads(out.stdout.strip().splitlines()[-1])
                     print(f"  {pipeline:<9} {rows:>9} rows  {result['seconds']:7.2f}s  {result['peak_rss_mb']:6.0f} MB", file=sys.stderr)
                     runs_of[pipeline].append(result)
             for runs in runs_of.values():
                 results.append(sorted(runs, key=lambda r: r["data_seconds"])[len(runs) // 2])  # the median run
+    shutil.rmtree(workdir, ignore_errors=True)  # kept when a run failed: its logs are there
 
     print(
         "\n| pipeline | rows | whole s | task s | registry + model load s | data path s | rows/s (data path) "
