@@ -132,12 +132,14 @@ class OfflineRun:
             check_passthrough_types,
             lineage_values,
         )
-        from airflow_provider_somlier.refs import parse_model_ref, parse_table_ref, validate_column_name
+        from airflow_provider_somlier.refs import column_list, parse_model_ref, parse_table_ref, validate_column_name
         from airflow_provider_somlier.window import day_filter, parse_bool, parse_window, target_date
 
         op = self.operator
         prepare_started = time.monotonic()
         # Everything that can be checked without a network call.
+        op.feature_columns = column_list(op.feature_columns, field="feature_columns", rendered=True) or None
+        op.passthrough_columns = column_list(op.passthrough_columns, field="passthrough_columns", rendered=True) or []
         window_days = parse_window(op.dataset_load_window)
         by_kst = parse_bool(op.dataset_load_by_kst, field="dataset_load_by_kst")
         model_ref = parse_model_ref(op.model_ref)

@@ -139,3 +139,50 @@ def validate_column_name(name: str, *, field: str = "column") -> str:
             "not starting with a digit"
         )
     return name
+
+
+def column_list(value: object, *, field: str, rendered: bool = False) -> list[str] | str | None:
+    """``value`` as a list of column names, or refused by name.
+
+    A string is a list written the wrong way (``'age,bmi'`` would otherwise be read as the
+    columns ``a``, ``g``, ``e``, ...), except a template (``'{{ params.ids }}'``) before it is
+    rendered: that string is kept. Once ``rendered``, a string must hold a JSON or Python list
+    of names, which is what a list parameter renders to without ``render_template_as_native_obj``.
+    """
+    from airflow_provider_somlier.errors import InvalidArgumentError
+
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return None
+    if isinstance(value, str):
+        if not rendered and "{{" in value:
+            return value
+        if rendered:
+            value = _list_literal(value, field)
+        else:
+            names = [part.strip() for part in value.split(",") if part.strip()]
+            raise InvalidArgumentError(
+                f"{field} must be a list of column names, got the string {value!r}; write {names!r}"
+            )
+    if not isinstance(value, (list, tuple)) or not all(isinstance(name, str) for name in value):
+        raise InvalidArgumentError(f"{field} must be a list of column names (strings), got {value!r}")
+    return list(value)
+
+
+def _list_literal(text: str, field: str) -> object:
+    """The list a rendered template wrote: JSON (``["id"]``) or Python (``['id']``)."""
+    import ast
+    import json
+
+    from airflow_provider_somlier.errors import InvalidArgumentError
+
+    for parse in (json.loads, ast.literal_eval):
+        try:
+            parsed = parse(text.strip())
+        except (ValueError, SyntaxError, MemoryError, RecursionError, TypeError):
+            continue
+        if isinstance(parsed, (list, tuple)):
+            return parsed
+    raise InvalidArgumentError(
+        f"{field} rendered to {text!r}, which is not a list of column names; render a JSON or Python list "
+        "(e.g. ['row_id']) or give the DAG render_template_as_native_obj=True"
+    )

@@ -60,6 +60,10 @@ def batch_create(
             if "=" not in item:
                 raise InvalidArgumentError(f"--env {ascii(checked_text(item, '--env')[:80])} is not NAME=VALUE")
             name, value = item.split("=", 1)
+            if name in pairs:
+                raise InvalidArgumentError(
+                    f"--env {ascii(checked_text(name, '--env name')[:80])} is given twice; give each variable once"
+                )
             pairs[name] = value
         spec = BatchDagSpec.validated(
             docker_image=docker_image,

@@ -43,6 +43,18 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
+def _port_free(port: int) -> bool:
+    """Whether a server could listen on ``port`` of 127.0.0.1 now (a closed connection's
+    TIME_WAIT does not count: servers set SO_REUSEADDR, so the probe does too)."""
+    with socket.socket() as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
 @dataclass
 class Emulator:
     pid: int
@@ -165,12 +177,21 @@ def main(argv: list[str] | None = None) -> int:
     if current:
         print(f"bqemulator already running (pid {current.pid}) on {current.api_endpoint}")
         return 0
-    emulator, _ = start(
-        STATE_FILE.parent / "bqemulator.log",
-        rest_port=args.rest_port,
-        grpc_port=args.grpc_port,
-        data_dir=args.data_dir,
-    )
+    for flag, port in (("--rest-port", args.rest_port), ("--grpc-port", args.grpc_port)):
+        if not _port_free(port):
+            print(f"bqemulator: port {port} ({flag}) is in use; stop what holds it or choose another with {flag} N",
+                  file=sys.stderr)
+            return 2
+    try:
+        emulator, _ = start(
+            STATE_FILE.parent / "bqemulator.log",
+            rest_port=args.rest_port,
+            grpc_port=args.grpc_port,
+            data_dir=args.data_dir,
+        )
+    except (RuntimeError, TimeoutError) as exc:
+        print(f"bqemulator: {exc}", file=sys.stderr)
+        return 1
     STATE_FILE.write_text(json.dumps(asdict(emulator)))
     print(f"bqemulator running (pid {emulator.pid}): REST {emulator.api_endpoint}, Storage Read {emulator.storage_read_endpoint}")
     return 0

@@ -108,9 +108,16 @@ def validate_schedule(schedule: str, field: str = "SCHEDULE") -> str:
     text = checked_text(schedule, field).strip(" ")
     if text in SCHEDULE_PRESETS:
         return text
-    from croniter import croniter
+    from croniter import CroniterBadDateError, croniter
 
     if len(text.split()) == 5 and croniter.is_valid(text):
+        try:  # valid fields can still name no date ('31 2': February 31st); Airflow could never schedule it
+            croniter(text, dt.datetime(2000, 1, 1)).get_next(dt.datetime)
+        except CroniterBadDateError:
+            raise InvalidArgumentError(
+                f"{field} {_shown(text)} never matches a date (e.g. February 30th or 31st, April 31st): "
+                "the DAG would never run; expected a cron expression that fires"
+            ) from None
         return text
     raise InvalidArgumentError(
         f"{field} {_shown(text)} is invalid: expected a 5-field cron expression such as '0 9 * * *' "

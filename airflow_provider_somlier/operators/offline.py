@@ -167,8 +167,8 @@ class MLOpsOfflineOperator(BaseOperator):
         self.destination_table_ref = destination_table_ref
         self.dataset_load_window = dataset_load_window
         self.dataset_load_by_kst = dataset_load_by_kst
-        self.feature_columns = list(feature_columns) if feature_columns else None
-        self.passthrough_columns = list(passthrough_columns)
+        self.feature_columns = _columns(feature_columns, "feature_columns") or None
+        self.passthrough_columns = _columns(passthrough_columns, "passthrough_columns") or []
         self.on_empty = on_empty
         self.null_features = null_features
         self.gcp_conn_id = gcp_conn_id
@@ -233,3 +233,12 @@ class MLOpsOfflineOperator(BaseOperator):
         from airflow_provider_somlier.lineage import operator_lineage
 
         return operator_lineage(self._run.lineage if self._run is not None else None, read_schemas=False)
+
+
+def _columns(value: Any, field: str) -> list[str] | str | None:
+    """A list of names as given (the common case, checked without imports), else ``refs.column_list``."""
+    if isinstance(value, (list, tuple)) and all(isinstance(name, str) for name in value):
+        return list(value)
+    from airflow_provider_somlier.refs import column_list
+
+    return column_list(value, field=field)

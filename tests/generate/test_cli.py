@@ -68,6 +68,12 @@ def test_batch_dry_run_matches_the_golden_file():
     assert done.stdout == (GOLDEN / "batch_kpo.py").read_text()
 
 
+def test_a_variable_given_twice_is_refused_by_name():
+    done = somlier(*BATCH_ARGS, "--env", "MODE=daily", "--env", "MODE=hourly", "--dry_run", "--local_repo", "/x")
+    assert done.returncode == 2
+    assert "--env 'MODE' is given twice" in done.stderr
+
+
 def test_rendering_is_deterministic():
     first = somlier(*OFFLINE_ARGS, "--start_date", "2026-11-22", "--dry_run", "--local_repo", "/x", check=True)
     second = somlier(*OFFLINE_ARGS, "--start_date", "2026-11-22", "--dry_run", "--local_repo", "/x", check=True)
@@ -79,6 +85,7 @@ def test_rendering_is_deterministic():
     [
         (3, "bad dag id!", "DAG_ID 'bad dag id!' is invalid"),
         (4, "0 9 * *", "SCHEDULE_INTERVAL '0 9 * *' is invalid"),
+        (4, "0 9 31 2 *", "SCHEDULE_INTERVAL '0 9 31 2 *' never matches a date"),
         (2, "boston/latest", "'latest'"),
         (5, "no_dataset_here", "DATASET_REF 'no_dataset_here' is malformed"),
         (6, "date; drop", "DATASET_LOAD_COLUMN 'date; drop'"),

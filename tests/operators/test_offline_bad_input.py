@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 
 import pytest
 
@@ -367,13 +368,44 @@ def test_an_unreachable_mlflow_is_named(scored, monkeypatch):
     _fails(scored, errors.RegistryUnavailableError, down, mlflow_conn_id="mlflow_down")
 
 
-@pytest.mark.parametrize("kwargs, match", [({"on_empty": "ignore"}, "'ignore'"), ({"chunk_rows": 0}, "0")])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"on_empty": "ignore"}, "'ignore'"),
+        ({"chunk_rows": 0}, "0"),
+        # a string would be read as one column per character
+        ({"feature_columns": "age, bmi"}, "feature_columns must be a list of column names, got the string 'age, bmi'; "
+                                          "write ['age', 'bmi']"),
+        ({"passthrough_columns": "row_id"}, "write ['row_id']"),
+        ({"passthrough_columns": ["row_id", 3]}, "(strings), got ['row_id', 3]"),
+        ({"passthrough_columns": {"row_id"}}, "got {'row_id'}"),
+    ],
+)
 def test_bad_operator_arguments_fail_when_the_dag_is_parsed(kwargs, match):
-    with pytest.raises(errors.InvalidArgumentError, match=match):
+    with pytest.raises(errors.InvalidArgumentError, match=re.escape(match)):
         MLOpsOfflineOperator(
             task_id="predict", model_ref="m/1", dataset_ref="d.t", dataset_load_column="c",
             destination_table_ref="d.o", **kwargs,
         )
+
+
+def test_a_templated_column_list_is_read_once_rendered(scored):
+    base, snapshot, before = scored
+    operator = MLOpsOfflineOperator(**{**base, "passthrough_columns": "{{ params.ids }}"})
+    context = run_context(dt.datetime(2026, 11, 19, 0, 0, tzinfo=UTC)) | {"params": {"ids": ["row_id"]}}
+    operator.render_template_fields(context)
+    assert operator.passthrough_columns == "['row_id']"  # what a list renders to without native rendering
+    assert operator.execute(context)["rows_written"] == 50
+    assert snapshot()[0][:2] == before[0][:2]  # the same day again: the same rows and ids
+
+
+def test_a_template_that_renders_to_no_list_is_named(scored):
+    base, _, _ = scored
+    operator = MLOpsOfflineOperator(**{**base, "passthrough_columns": "{{ params.ids }}"})
+    context = run_context(RUN_AT) | {"params": {"ids": "row_id, other"}}
+    operator.render_template_fields(context)
+    with pytest.raises(errors.InvalidArgumentError, match=r"passthrough_columns rendered to 'row_id, other', which is not"):
+        operator.execute(context)
 
 
 @pytest.mark.parametrize("field", ["dag_id", "run_id"])
