@@ -21,6 +21,8 @@ _MODEL_REF = re.compile(
 )
 _VERSION = re.compile(r"\A[1-9][0-9]{0,9}\Z")
 _ALIAS = re.compile(r"\A[A-Za-z_][A-Za-z0-9_\-]{0,254}\Z")
+# MLflow keeps these alias names for itself (``models:/name@latest``, ``@v3`` = version 3).
+_RESERVED_ALIAS = re.compile(r"\A(?:latest|v[0-9]+)\Z", re.IGNORECASE)
 
 # https://cloud.google.com/resource-manager/docs/creating-managing-projects (plus legacy
 # domain-scoped "example.com:project"), dataset and table naming rules, kept conservative.
@@ -101,6 +103,30 @@ def parse_model_ref(ref: str) -> ModelRef:
             "expected letters, digits, '_' or '-', starting with a letter or '_'"
         )
     return ModelRef(name=name, version=version, alias=alias)
+
+
+def validate_model_name(name: object, *, field: str = "MODEL_NAME") -> str:
+    """A registered model name as a user typed it, or :class:`InvalidRefError` naming it."""
+    if not isinstance(name, str) or not re.fullmatch(_MODEL_NAME, name.strip()):
+        raise InvalidRefError(
+            f"{field} {name!r} is invalid: expected letters, digits, '-', '_', '.' or spaces, starting with a "
+            "letter or digit, at most 256 characters"
+        )
+    return name.strip()
+
+
+def validate_new_alias(alias: object, *, field: str = "--alias") -> str:
+    """An alias a version can be given: the operator's alias pattern, and not one MLflow reserves."""
+    if not isinstance(alias, str) or not _ALIAS.match(alias):
+        raise InvalidRefError(
+            f"{field} {alias!r} is invalid: expected letters, digits, '_' or '-', starting with a letter or '_'"
+        )
+    if _RESERVED_ALIAS.match(alias):
+        raise InvalidRefError(
+            f"{field} {alias!r} is reserved by MLflow ('latest' and 'v' + a number name versions); "
+            "choose another, e.g. 'champion'"
+        )
+    return alias
 
 
 def parse_table_ref(ref: str, default_project: str | None = None, *, field: str = "table ref") -> TableRef:

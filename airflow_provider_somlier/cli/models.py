@@ -43,12 +43,13 @@ def search(project_name: str, standard_metric: str, order_by: str, output: str, 
 @click.option("--standard_metric", default="training_mae", show_default=True, help="Metric deciding is_newer_version.")
 @click.option("--order_by", default="ASC", show_default=True, help="ASC: lower is better; DESC: higher is better.")
 @click.option("--alias", help="Move this alias (e.g. champion) to the new version when it beats the best one.")
-@click.option("--artifact_path", default="model", show_default=True, help="Name of the run's logged model.")
+@click.option("--artifact_path", default=None,
+              help="Name of the run's logged model [default: model, or the run's only logged model].")
 @click.option("--training_data", help="A Parquet or CSV file of the training frame: its profile is logged with the run "
               "as the baseline of baseline='training'.")
 @tracking_option
 def register(
-    run_id: str, model_name: str, standard_metric: str, order_by: str, alias: str | None, artifact_path: str,
+    run_id: str, model_name: str, standard_metric: str, order_by: str, alias: str | None, artifact_path: str | None,
     training_data: str | None, tracking_uri: str | None,
 ) -> None:
     """Register the model RUN_ID logged under MODEL_NAME; print {model_version, is_newer_version, message}.

@@ -91,19 +91,23 @@ def _artifact_folder(client: MlflowClient, run: Run, artifact_path: str) -> str 
     return with_model[0] if len(with_model) == 1 else None
 
 
-def find_run_model(client: MlflowClient, run: Run, artifact_path: str = "model") -> RunModel:
+def find_run_model(client: MlflowClient, run: Run, artifact_path: str | None = None) -> RunModel:
     """The model ``run`` logged: its logged model named ``artifact_path`` (latest step first), else
-    its only READY logged model, else its MLflow 2-style ``artifact_path`` folder.
+    its MLflow 2-style ``artifact_path`` folder. Without an ``artifact_path`` the name is
+    ``model``, and a run whose READY logged models all bear one other name gives that one;
+    a name the user gave is never swapped for another.
 
     Raises :class:`RunNotRegistrableError` naming what the run holds when none of these exists.
     """
     from mlflow.entities import LoggedModelStatus
 
     run_id = run.info.run_id
+    asked, artifact_path = artifact_path is not None, artifact_path or "model"
     logged = _logged_models(client, run)
     ready = [(model, step) for model, step in logged if model.status == LoggedModelStatus.READY]
     named = [(model, step) for model, step in ready if model.name == artifact_path]
-    candidates = named or (ready if len({model.name for model, _ in ready}) == 1 else [])
+    only_one = not asked and len({model.name for model, _ in ready}) == 1
+    candidates = named or (ready if only_one else [])
     if candidates:
         model, _ = max(candidates, key=lambda pair: (pair[1], pair[0].creation_timestamp or 0))
         return RunModel(source=f"models:/{model.model_id}", model_id=model.model_id)
@@ -112,8 +116,9 @@ def find_run_model(client: MlflowClient, run: Run, artifact_path: str = "model")
         return RunModel(source=f"{run.info.artifact_uri.rstrip('/')}/{folder}")
     if ready:
         names = ", ".join(sorted({model.name for model, _ in ready}))
+        several = "several models" if len({model.name for model, _ in ready}) > 1 else "a model"
         raise RunNotRegistrableError(
-            f"run {run_id} logged several models ({names}) and none is named {artifact_path!r}: "
+            f"run {run_id} logged {several} ({names}) and none is named {artifact_path!r}: "
             "pass the one to register as --artifact_path"
         )
     pending = ", ".join(f"{model.name} ({model.status})" for model, _ in logged)

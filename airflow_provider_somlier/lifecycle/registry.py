@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from airflow_provider_somlier.errors import InvalidArgumentError, ModelNotFoundError, RunNotRegistrableError
-from airflow_provider_somlier.refs import parse_model_ref
+from airflow_provider_somlier.refs import validate_model_name, validate_new_alias
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient
@@ -51,6 +52,18 @@ def _order(order_by: str) -> str:
     return order
 
 
+MAX_SEARCH_RESULTS = 50_000  # MLflow's own ceiling for one search
+_METRIC_NAME = re.compile(r"\A[A-Za-z0-9_\-. /:]{1,250}\Z")  # what MLflow allows in a metric key
+
+
+def _check_metric_name(metric: str) -> None:
+    """A metric key goes into the search filter between back-quotes: refuse anything else by name."""
+    if not isinstance(metric, str) or not _METRIC_NAME.match(metric):
+        raise InvalidArgumentError(
+            f"STANDARD_METRIC {metric!r} is not a metric name: expected letters, digits, '_', '-', '.', ' ', ':' or '/'"
+        )
+
+
 def search_runs(
     client: MlflowClient, project: str, metric: str, order_by: str, limit: int = 100, *, finished_only: bool = True,
 ) -> list[RunScore]:
@@ -60,6 +73,9 @@ def search_runs(
     usable model, and the best run is what ``register`` is asked to take.
     """
     order = _order(order_by)
+    _check_metric_name(metric)
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_SEARCH_RESULTS:
+        raise InvalidArgumentError(f"--limit {limit!r} is invalid: expected a whole number from 1 to {MAX_SEARCH_RESULTS}")
     experiment = client.get_experiment_by_name(project)
     if experiment is None:
         raise ModelNotFoundError(f"project {project!r} has no MLflow experiment (train it first)")
@@ -100,11 +116,15 @@ def _better(value: float, than: float, order: str) -> bool:
     return value < than if order == "ASC" else value > than
 
 
-def best_registered(client: MlflowClient, model_name: str, metric: str, order_by: str) -> tuple[str, float] | None:
+def best_registered(
+    client: MlflowClient, model_name: str, metric: str, order_by: str, *, other_than_run: str | None = None,
+) -> tuple[str, float] | None:
     """The registered version whose run scored best on ``metric``, as (version, value); None if none did.
 
     Every version is considered, not only the latest: a retrained model that came out worse
     must not be called an improvement just because the previous upload was worse still.
+    Versions of ``other_than_run`` are left out: a run registered again is compared with the
+    other runs, not found "not better" than itself.
     """
     from mlflow.exceptions import MlflowException
 
@@ -112,7 +132,7 @@ def best_registered(client: MlflowClient, model_name: str, metric: str, order_by
     best: tuple[str, float] | None = None
     values: dict[str, float | None] = {}
     for version in client.search_model_versions(f"name = '{model_name}'"):
-        if not version.run_id:
+        if not version.run_id or version.run_id == other_than_run:
             continue
         if version.run_id not in values:
             try:
@@ -127,7 +147,7 @@ def best_registered(client: MlflowClient, model_name: str, metric: str, order_by
 
 def register_run(
     client: MlflowClient, run_id: str, model_name: str, *, metric: str = "training_mae", order_by: str = "ASC",
-    artifact_path: str = "model", alias: str | None = None,
+    artifact_path: str | None = None, alias: str | None = None,
 ) -> dict[str, object]:
     """Register the model ``run_id`` logged as a new version of ``model_name``.
 
@@ -141,9 +161,9 @@ def register_run(
     from airflow_provider_somlier.lifecycle.logged_model import find_run_model, version_source
 
     order = _order(order_by)
-    name = parse_model_ref(f"{model_name}/1").name
-    if alias is not None:
-        parse_model_ref(f"{name}@{alias}")
+    name = validate_model_name(model_name)
+    if alias is not None:  # before anything is registered: a refused alias must leave no version behind
+        validate_new_alias(alias)
     try:
         run = client.get_run(run_id)
     except MlflowException:
@@ -160,7 +180,7 @@ def register_run(
             "as --standard_metric"
         )
     model = version_source(client, find_run_model(client, run, artifact_path))
-    best = best_registered(client, name, metric, order)
+    best = best_registered(client, name, metric, order, other_than_run=run_id)
     try:
         client.create_registered_model(name)
     except MlflowException as exc:

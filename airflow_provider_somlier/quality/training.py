@@ -80,12 +80,16 @@ def read_training_file(path: str) -> Any:
         if suffix == ".csv":
             import pyarrow.csv
 
-            return pyarrow.csv.read_csv(path)
-        import pyarrow.parquet
+            table = pyarrow.csv.read_csv(path)
+        else:
+            import pyarrow.parquet
 
-        return pyarrow.parquet.read_table(path)
+            table = pyarrow.parquet.read_table(path)
     except Exception as exc:  # noqa: BLE001 - any unreadable file is the user's to fix
         raise InvalidArgumentError(f"--training_data {path!r} could not be read: {exc}") from None
+    if table.num_rows == 0:  # a baseline of nothing would skip every drift check it was meant to make
+        raise InvalidArgumentError(f"--training_data {path!r} holds no rows (columns: {', '.join(table.column_names)})")
+    return table
 
 
 def log_profile_with_run(client: Any, run_id: str, frame: Any) -> str:

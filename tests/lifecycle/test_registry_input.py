@@ -1,0 +1,73 @@
+"""Bad input to `somlier register` and `somlier search` is refused by name, and registers nothing."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from mlflow import MlflowClient
+
+from tests.lifecycle.test_register import _log_run, somlier
+
+
+def _versions(uri: str, name: str) -> list:
+    return MlflowClient(tracking_uri=uri).search_model_versions(f"name = '{name}'")
+
+
+@pytest.fixture(scope="module")
+def run_id(mlflow_server):
+    patch = pytest.MonkeyPatch()
+    try:
+        return _log_run(mlflow_server, patch, alpha=1.0)
+    finally:
+        patch.undo()
+
+
+@pytest.mark.parametrize("alias", ["v3", "V12", "latest", "Latest"])
+def test_an_alias_mlflow_reserves_is_refused_before_a_version_is_made(mlflow_server, run_id, alias):
+    code, _, err = somlier("register", run_id, "reserved-alias", "--alias", alias, uri=mlflow_server)
+    assert code == 2 and f"--alias '{alias}' is reserved by MLflow" in err
+    assert _versions(mlflow_server, "reserved-alias") == []
+
+
+def test_a_run_registered_again_is_compared_with_the_other_runs_not_itself(mlflow_server, run_id):
+    first = json.loads(somlier("register", run_id, "registered-twice", uri=mlflow_server)[1])
+    code, out, err = somlier("register", run_id, "registered-twice", "--alias", "champion", uri=mlflow_server)
+    assert code == 0, err
+    again = json.loads(out)
+    assert (first["is_newer_version"], again["is_newer_version"]) == (True, True)
+    champion = MlflowClient(tracking_uri=mlflow_server).get_model_version_by_alias("registered-twice", "champion")
+    assert champion.version == again["model_version"] == "2"
+
+
+@pytest.mark.parametrize("name", ["", "모델", "bad/name", " "])
+def test_a_model_name_is_named_as_typed(mlflow_server, run_id, name):
+    code, _, err = somlier("register", run_id, name, uri=mlflow_server)
+    assert code == 2 and f"MODEL_NAME {name!r} is invalid" in err, err
+
+
+def test_an_artifact_path_the_run_does_not_hold_is_refused_not_replaced(mlflow_server, run_id):
+    code, _, err = somlier("register", run_id, "wrong-path", "--artifact_path", "nosuch", uri=mlflow_server)
+    assert code == 2 and "none is named 'nosuch'" in err and "(model)" in err, err
+    assert _versions(mlflow_server, "wrong-path") == []
+
+
+def test_training_data_without_rows_registers_nothing(mlflow_server, run_id, tmp_path):
+    (tmp_path / "header.csv").write_text("age,bmi\n")
+    code, _, err = somlier("register", run_id, "empty-training", "--training_data", str(tmp_path / "header.csv"),
+                           uri=mlflow_server)
+    assert code == 2 and "holds no rows (columns: age, bmi)" in err, err
+    assert _versions(mlflow_server, "empty-training") == []
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["training_mae", "ASC", "--limit", "0"], "--limit 0 is invalid: expected a whole number from 1 to 50000"),
+        (["training_mae", "ASC", "--limit", "-5"], "--limit -5 is invalid"),
+        (["training_mae` OR 1", "ASC"], "STANDARD_METRIC 'training_mae` OR 1' is not a metric name"),
+    ],
+)
+def test_search_refuses_bad_input_by_name(mlflow_server, run_id, args, message):
+    code, _, err = somlier("search", "mlflow3-register", *args, uri=mlflow_server)
+    assert code == 2 and message in err, err
