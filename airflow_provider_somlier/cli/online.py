@@ -58,6 +58,11 @@ def online_train(
                 if not extra:
                     raise InvalidArgumentError(f"grid arguments come as --NAME VALUE pairs; {flag!r} has no value")
                 value = extra.pop(0)
+            if name in specs:  # the last one would silently win: a grid is one list per parameter
+                raise InvalidArgumentError(
+                    f"--{name} is given twice ({specs[name]!r} and {value!r}); give its values once, e.g. "
+                    f"--{name} '{specs[name]},{value}'"
+                )
             specs[name] = value
         grid = expand_grid(specs, max_combinations=max_combinations)
         uri = tracking_uri_checked(tracking_uri)

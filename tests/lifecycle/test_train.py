@@ -95,6 +95,8 @@ def test_a_grid_trains_in_parallel_on_one_commit_without_touching_the_repository
     (("example-projects/ridge", "main", "--alpha", "0..1e12..1"), "--alpha '0..1e12..1' has 1000000000000 values"),
     (("example-projects/ridge", "main", "--alpha", "0..1..0"), "--alpha '0..1..0': INCREMENT 0 must be above 0"),
     (("example-projects/ridge", "main", "--alpha", "1..0..1"), "START 1 must be below END 0"),
+    (("example-projects/ridge", "main", "--alpha", "0.1", "--alpha=0.2"),
+     "--alpha is given twice ('0.1' and '0.2'); give its values once, e.g. --alpha '0.1,0.2'"),
 ])
 def test_bad_training_inputs_exit_2_before_any_run(tmp_path, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
