@@ -74,6 +74,7 @@ def register(
             answer = register_run(
                 client, run_id, model_name, metric=standard_metric, order_by=order_by,
                 artifact_path=artifact_path, alias=alias,
+                training_columns=frame.column_names if frame is not None else None,
             )
             if frame is not None:
                 from airflow_provider_somlier.quality.training import log_profile_with_run

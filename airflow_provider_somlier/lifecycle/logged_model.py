@@ -127,3 +127,22 @@ def find_run_model(client: MlflowClient, run: Run, artifact_path: str | None = N
         + (f": its logged models are not READY: {pending}" if pending else "")
         + "; log one in the training code with mlflow.<flavor>.log_model(model, name='model')"
     )
+
+
+def signature_input_names(client: MlflowClient, model: RunModel) -> list[str] | None:
+    """The input column names of ``model``'s signature, read from its ``MLmodel`` file; None
+    when it has no signature with named inputs. What a training profile must cover."""
+    import tempfile
+
+    import mlflow.artifacts
+    from mlflow.models import Model
+
+    location = client.get_logged_model(model.model_id).artifact_location if model.model_id else model.source
+    with tempfile.TemporaryDirectory() as folder:
+        path = mlflow.artifacts.download_artifacts(
+            artifact_uri=f"{location.rstrip('/')}/MLmodel", dst_path=folder, tracking_uri=client.tracking_uri
+        )
+        schema = Model.load(path).get_input_schema()
+    if schema is None or not schema.has_input_names():
+        return None
+    return schema.input_names()

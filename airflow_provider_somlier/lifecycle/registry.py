@@ -147,7 +147,7 @@ def best_registered(
 
 def register_run(
     client: MlflowClient, run_id: str, model_name: str, *, metric: str = "training_mae", order_by: str = "ASC",
-    artifact_path: str | None = None, alias: str | None = None,
+    artifact_path: str | None = None, alias: str | None = None, training_columns: list[str] | None = None,
 ) -> dict[str, object]:
     """Register the model ``run_id`` logged as a new version of ``model_name``.
 
@@ -155,10 +155,12 @@ def register_run(
     model, or an MLflow 2-style ``artifact_path`` folder). ``is_newer_version`` says whether
     it beats the best registered version on ``metric``; when it does and ``alias`` is
     given, the alias moves to the new version (otherwise it stays where it was).
+    ``training_columns`` (a training file's) must hold every input the model's signature
+    names, or nothing is registered: its profile is the baseline those inputs are judged by.
     """
     from mlflow.exceptions import MlflowException
 
-    from airflow_provider_somlier.lifecycle.logged_model import find_run_model, version_source
+    from airflow_provider_somlier.lifecycle.logged_model import find_run_model, signature_input_names, version_source
 
     order = _order(order_by)
     name = validate_model_name(model_name)
@@ -179,7 +181,17 @@ def register_run(
             f"run {run_id} logged no metric {metric!r} (it logged: {logged}); pass the metric it logs "
             "as --standard_metric"
         )
-    model = version_source(client, find_run_model(client, run, artifact_path))
+    found = find_run_model(client, run, artifact_path)
+    if training_columns is not None:
+        inputs = signature_input_names(client, found) or []
+        missing = [name for name in inputs if name not in training_columns]
+        if missing:
+            raise InvalidArgumentError(
+                f"--training_data has no column {', '.join(map(repr, missing))} of the model's inputs "
+                f"({', '.join(inputs)}; it has {', '.join(training_columns)}): its profile could not be their "
+                "baseline; nothing was registered"
+            )
+    model = version_source(client, found)
     best = best_registered(client, name, metric, order, other_than_run=run_id)
     try:
         client.create_registered_model(name)

@@ -71,3 +71,11 @@ def test_training_data_without_rows_registers_nothing(mlflow_server, run_id, tmp
 def test_search_refuses_bad_input_by_name(mlflow_server, run_id, args, message):
     code, _, err = somlier("search", "mlflow3-register", *args, uri=mlflow_server)
     assert code == 2 and message in err, err
+
+
+def test_training_data_without_the_models_inputs_registers_nothing(mlflow_server, run_id, tmp_path):
+    (tmp_path / "narrow.csv").write_text("age,sex,bmi\n0.1,0.2,0.3\n")
+    code, _, err = somlier("register", run_id, "narrow-training", "--training_data", str(tmp_path / "narrow.csv"),
+                           uri=mlflow_server)
+    assert code == 2 and "--training_data has no column 'bp', 's1'" in err and "it has age, sex, bmi" in err, err
+    assert _versions(mlflow_server, "narrow-training") == []
