@@ -67,9 +67,10 @@ def register(
         client = mlflow_client(tracking_uri)
         frame = None
         if training_data:  # read before registering: a bad file registers nothing
-            from airflow_provider_somlier.quality.training import read_training_file
+            from airflow_provider_somlier.quality.training import read_training_file, refuse_second_profile
 
             frame = read_training_file(training_data)
+            refuse_second_profile(client, run_id)
         with work_output_to_stderr():
             answer = register_run(
                 client, run_id, model_name, metric=standard_metric, order_by=order_by,

@@ -99,3 +99,17 @@ def log_profile_with_run(client: Any, run_id: str, frame: Any) -> str:
 
     client.log_dict(run_id, training_profile(frame).to_dict(), TRAINING_PROFILE_PATH)
     return f"runs:/{run_id}/{TRAINING_PROFILE_PATH}"
+
+
+def refuse_second_profile(client: Any, run_id: str) -> None:
+    """Refuse to log a training profile on a run that holds one: the versions registered from
+    that run already judge their days by it, and a new file would change their baseline unseen."""
+    from airflow_provider_somlier.errors import InvalidArgumentError
+    from airflow_provider_somlier.quality.day_gate import TRAINING_PROFILE_PATH
+
+    folder, _, _ = TRAINING_PROFILE_PATH.rpartition("/")
+    if any(entry.path == TRAINING_PROFILE_PATH for entry in client.list_artifacts(run_id, folder)):
+        raise InvalidArgumentError(
+            f"run {run_id} already holds a training profile ({TRAINING_PROFILE_PATH}), the baseline of the versions "
+            "registered from it; register without --training_data to keep it"
+        )

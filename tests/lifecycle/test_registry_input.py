@@ -79,3 +79,19 @@ def test_training_data_without_the_models_inputs_registers_nothing(mlflow_server
                            uri=mlflow_server)
     assert code == 2 and "--training_data has no column 'bp', 's1'" in err and "it has age, sex, bmi" in err, err
     assert _versions(mlflow_server, "narrow-training") == []
+
+
+def test_a_second_training_profile_for_the_same_run_is_refused(mlflow_server, monkeypatch, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from airflow_provider_somlier.devtools.sample_model import diabetes_frame
+
+    features, _ = diabetes_frame()
+    pq.write_table(pa.Table.from_pandas(features, preserve_index=False), tmp_path / "train.parquet")
+    run = _log_run(mlflow_server, monkeypatch, alpha=3.0)
+    args = ("register", run, "profiled-once", "--training_data", str(tmp_path / "train.parquet"))
+    assert somlier(*args, uri=mlflow_server)[0] == 0
+    code, _, err = somlier(*args, uri=mlflow_server)
+    assert code == 2 and f"run {run} already holds a training profile" in err, err
+    assert len(_versions(mlflow_server, "profiled-once")) == 1
