@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import click
 
 from airflow_provider_somlier.cli.base import main, run_action
@@ -67,23 +69,31 @@ def register(
         client = mlflow_client(tracking_uri)
         frame = None
         if training_data:  # read before registering: a bad file registers nothing
-            from airflow_provider_somlier.quality.training import read_training_file, refuse_second_profile
+            from airflow_provider_somlier.quality.training import read_training_file
 
             frame = read_training_file(training_data)
-            refuse_second_profile(client, run_id)
         with work_output_to_stderr():
             answer = register_run(
                 client, run_id, model_name, metric=standard_metric, order_by=order_by,
                 artifact_path=artifact_path, alias=alias,
                 training_columns=frame.column_names if frame is not None else None,
+                log_profile=_profile_logger(client, run_id, frame) if frame is not None else None,
             )
-            if frame is not None:
-                from airflow_provider_somlier.quality.training import log_profile_with_run
-
-                answer["training_profile"] = log_profile_with_run(client, run_id, frame)
         click.echo(json.dumps(answer))
 
     run_action(registry_errors(action))
+
+
+def _profile_logger(client, run_id: str, frame) -> Callable[[], str]:
+    """What ``register_run`` calls, once the run passed its checks and before the version is made,
+    to log the training file's profile with the run: a version never exists without its baseline."""
+
+    def log() -> str:
+        from airflow_provider_somlier.quality.training import log_profile_with_run
+
+        return log_profile_with_run(client, run_id, frame)
+
+    return log
 
 
 @main.command("deploy")

@@ -117,6 +117,7 @@ def online_register_v2(
             registered = register_v2(
                 model_type, gcs_uri, model_name, client.tracking_uri, github_uri=github_uri, project=project_name,
                 ref=project_ref, module_path=model_module_path, class_name=model_class_name,
+                training_columns=frame.column_names if frame is not None else None,
             )
             answer = {"model_name": registered.name, "model_version": registered.version, "run_id": registered.run_id}
             if frame is not None:

@@ -79,23 +79,30 @@ def _logged_models(client: MlflowClient, run: Run) -> list[tuple[LoggedModel, in
     return [(model, steps.get(model_id, 0)) for model_id, model in found.items()]
 
 
-def _artifact_folder(client: MlflowClient, run: Run, artifact_path: str) -> str | None:
-    """An MLflow 2-style model folder (one holding ``MLmodel``) among the run's artifacts."""
+def _model_folders(client: MlflowClient, run: Run, artifact_path: str) -> list[str]:
+    """The run's MLflow 2-style model folders (those holding ``MLmodel``): ``artifact_path`` first
+    when it holds one, then the top-level folders that do."""
     def holds_model(folder: str) -> bool:
         return any(item.path.rsplit("/", 1)[-1] == "MLmodel" for item in client.list_artifacts(run.info.run_id, folder))
 
-    if holds_model(artifact_path):
+    top = [item.path for item in client.list_artifacts(run.info.run_id) if item.is_dir]
+    asked = [artifact_path] if artifact_path not in top and holds_model(artifact_path) else []
+    return asked + [folder for folder in top if holds_model(folder)]
+
+
+def _artifact_folder(folders: list[str], artifact_path: str, asked: bool) -> str | None:
+    """The model folder to register: the one named ``artifact_path``; without ``--artifact_path``,
+    the run's only model folder whatever its name. A name the user gave is never swapped."""
+    if artifact_path in folders:
         return artifact_path
-    folders = [item.path for item in client.list_artifacts(run.info.run_id) if item.is_dir]
-    with_model = [folder for folder in folders if holds_model(folder)]
-    return with_model[0] if len(with_model) == 1 else None
+    return folders[0] if not asked and len(folders) == 1 else None
 
 
 def find_run_model(client: MlflowClient, run: Run, artifact_path: str | None = None) -> RunModel:
     """The model ``run`` logged: its logged model named ``artifact_path`` (latest step first), else
     its MLflow 2-style ``artifact_path`` folder. Without an ``artifact_path`` the name is
-    ``model``, and a run whose READY logged models all bear one other name gives that one;
-    a name the user gave is never swapped for another.
+    ``model``, and a run whose READY logged models (or model folders) all bear one other name
+    gives that one; a name the user gave is never swapped for another.
 
     Raises :class:`RunNotRegistrableError` naming what the run holds when none of these exists.
     """
@@ -111,14 +118,15 @@ def find_run_model(client: MlflowClient, run: Run, artifact_path: str | None = N
     if candidates:
         model, _ = max(candidates, key=lambda pair: (pair[1], pair[0].creation_timestamp or 0))
         return RunModel(source=f"models:/{model.model_id}", model_id=model.model_id)
-    folder = _artifact_folder(client, run, artifact_path)
+    folders = _model_folders(client, run, artifact_path)
+    folder = _artifact_folder(folders, artifact_path, asked)
     if folder is not None:
         return RunModel(source=f"{run.info.artifact_uri.rstrip('/')}/{folder}")
-    if ready:
-        names = ", ".join(sorted({model.name for model, _ in ready}))
-        several = "several models" if len({model.name for model, _ in ready}) > 1 else "a model"
+    held = sorted({model.name for model, _ in ready}) + [f"artifact folder {f}/" for f in folders]
+    if held:
+        several = "several models" if len(held) > 1 else "a model"
         raise RunNotRegistrableError(
-            f"run {run_id} logged {several} ({names}) and none is named {artifact_path!r}: "
+            f"run {run_id} logged {several} ({', '.join(held)}) and none is named {artifact_path!r}: "
             "pass the one to register as --artifact_path"
         )
     pending = ", ".join(f"{model.name} ({model.status})" for model, _ in logged)

@@ -20,6 +20,7 @@ from airflow_provider_somlier.lifecycle.registry import (
     register_model,
     without_airflow_deprecation_warnings,
 )
+from airflow_provider_somlier.refs import validate_model_name
 
 MODEL_TYPES = ("sklearn", "pytorch")
 
@@ -108,10 +109,42 @@ def skops_trusted_types(model: object) -> list[str]:
     return sorted(untrusted)
 
 
+def check_training_columns(model: object, columns: list[str]) -> None:
+    """Refuse a training file that cannot be the baseline of ``model``'s inputs, before anything is
+    registered: the names the estimator was fitted on (``feature_names_in_``) must all be columns
+    of it, and an estimator fitted without names needs at least as many columns as it takes
+    (``n_features_in_``). Otherwise the mismatch would only show as ProfileMismatchError when a
+    scored day is compared with it."""
+    names = getattr(model, "feature_names_in_", None)
+    if names is not None:
+        names = [str(name) for name in names]
+        missing = [name for name in names if name not in columns]
+        if missing:
+            raise InvalidArgumentError(
+                f"--training_data has no column {', '.join(map(repr, missing))} of the model's inputs "
+                f"({', '.join(names)}; it has {', '.join(columns)}): its profile could not be their baseline; "
+                "nothing was registered"
+            )
+        return
+    count = getattr(model, "n_features_in_", None)
+    if isinstance(count, int) and len(columns) < count:
+        raise InvalidArgumentError(
+            f"--training_data has {len(columns)} column(s) ({', '.join(columns)}) but the model takes {count} "
+            "features: its profile could not be their baseline; nothing was registered"
+        )
+
+
 def register_v2(
     model_type: str, weights_uri: str, model_name: str, tracking_uri: str, *,
     github_uri: str = "", project: str = "", ref: str = "", module_path: str = "", class_name: str = "",
+    training_columns: list[str] | None = None,
 ) -> RegisteredModel:
+    """Register the model at ``weights_uri`` as a new version of ``model_name`` (a new run of its own).
+
+    ``training_columns`` (a ``--training_data`` file's) are checked against a scikit-learn model's
+    inputs before anything is registered; a pytorch ``state_dict`` names no inputs to check.
+    """
+    validate_model_name(model_name)
     if model_type not in MODEL_TYPES:
         raise InvalidArgumentError(f"MODEL_TYPE {model_type!r} must be one of {', '.join(MODEL_TYPES)}")
     with tempfile.TemporaryDirectory(prefix="somlier-register-") as tmp:
@@ -125,6 +158,8 @@ def register_v2(
             if not hasattr(model, "predict"):
                 raise InvalidArgumentError(f"{weights.name} holds a {type(model).__name__}, which has no predict()")
 
+            if training_columns is not None:
+                check_training_columns(model, training_columns)
             trusted = skops_trusted_types(model)
 
             def save(path: str) -> None:

@@ -16,6 +16,8 @@ from airflow_provider_somlier.refs import validate_model_name, validate_new_alia
 if TYPE_CHECKING:
     from mlflow import MlflowClient
 
+    from airflow_provider_somlier.lifecycle.logged_model import RunModel
+
 
 @dataclass(frozen=True)
 class RegisteredModel:
@@ -53,14 +55,19 @@ def _order(order_by: str) -> str:
 
 
 MAX_SEARCH_RESULTS = 50_000  # MLflow's own ceiling for one search
-_METRIC_NAME = re.compile(r"\A[A-Za-z0-9_\-. /:]{1,250}\Z")  # what MLflow allows in a metric key
+_METRIC_NAME = re.compile(r"\A[\w\-. /:]{1,250}\Z")  # MLflow's metric keys: Unicode word characters and -. /:
 
 
 def _check_metric_name(metric: str) -> None:
-    """A metric key goes into the search filter between back-quotes: refuse anything else by name."""
+    """A metric key goes into the search filter between back-quotes: refuse anything else by name.
+
+    The characters are MLflow's own (``validate_param_and_metric_name``): a metric MLflow let a
+    run log can be searched, and nothing that could close the quotes gets into the filter.
+    """
     if not isinstance(metric, str) or not _METRIC_NAME.match(metric):
         raise InvalidArgumentError(
-            f"STANDARD_METRIC {metric!r} is not a metric name: expected letters, digits, '_', '-', '.', ' ', ':' or '/'"
+            f"STANDARD_METRIC {metric!r} is not a metric name: expected 1 to 250 letters, digits, '_', '-', '.', "
+            "' ', ':' or '/'"
         )
 
 
@@ -145,9 +152,82 @@ def best_registered(
     return best
 
 
+def check_alias(alias: str) -> str:
+    """``alias`` if a version can be given it, or :class:`InvalidRefError` naming it -- checked before
+    anything is registered, so a refused alias leaves no version behind.
+
+    SoMLier's own rule (what a ``name@alias`` ref can name; ``latest`` and ``v`` + a number are
+    MLflow's names for versions) and then MLflow's own validators, the ones its registry runs
+    in ``set_registered_model_alias``: whatever MLflow would refuse after the version exists
+    is refused here first.
+    """
+    from mlflow.exceptions import MlflowException
+
+    from airflow_provider_somlier.errors import InvalidRefError
+
+    validate_new_alias(alias)
+    try:
+        from mlflow.utils.validation import _validate_model_alias_name, _validate_model_alias_name_reserved
+    except ImportError:  # private to MLflow: another release may move them; our own rule above still holds
+        return alias
+    try:
+        _validate_model_alias_name(alias)
+        _validate_model_alias_name_reserved(alias)
+    except MlflowException as exc:
+        raise InvalidRefError(f"--alias {alias!r} is refused by MLflow: {exc.message}") from None
+    return alias
+
+
+def _create_version(client: MlflowClient, name: str, model: RunModel, run_id: str) -> tuple[str, bool]:
+    """A new version of ``name`` from ``model``, as (version, whether the registered model was created
+    for it) -- what :func:`_undo_version` needs to leave the registry as it was."""
+    from mlflow.exceptions import MlflowException
+
+    created = True
+    try:
+        client.create_registered_model(name)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+        created = False
+    try:
+        version = client.create_model_version(name, source=model.source, run_id=run_id, model_id=model.model_id)
+    except BaseException as failure:
+        if created:
+            _undo_version(client, name, None, created, failure)
+        raise
+    return str(version.version), created
+
+
+def _undo_version(
+    client: MlflowClient, name: str, version: str | None, created_model: bool, failure: BaseException,
+) -> None:
+    """Delete the version just made (and the registered model, if it was made for it and holds no
+    other version) after a later step failed: a half-registered version would be compared
+    against -- "not better" than itself -- by every later registration. A failed undo is named,
+    with the failure that called for it, never hidden."""
+    from mlflow.exceptions import MlflowException
+
+    from airflow_provider_somlier.errors import RegistryUnavailableError
+
+    try:
+        if version is not None:
+            client.delete_model_version(name, version)
+        if created_model and not client.search_model_versions(f"name = '{name}'"):
+            client.delete_registered_model(name)
+    except MlflowException as exc:
+        left = f"version {version} of {name!r}" if version is not None else f"the registered model {name!r}"
+        cause = getattr(failure, "message", None) or str(failure) or type(failure).__name__
+        raise RegistryUnavailableError(
+            f"registering failed ({cause}), and {left} it had made could not be removed ({exc.message}): "
+            "delete it by hand"
+        ) from None
+
+
 def register_run(
     client: MlflowClient, run_id: str, model_name: str, *, metric: str = "training_mae", order_by: str = "ASC",
     artifact_path: str | None = None, alias: str | None = None, training_columns: list[str] | None = None,
+    log_profile: Callable[[], str] | None = None,
 ) -> dict[str, object]:
     """Register the model ``run_id`` logged as a new version of ``model_name``.
 
@@ -157,6 +237,9 @@ def register_run(
     given, the alias moves to the new version (otherwise it stays where it was).
     ``training_columns`` (a training file's) must hold every input the model's signature
     names, or nothing is registered: its profile is the baseline those inputs are judged by.
+    ``log_profile`` (logging that profile with the run, returning its URI) runs once every check
+    has passed and before the version is made. A step failing after the version exists (the
+    alias) deletes it again: a refused registration leaves nothing behind.
     """
     from mlflow.exceptions import MlflowException
 
@@ -165,7 +248,7 @@ def register_run(
     order = _order(order_by)
     name = validate_model_name(model_name)
     if alias is not None:  # before anything is registered: a refused alias must leave no version behind
-        validate_new_alias(alias)
+        check_alias(alias)
     try:
         run = client.get_run(run_id)
     except MlflowException:
@@ -193,28 +276,32 @@ def register_run(
             )
     model = version_source(client, found)
     best = best_registered(client, name, metric, order, other_than_run=run_id)
+    answer: dict[str, object] = {}
+    if log_profile is not None:  # before the version: no version is ever without its baseline
+        answer["training_profile"] = log_profile()
+    version, created_model = _create_version(client, name, model, run_id)
     try:
-        client.create_registered_model(name)
-    except MlflowException as exc:
-        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
-            raise
-    version = client.create_model_version(name, source=model.source, run_id=run_id, model_id=model.model_id)
+        newer, message = _compare(new_value, best, metric, order)
+        if alias is not None and newer:
+            client.set_registered_model_alias(name, alias, version)
+            message = f"{message}; alias {alias!r} now points at version {version}"
+        elif alias is not None:
+            message = f"{message}; alias {alias!r} left where it was"
+    except BaseException as failure:
+        _undo_version(client, name, version, created_model, failure)
+        raise
+    return {"model_version": version, "is_newer_version": newer, "message": message, **answer}
+
+
+def _compare(new_value: float, best: tuple[str, float] | None, metric: str, order: str) -> tuple[bool, str]:
+    """Whether ``new_value`` beats the best registered version's, with the message saying so."""
     if best is None:
-        newer, message = True, f"first version with {metric} ({metric} {new_value:g})"
-    else:
-        newer = _better(new_value, best[1], order)
-        message = (
-            f"{metric} {new_value:g} vs best registered version {best[0]} at {best[1]:g} "
-            f"({'better' if newer else 'not better'})"
-        )
-    answer: dict[str, object] = {"model_version": str(version.version), "is_newer_version": newer, "message": message}
-    if alias is not None:
-        if newer:
-            client.set_registered_model_alias(name, alias, version.version)
-            answer["message"] = f"{message}; alias {alias!r} now points at version {version.version}"
-        else:
-            answer["message"] = f"{message}; alias {alias!r} left where it was"
-    return answer
+        return True, f"first version with {metric} ({metric} {new_value:g})"
+    newer = _better(new_value, best[1], order)
+    return newer, (
+        f"{metric} {new_value:g} vs best registered version {best[0]} at {best[1]:g} "
+        f"({'better' if newer else 'not better'})"
+    )
 
 
 def artifact_root_beside(tracking_uri: str) -> str | None:

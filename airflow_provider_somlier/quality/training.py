@@ -94,22 +94,58 @@ def read_training_file(path: str) -> Any:
 
 def log_profile_with_run(client: Any, run_id: str, frame: Any) -> str:
     """Log ``frame``'s profile with the run that made a model (what ``baseline='training'`` reads);
-    return its ``runs:/`` URI. Used by ``somlier register`` and ``register_v2 --training_data``."""
+    return its ``runs:/`` URI. Used by ``somlier register`` and ``register_v2 --training_data``.
+
+    A run holding the very same profile is left as it is (registering it again with the same
+    file is harmless); one holding another profile is refused, see :func:`refuse_other_profile`.
+    """
     from airflow_provider_somlier.quality.day_gate import TRAINING_PROFILE_PATH
 
-    client.log_dict(run_id, training_profile(frame).to_dict(), TRAINING_PROFILE_PATH)
+    data = training_profile(frame).to_dict()
+    if refuse_other_profile(client, run_id, data) is None:
+        client.log_dict(run_id, data, TRAINING_PROFILE_PATH)
     return f"runs:/{run_id}/{TRAINING_PROFILE_PATH}"
 
 
-def refuse_second_profile(client: Any, run_id: str) -> None:
-    """Refuse to log a training profile on a run that holds one: the versions registered from
-    that run already judge their days by it, and a new file would change their baseline unseen."""
-    from airflow_provider_somlier.errors import InvalidArgumentError
+def _canonical(data: Any) -> str:
+    import json
+
+    return json.dumps(data, sort_keys=True)
+
+
+def logged_profile(client: Any, run_id: str) -> dict[str, Any] | None:
+    """The training profile ``run_id`` holds, or None when it holds none."""
+    import json
+    import tempfile
+    from pathlib import Path
+
     from airflow_provider_somlier.quality.day_gate import TRAINING_PROFILE_PATH
 
     folder, _, _ = TRAINING_PROFILE_PATH.rpartition("/")
-    if any(entry.path == TRAINING_PROFILE_PATH for entry in client.list_artifacts(run_id, folder)):
+    if not any(entry.path == TRAINING_PROFILE_PATH for entry in client.list_artifacts(run_id, folder)):
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        path = client.download_artifacts(run_id, TRAINING_PROFILE_PATH, tmp)
+        return json.loads(Path(path).read_text())
+
+
+def refuse_other_profile(client: Any, run_id: str, data: dict[str, Any]) -> dict[str, Any] | None:
+    """Refuse to log profile ``data`` on a run that holds a different one: the versions registered
+    from that run already judge their days by it, and a new file would change their baseline unseen.
+
+    Returns the profile the run holds when it is the same as ``data`` (nothing to log), else None.
+    """
+    from airflow_provider_somlier.errors import InvalidArgumentError
+    from airflow_provider_somlier.quality.day_gate import TRAINING_PROFILE_PATH
+
+    held = logged_profile(client, run_id)
+    if held is None:
+        return None
+    if _canonical(held) != _canonical(data):
+        columns = ", ".join(str(column.get("name")) for column in held.get("columns", []))
         raise InvalidArgumentError(
-            f"run {run_id} already holds a training profile ({TRAINING_PROFILE_PATH}), the baseline of the versions "
-            "registered from it; register without --training_data to keep it"
+            f"run {run_id} already holds another training profile (runs:/{run_id}/{TRAINING_PROFILE_PATH}: "
+            f"{held.get('rows')} rows of {columns}), the baseline of the versions registered from it; "
+            "register with the same --training_data file, or without --training_data to keep it"
         )
+    return held

@@ -135,3 +135,30 @@ def test_a_training_file_is_profiled_with_the_registered_version(weights, tmp_pa
     profile = DayProfile.from_dict(json.loads(open(logged).read()))
     assert profile.rows == features.shape[0] and list(profile.columns) == list(frame.column_names)
     assert np.isclose(profile.columns["x0"].mean, features[:, 0].mean(), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("fitted_on, columns, message", [
+    ("array", ["age", "sex", "bmi"], "has 3 column(s) (age, sex, bmi) but the model takes 10 features"),
+    ("frame", ["age", "sex", "bmi"], "--training_data has no column 'bp', 's1'"),
+])
+def test_training_columns_the_model_does_not_take_register_nothing(tmp_path, fitted_on, columns, message):
+    """The check ``online register_v2 --training_data`` needs (cli/online.py passes the file's columns)."""
+    from sklearn.datasets import load_diabetes
+    from sklearn.linear_model import Ridge
+
+    from airflow_provider_somlier.errors import InvalidArgumentError
+    from airflow_provider_somlier.lifecycle.register_v2 import register_v2
+
+    features, target = load_diabetes(return_X_y=True, as_frame=fitted_on == "frame")
+    (tmp_path / "model.pkl").write_bytes(pickle.dumps(Ridge().fit(features, target)))
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    with pytest.raises(InvalidArgumentError, match="nothing was registered") as refused:
+        register_v2("sklearn", str(tmp_path / "model.pkl"), "narrow-outside", uri, training_columns=columns)
+    assert message in str(refused.value)
+    assert MlflowClient(tracking_uri=uri).search_registered_models() == []
+
+
+@pytest.mark.parametrize("name", ["bad/name", "it's", ""])
+def test_a_bad_model_name_is_refused_as_typed(weights, tmp_path, name):
+    code, _, err = register("sklearn", str(weights / "ridge.pkl"), name, uri=f"sqlite:///{tmp_path / 'mlflow.db'}")
+    assert code == 2 and f"MODEL_NAME {name!r} is invalid" in err, err

@@ -81,17 +81,73 @@ def test_training_data_without_the_models_inputs_registers_nothing(mlflow_server
     assert _versions(mlflow_server, "narrow-training") == []
 
 
-def test_a_second_training_profile_for_the_same_run_is_refused(mlflow_server, monkeypatch, tmp_path):
+def test_the_same_run_registered_again_keeps_its_training_profile(mlflow_server, monkeypatch, tmp_path):
+    """The same file again is harmless; another file would change the baseline of the versions
+    already registered from the run, so it is refused by name and the profile stays."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
     from airflow_provider_somlier.devtools.sample_model import diabetes_frame
+    from airflow_provider_somlier.quality.training import logged_profile
 
     features, _ = diabetes_frame()
     pq.write_table(pa.Table.from_pandas(features, preserve_index=False), tmp_path / "train.parquet")
+    pq.write_table(pa.Table.from_pandas(features.head(50), preserve_index=False), tmp_path / "other.parquet")
     run = _log_run(mlflow_server, monkeypatch, alpha=3.0)
-    args = ("register", run, "profiled-once", "--training_data", str(tmp_path / "train.parquet"))
-    assert somlier(*args, uri=mlflow_server)[0] == 0
-    code, _, err = somlier(*args, uri=mlflow_server)
-    assert code == 2 and f"run {run} already holds a training profile" in err, err
-    assert len(_versions(mlflow_server, "profiled-once")) == 1
+    args = ("register", run, "profiled-once", "--training_data")
+    assert somlier(*args, str(tmp_path / "train.parquet"), uri=mlflow_server)[0] == 0
+    code, out, err = somlier(*args, str(tmp_path / "train.parquet"), uri=mlflow_server)
+    assert code == 0, err
+    assert json.loads(out)["model_version"] == "2"
+    code, _, err = somlier(*args, str(tmp_path / "other.parquet"), uri=mlflow_server)
+    assert code == 2 and f"run {run} already holds another training profile" in err and f"{len(features)} rows" in err
+    assert len(_versions(mlflow_server, "profiled-once")) == 2
+    assert logged_profile(MlflowClient(tracking_uri=mlflow_server), run)["rows"] == len(features)
+
+
+def test_an_alias_mlflow_fails_to_set_leaves_no_version_behind(mlflow_server, run_id, monkeypatch):
+    """A failure after the version exists removes it: registering again is not judged against an orphan."""
+    from mlflow.exceptions import MlflowException
+
+    def refuse(self, name, alias, version):
+        raise MlflowException(f"alias {alias!r} refused by the registry")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(MlflowClient, "set_registered_model_alias", refuse)
+        code, _, err = somlier("register", run_id, "alias-fails", "--alias", "champion", uri=mlflow_server)
+    assert code == 1 and "alias 'champion' refused by the registry" in err, err
+    assert MlflowClient(tracking_uri=mlflow_server).search_registered_models("name = 'alias-fails'") == []
+    code, out, err = somlier("register", run_id, "alias-fails", "--alias", "champion", uri=mlflow_server)
+    assert code == 0, err
+    assert json.loads(out)["is_newer_version"] is True and json.loads(out)["model_version"] == "1"
+
+
+def test_a_metric_named_in_another_script_is_searchable(mlflow_server):
+    """MLflow's metric keys may hold any letters, not only ASCII ones."""
+    client = MlflowClient(tracking_uri=mlflow_server)
+    experiment = client.create_experiment("unicode-metric")
+    run = client.create_run(experiment)
+    client.log_metric(run.info.run_id, "정확도", 0.9)
+    client.set_terminated(run.info.run_id)
+    code, out, err = somlier("search", "unicode-metric", "정확도", "DESC", "--output", "json", uri=mlflow_server)
+    assert code == 0, err
+    assert [row["run_id"] for row in json.loads(out)] == [run.info.run_id]
+
+
+def test_an_artifact_path_an_mlflow2_run_does_not_hold_is_refused_not_replaced(mlflow_server, tmp_path):
+    """A run with its model in an artifact folder (MLflow 2, register_v2): the folder is not swapped in."""
+    import mlflow.sklearn
+    from sklearn.linear_model import Ridge
+
+    client = MlflowClient(tracking_uri=mlflow_server)
+    run = client.create_run(client.create_experiment("mlflow2-folder"))
+    mlflow.sklearn.save_model(Ridge().fit([[0.0], [1.0]], [0.0, 1.0]), str(tmp_path / "model"))
+    client.log_artifacts(run.info.run_id, str(tmp_path / "model"), "model")
+    client.log_metric(run.info.run_id, "training_mae", 1.0)
+    client.set_terminated(run.info.run_id)
+    code, _, err = somlier("register", run.info.run_id, "wrong-folder", "--artifact_path", "nosuch",
+                           uri=mlflow_server)
+    assert code == 2 and "none is named 'nosuch'" in err and "artifact folder model/" in err, err
+    assert _versions(mlflow_server, "wrong-folder") == []
+    code, out, err = somlier("register", run.info.run_id, "wrong-folder", uri=mlflow_server)
+    assert code == 0 and json.loads(out)["model_version"] == "1", err
