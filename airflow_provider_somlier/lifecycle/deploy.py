@@ -7,6 +7,7 @@ version is checked in the registry first, in a dry run too.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from typing import Any
@@ -20,17 +21,29 @@ from airflow_provider_somlier.errors import (
 from airflow_provider_somlier.refs import parse_model_ref
 
 _K8S_NAME = re.compile(r"[^a-z0-9-]+")
+NAME_LIMIT = 63  # a DNS-1123 label: Service names and label values are at most 63 characters
+HASH_LENGTH = 8
 
 
 def k8s_name(*parts: str) -> str:
-    name = _K8S_NAME.sub("-", "-".join(parts).lower()).strip("-")[:63].rstrip("-")
+    """A DNS-1123 label from ``parts``; one that would be too long is cut and ends with a hash of them all.
+
+    Cutting alone would give two long names that differ only at their end (``…-v1``, ``…-v2``)
+    the same object, so deploying version 2 would update version 1's Deployment and Service.
+    The hash is of the parts as given, so the same parts always give the same name.
+    """
+    name = _K8S_NAME.sub("-", "-".join(parts).lower()).strip("-")
     if not name:
         raise InvalidArgumentError(f"cannot make a Kubernetes name from {parts!r}")
-    return name
+    if len(name) <= NAME_LIMIT:
+        return name
+    digest = hashlib.sha256("\0".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:HASH_LENGTH]
+    return f"{name[:NAME_LIMIT - HASH_LENGTH - 1].rstrip('-')}-{digest}"
 
 
 _QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|M|G|T|Ki|Mi|Gi|Ti)?$")
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+_DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 DEFAULT_SECRET = "somlier-mlflow"
 APPLY_TIMEOUT_SECONDS = 30
 PORT = 8000
@@ -42,6 +55,16 @@ def _quantity(flag: str, value: str | None) -> str | None:
     if not _QUANTITY.match(value):
         raise InvalidArgumentError(f"{flag} {value!r} is not a Kubernetes quantity such as 500m, 1, 512Mi or 2Gi")
     return value
+
+
+def _secret_name(secret: str) -> str:
+    """The Secret is referred to as named: a name changed to fit would point at another Secret."""
+    if len(secret) > 253 or not _DNS_SUBDOMAIN.match(secret):
+        raise InvalidArgumentError(
+            f"--mlflow_secret {secret!r} is not a Kubernetes Secret name (lowercase letters, digits, '-' and '.', "
+            "at most 253 characters)"
+        )
+    return secret
 
 
 def manifests(
@@ -74,7 +97,7 @@ def manifests(
         raise InvalidArgumentError(f"--image {image!r} is not an image reference")
     ref = parse_model_ref(f"{model_name}/{model_version}")
     name = k8s_name(project, ref.name, f"v{ref.version}")
-    secret = k8s_name(mlflow_secret)
+    secret = _secret_name(mlflow_secret)
     cpu, memory = _quantity("--cpu", cpu), _quantity("--memory", memory)
     resources = {key: value for key, value in (("cpu", cpu), ("memory", memory)) if value}
 

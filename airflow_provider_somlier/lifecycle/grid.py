@@ -9,6 +9,7 @@ else is one value. Ranges are computed in decimal, so float steps do not drift
 from __future__ import annotations
 
 import itertools
+import math
 from decimal import ROUND_CEILING, Decimal, DecimalException, InvalidOperation, localcontext
 
 from airflow_provider_somlier.errors import InvalidArgumentError
@@ -55,11 +56,18 @@ def range_size(name: str, spec: str, start: Decimal, end: Decimal, step: Decimal
 
 
 def _typed(value: Decimal | str) -> int | float | str:
+    """A number when the text is a finite one; other text (``abc``, ``nan``, ``inf``) stays text.
+
+    ``nan`` as a float would make the web server's answers invalid JSON, and ``inf`` has no int.
+    """
     if isinstance(value, str):
         try:
-            value = Decimal(value)
+            number = Decimal(value)
         except InvalidOperation:
             return value
+        if not number.is_finite():
+            return value
+        value = number
     return int(value) if value == value.to_integral_value() and "." not in str(value) and "E" not in str(value) else float(value)
 
 
@@ -96,6 +104,8 @@ def _axis(name: str, spec: object, max_values: int) -> list[int | float | str]:
     """One parameter's values from the seed's string syntax, a number, or a JSON list of scalars."""
     if isinstance(spec, bool):
         return [str(spec)]
+    if isinstance(spec, float) and not math.isfinite(spec):
+        raise InvalidArgumentError(f"{name}: {spec!r} is not a finite number")
     if isinstance(spec, (int, float)):
         return [spec]
     if isinstance(spec, str):
@@ -107,6 +117,8 @@ def _axis(name: str, spec: object, max_values: int) -> list[int | float | str]:
         for item in spec:
             if isinstance(item, bool) or not isinstance(item, (int, float, str)) or item == "":
                 raise InvalidArgumentError(f"{name}: {item!r} in {spec!r} is not a number or a non-empty string")
+            if isinstance(item, float) and not math.isfinite(item):
+                raise InvalidArgumentError(f"{name}: {item!r} in {spec!r} is not a finite number")
             values.append(item if isinstance(item, (int, float)) else _typed(item.strip()))
         return values
     raise InvalidArgumentError(f"{name} must be a string, a number or a list of values, got {spec!r}")

@@ -9,10 +9,13 @@ the registry or cluster fails, 500 otherwise.
 
 from __future__ import annotations
 
+import json
+import math
 import os
 from typing import Any
 
 from flask import Flask, jsonify, request
+from flask.json.provider import DefaultJSONProvider
 from werkzeug.exceptions import HTTPException
 
 from airflow_provider_somlier.errors import InvalidArgumentError, SomlierError, SomlierInputError
@@ -42,12 +45,66 @@ def _text(data: dict, name: str, default: str | None = None) -> str:
     return value
 
 
+class StrictJSONProvider(DefaultJSONProvider):
+    """Answers are strict JSON: a NaN or an infinity fails on our side instead of in the client's parser."""
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        kwargs.setdefault("allow_nan", False)
+        return super().dumps(obj, **kwargs)
+
+
+def _refuse_constant(name: str) -> None:
+    raise InvalidArgumentError(f"the body holds {name}, which JSON does not allow: send a finite number or a string")
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise InvalidArgumentError(f"the body holds {text}, which is not a finite number: send a smaller number")
+    return value
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A key given twice would silently keep its last value (``{"alpha": 1, "alpha": 2}``): refused."""
+    data: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in data:
+            raise InvalidArgumentError(f"the body gives {key!r} twice ({data[key]!r} and {value!r}); give it once")
+        data[key] = value
+    return data
+
+
+def parse_body(mimetype: str, raw: bytes) -> dict[str, Any]:
+    """The request body as a JSON object, strictly: each way it can be wrong has its own message."""
+    if mimetype != "application/json" and not mimetype.endswith("+json"):
+        raise InvalidArgumentError(f"send Content-Type: application/json (got {repr(mimetype) if mimetype else 'none'})")
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidArgumentError(
+            f"the body is not UTF-8: byte 0x{raw[exc.start]:02x} at offset {exc.start}"
+        ) from None
+    if not text.strip():
+        raise InvalidArgumentError("the body is empty: send a JSON object")
+    try:
+        data = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite,
+                          object_pairs_hook=_no_duplicates)
+    except InvalidArgumentError:
+        raise
+    except ValueError as exc:  # JSONDecodeError, or an integer of more digits than Python converts
+        raise InvalidArgumentError(f"the body is not JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise InvalidArgumentError(f"the body must be a JSON object, got {type(data).__name__} {data!r:.80}")
+    return data
+
+
 def create_app(tracking_uri: str | None = None, *, github_uri: str | None = None, deploy_dry_run: bool = True) -> Flask:
     from airflow_provider_somlier.lifecycle.jobs import TrainJobs
 
     tracking_uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI", "")
     github_uri = github_uri or os.environ.get("SOMLIER_PROJECTS_REPO", "")
     app = Flask(__name__)
+    app.json = StrictJSONProvider(app)
     jobs = TrainJobs()
 
     def client():
@@ -58,9 +115,7 @@ def create_app(tracking_uri: str | None = None, *, github_uri: str | None = None
         return MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
 
     def body(*required: str) -> dict:
-        data = request.get_json(silent=True)
-        if not isinstance(data, dict):
-            raise InvalidArgumentError("the body must be a JSON object")
+        data = parse_body(request.mimetype, request.get_data(cache=True))
         missing = [key for key in required if data.get(key) in (None, "")]
         if missing:
             raise InvalidArgumentError(f"missing field(s) {', '.join(missing)}")
@@ -75,6 +130,9 @@ def create_app(tracking_uri: str | None = None, *, github_uri: str | None = None
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):
+        original = getattr(exc, "original_exception", None)
+        if original is not None:  # raised while Flask made the answer (e.g. a NaN in it): say what it was
+            return _unexpected(original)
         return error(exc.code or 500, (exc.name or "error").upper().replace(" ", "_"), exc.description or "")
 
     @app.errorhandler(Exception)

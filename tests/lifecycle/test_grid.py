@@ -67,3 +67,15 @@ def test_a_huge_range_is_counted_and_refused_before_it_is_listed(spec, values):
 def test_a_small_increment_on_a_large_start_still_moves():
     start = str(10**30)
     assert parse_values("n", f"{start}..{10**30 + 2}..1") == [10**30, 10**30 + 1]
+
+
+@pytest.mark.parametrize("spec", [[0.1, float("nan")], float("inf"), [float("-inf")]])
+def test_non_finite_json_numbers_are_refused_by_name(spec):
+    with pytest.raises(InvalidArgumentError, match="is not a finite number"):
+        expand_grid({"alpha": spec})
+
+
+def test_nan_and_inf_as_text_stay_text():
+    """A float NaN would make the web server's answers invalid JSON; ``inf`` has no int value."""
+    assert expand_grid({"alpha": "nan,inf,-Infinity,0.5"}) == [
+        {"alpha": "nan"}, {"alpha": "inf"}, {"alpha": "-Infinity"}, {"alpha": 0.5}]

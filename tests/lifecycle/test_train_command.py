@@ -84,3 +84,15 @@ def test_the_exit_code_and_the_output_of_the_command_come_back(tmp_path):
 ])
 def test_the_failure_is_the_projects_last_line_not_a_notice_mlflow_printed_after_it(output, words):
     assert _last_words(output) == words
+
+
+def test_a_grid_parameter_given_twice_is_refused_before_anything_runs(tmp_path):
+    """The reviewer's form: ``--alpha 0.1 --alpha 0.2`` once trained only 0.2."""
+    from click.testing import CliRunner
+
+    from airflow_provider_somlier.cli import main
+
+    result = CliRunner().invoke(main, ["online", "train", "p", "main", "--github_uri", str(tmp_path / "none"),
+                                       "--alpha", "0.1", "--alpha", "0.2", "--tracking_uri", "sqlite:///unused.db"])
+    assert result.exit_code == 2 and "--alpha is given twice ('0.1' and '0.2')" in result.stderr
+    assert not (tmp_path / "none").exists()

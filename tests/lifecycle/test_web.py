@@ -133,3 +133,48 @@ def test_a_one_combination_job_shows_running_while_it_trains(tmp_path, monkeypat
         time.sleep(0.05)
     finished = (after["status"], after["combinations"][0]["status"], after["run_id"])
     assert finished == ("succeeded", "succeeded", "r" * 32)
+
+
+TRAIN = '{"project_name": "example-projects/ridge", "project_ref": "master", "github_uri": "x", "params": {"alpha": %s}}'
+
+
+@pytest.mark.parametrize("alpha, message", [
+    ("[0.1, NaN]", "the body holds NaN, which JSON does not allow"),
+    ("Infinity", "the body holds Infinity"),
+    ("[-Infinity]", "the body holds -Infinity"),
+    ("[0.1, 1e999]", "the body holds 1e999, which is not a finite number"),
+])
+def test_non_finite_numbers_are_refused_not_echoed_as_invalid_json(web, alpha, message):
+    client, _ = web
+    answer = client.post("/train", data=TRAIN % alpha, content_type="application/json")
+    assert answer.status_code == 400 and message in answer.get_json()["message"]
+
+
+@pytest.mark.parametrize("data, content_type, message", [
+    ('{"project_name": "web-project"}', None, "send Content-Type: application/json (got none)"),
+    ('{"project_name": "web-project"}', "application/x-www-form-urlencoded",
+     "send Content-Type: application/json (got 'application/x-www-form-urlencoded')"),
+    (b'{"project_name": "web\xff"}', "application/json", "the body is not UTF-8: byte 0xff at offset 21"),
+    ("", "application/json", "the body is empty"),
+    ('{"project_name": ', "application/json", "the body is not JSON"),
+    ("[1, 2]", "application/json", "the body must be a JSON object, got list"),
+    ('{"project_name": "a", "project_name": "b"}', "application/json", "the body gives 'project_name' twice"),
+])
+def test_a_body_that_is_not_a_json_object_says_why(web, data, content_type, message):
+    client, _ = web
+    answer = client.post("/search", data=data, content_type=content_type)
+    assert answer.status_code == 400 and answer.is_json and message in answer.get_json()["message"]
+
+
+def test_answers_are_strict_json():
+    """An answer holding NaN fails on the server (500, as JSON) instead of reaching the client as invalid JSON."""
+    import json
+
+    app = create_app("sqlite:///unused.db")
+
+    @app.get("/nan")
+    def _nan():
+        return {"value": float("nan")}
+
+    answer = app.test_client().get("/nan")
+    assert answer.status_code == 500 and json.loads(answer.get_data(as_text=True))["error_code"] == "INTERNAL_ERROR"
