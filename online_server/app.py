@@ -20,7 +20,7 @@ from online_server.settings import Settings
 from online_server.smoke import smoke_test
 from online_server.state import ServingState, as_path
 from online_server.storage import ArchiveTooLargeError, StorageError, latest_model_zip, storage_from_settings
-from online_server.swap import Current, UnsafeArchiveError, prune, unpack
+from online_server.swap import Current, ForeignPointerError, UnnamedPointerError, UnsafeArchiveError, prune, unpack
 
 NEEDS_SOURCES = ("custom", "tf")
 
@@ -39,11 +39,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.extensions["somlier_state"] = state
     work_dir = Path(settings.work_dir)
     work_dir.mkdir(parents=True, exist_ok=True)
-    if state.pointer.read().model:  # a (re)started worker answers its first request without unpickling
-        try:
+    try:
+        if state.pointer.read().model:  # a (re)started worker answers its first request without unpickling
             state.ensure_loaded()
-        except Exception:  # noqa: BLE001 - the worker still starts; requests and /readyz report it
-            app.logger.exception("the current model did not load at start")
+    except ForeignPointerError as exc:  # another model's pointer is never served; requests and /readyz say why
+        app.logger.error("not serving the current model: %s", exc)
+    except Exception:  # noqa: BLE001 - the worker still starts; requests and /readyz report it
+        app.logger.exception("the current model did not load at start")
 
     def error(status: int, code: str, message: str) -> Response:
         if status >= 500 or code in ("BAD_INPUT", "MODEL_REJECTED"):  # the model's words: logged whole, cut for the client
@@ -132,7 +134,10 @@ def create_app(settings: Settings | None = None) -> Flask:
         storage = storage_from_settings(settings)
         with open(work_dir / ".download.lock", "w") as lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
-            current = state.pointer.read()
+            try:
+                current = state.pointer.read()  # ForeignPointerError: another model's, left alone (409)
+            except UnnamedPointerError:  # an older server's pointer, maybe another model's: replaced, none of it kept
+                current = Current(None, None, None)
             if kind == "model" and settings.model_type == "mlflow":
                 return install_registry_version(current)
             if kind == "src":
@@ -185,6 +190,8 @@ def create_app(settings: Settings | None = None) -> Flask:
             raise ApiError(422, "UNSAFE_ARCHIVE", str(exc)) from None
         except StorageError as exc:
             raise ApiError(502, "STORAGE_ERROR", str(exc)) from None
+        except ForeignPointerError as exc:
+            raise ApiError(409, "WORK_DIR_TAKEN", str(exc)) from None
         except ModelLoadError as exc:
             raise ApiError(422, "MODEL_REJECTED", f"{exc}; the previous model keeps serving") from None
         g.model_version = serving

@@ -3,10 +3,17 @@
 import os
 import tempfile
 
-from online_server.settings import Settings, check_event_loop
+from online_server.settings import Settings, env_number
+from online_server.swap import refuse_foreign_pointer
+
+# Every setting is read and checked here, before any worker starts: a bad value (MAX_BATCH=abc,
+# MODEL_TYPE=bogus, EVENT_LOOP=tornado, no MODEL_NAME) stops the server with a message naming it,
+# and so does a WORK_DIR whose current.json is another model's.
+settings = Settings.from_env()
+refuse_foreign_pointer(settings)
 
 bind = os.environ.get("BIND", "0.0.0.0:8000")
-workers = int(os.environ.get("WORKERS", "2"))
+workers = env_number(os.environ, "WORKERS", int, 2)
 # FrontWorker (online_server/front_worker.py): an asyncio loop reads each request whole, within
 # READ_TIMEOUT_SECONDS, before a thread answers it, so stalled clients hold no thread; the
 # threads' one-row predictions are batched. A worker takes new connections only while it has a
@@ -16,11 +23,10 @@ workers = int(os.environ.get("WORKERS", "2"))
 worker_class = os.environ.get("WORKER_CLASS", "online_server.front_worker.FrontWorker")
 # The front worker's event loop: uvloop when installed (fewer milliseconds per accepted
 # connection, which a storm of reconnecting slow clients makes count), or EVENT_LOOP=asyncio.
-# A bad value stops the server here, before any worker starts.
-check_event_loop(os.environ.get("EVENT_LOOP") or Settings.event_loop)
-threads = int(os.environ.get("THREADS", "1"))
-keepalive = int(os.environ.get("KEEPALIVE", "5"))
-timeout = int(os.environ.get("TIMEOUT", "120"))
+# A bad value stops the server above (Settings.from_env), before any worker starts.
+threads = env_number(os.environ, "THREADS", int, 1)
+keepalive = env_number(os.environ, "KEEPALIVE", int, 5)
+timeout = env_number(os.environ, "TIMEOUT", int, 120)
 wsgi_app = "online_server.wsgi:app"
 accesslog = None  # the app writes structured access logs itself
 loglevel = os.environ.get("LOG_LEVEL", "info")
@@ -33,7 +39,7 @@ def post_fork(server, worker):
     """Before the worker imports any model library: its share of the cores for OpenMP and BLAS."""
     from online_server.native_threads import limit_native_threads, threads_per_worker
 
-    limit_native_threads(threads_per_worker(server.cfg.workers, int(os.environ.get("NATIVE_THREADS") or 0)))
+    limit_native_threads(threads_per_worker(server.cfg.workers, settings.native_threads))
 
 
 def child_exit(server, worker):

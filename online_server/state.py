@@ -20,7 +20,7 @@ class ServingState:
 
     def __init__(self, settings):
         self.settings = settings
-        self.pointer = Pointer(Path(settings.work_dir))
+        self.pointer = Pointer.of(settings)  # refuses another model's pointer
         self._lock = threading.RLock()  # held while a model loads and while one is installed
         self._loading = False
         self._identity: tuple[int, int] | None = None

@@ -4,13 +4,19 @@ Layout under ``WORK_DIR``::
 
     src/<stamp>/...        unpacked source zips, one fresh folder per download
     model/<stamp>/...      unpacked model zips
-    current.json           {"src": "...", "model": "...", "version": "..."}; replaced with rename(2)
+    current.json           {"model_name": "...", "src": "...", "model": "...", "version": "..."};
+                           replaced with rename(2)
 
 A download unpacks into a fresh folder, loads and smoke-tests the model there, and
 only then replaces ``current.json``. Every worker compares the pointer's identity
 (inode + mtime) before each request and reloads when it changed, so after a switch a
 worker answers from the old version until its next request, and from the new one
 after: never a mix, never a half-unpacked folder.
+
+The pointer names the model it is for, and a server serves only its own model's pointer:
+two servers given one WORK_DIR would otherwise serve each other's model (and prune each
+other's folders). A pointer written before the name was recorded is this model's only in
+the model's default work dir, whose path has the name in it.
 """
 
 from __future__ import annotations
@@ -24,6 +30,9 @@ import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from online_server.models import ModelLoadError
+from online_server.settings import WORK_ROOT
 
 
 class UnsafeArchiveError(Exception):
@@ -111,18 +120,52 @@ class Current:
     version: str | None
 
 
-class Pointer:
-    """``current.json`` in the work dir: which unpacked source and model are serving."""
+class ForeignPointerError(ModelLoadError):
+    """``current.json`` names another model: this server shares its WORK_DIR with another model's server."""
 
-    def __init__(self, work_dir: Path):
+
+class UnnamedPointerError(ForeignPointerError):
+    """``current.json`` names no model (an older server wrote it) outside this model's default work dir."""
+
+
+class Pointer:
+    """``current.json`` in the work dir: which unpacked source and model are serving, and for which model."""
+
+    def __init__(self, work_dir: Path, model_name: str, *, adopt_unnamed: bool = False):
+        """``adopt_unnamed``: a pointer that names no model is this model's (``work_dir`` is the model's own)."""
         self.path = work_dir / "current.json"
+        self.model_name = model_name
+        self.adopt_unnamed = adopt_unnamed
 
     def read(self) -> Current:
+        """The current version; ForeignPointerError when the pointer is not this model's (nothing of it is served)."""
         try:
             data = json.loads(self.path.read_text())
         except FileNotFoundError:
             return Current(None, None, None)
+        self.check_owner(data.get("model_name"))
         return Current(data.get("src"), data.get("model"), data.get("version"))
+
+    @classmethod
+    def of(cls, settings) -> Pointer:
+        """The pointer in ``settings.work_dir`` for ``settings.model_name``."""
+        return cls(Path(settings.work_dir), settings.model_name, adopt_unnamed=settings.own_work_dir)
+
+    def check_owner(self, owner: str | None) -> None:
+        """Nothing when a pointer naming ``owner`` is this model's, else ForeignPointerError naming both models."""
+        if owner == self.model_name or (owner is None and self.adopt_unnamed):
+            return
+        if owner is None:
+            raise UnnamedPointerError(
+                f"{self.path} names no model (an older server wrote it) and WORK_DIR is not this model's own folder, "
+                f"so it may be another model's: not serving it for MODEL_NAME={self.model_name!r}; "
+                "/src_download and /model_download replace it"
+            )
+        raise ForeignPointerError(
+            f"{self.path} is MODEL_NAME={owner!r}'s, not this server's MODEL_NAME={self.model_name!r}: "
+            f"two models share this WORK_DIR; give each its own (unset, WORK_DIR is {WORK_ROOT}/<MODEL_NAME>), "
+            "or remove the file if that model is no longer served from here"
+        )
 
     def identity(self) -> tuple[int, int] | None:
         try:
@@ -136,7 +179,21 @@ class Pointer:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         fd, partial = tempfile.mkstemp(dir=self.path.parent, prefix=".current-")
         with os.fdopen(fd, "w") as out:
-            json.dump({"src": current.src, "model": current.model, "version": current.version}, out)
+            json.dump({"model_name": self.model_name, "src": current.src, "model": current.model,
+                       "version": current.version}, out)
             out.flush()
             os.fsync(out.fileno())
         os.replace(partial, self.path)
+
+
+def refuse_foreign_pointer(settings) -> None:
+    """At start: ForeignPointerError when WORK_DIR already holds another model's pointer.
+
+    Two servers sharing a WORK_DIR is a setting to fix, not something to serve around. A
+    pointer naming no model does not stop the start: its server answers 503 naming it until
+    a download replaces it.
+    """
+    try:
+        Pointer.of(settings).read()
+    except UnnamedPointerError:
+        pass

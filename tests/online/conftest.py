@@ -17,7 +17,6 @@ from pathlib import Path
 
 import pytest
 
-
 REPO = Path(__file__).resolve().parents[2]
 MODEL = "test_model_sci"
 ROW = [0.03, 0.05, 0.06, 0.02, -0.04, -0.03, -0.04, -0.002, 0.02, -0.02]
@@ -98,6 +97,23 @@ def gcs_models(gcs, zips):
     return {"bucket": "models"}
 
 
+def server_port() -> int:
+    """A free loopback port: from ``SOMLIER_TEST_PORTS`` ("first-last") when set, else one the system picks.
+
+    The range lets a session that shares a host with other servers keep to the ports it was given.
+    """
+    from airflow_provider_somlier.devtools.emulator import _port_free, free_port
+
+    ports = os.environ.get("SOMLIER_TEST_PORTS", "")
+    if not ports:
+        return free_port()
+    first, _, last = ports.partition("-")
+    for port in range(int(first), int(last or first) + 1):
+        if _port_free(port):
+            return port
+    raise RuntimeError(f"SOMLIER_TEST_PORTS={ports!r}: no free port in it")
+
+
 @contextlib.contextmanager
 def gunicorn_server(tmp_path: Path, env: dict[str, str | None]) -> Iterator[str]:
     """The real server (``gunicorn -c online_server/gunicorn.conf.py``) on a free port; yields its URL.
@@ -106,9 +122,7 @@ def gunicorn_server(tmp_path: Path, env: dict[str, str | None]) -> Iterator[str]
     """
     import requests
 
-    from airflow_provider_somlier.devtools.emulator import free_port
-
-    port = free_port()
+    port = server_port()
     metrics = tmp_path / "metrics"
     metrics.mkdir(exist_ok=True)
     overrides = {"BIND": f"127.0.0.1:{port}", "WORKERS": "2", "PROMETHEUS_MULTIPROC_DIR": str(metrics)} | env

@@ -37,3 +37,47 @@ def test_the_event_loop_is_uvloop_unless_asked_otherwise_and_a_bad_name_is_refus
         capture_output=True, text=True, timeout=60, cwd=Path(__file__).resolve().parents[2],
     )
     assert checked.returncode != 0 and "EVENT_LOOP='tornado'" in checked.stdout + checked.stderr
+
+
+def check_config(env: dict[str, str]):
+    """``gunicorn --check-config`` with only ``env``: the server's start, up to its first worker."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    return subprocess.run(
+        [sys.executable, "-m", "gunicorn", "-c", "online_server/gunicorn.conf.py", "--check-config"],
+        env={"PATH": "/usr/bin:/bin"} | env, capture_output=True, text=True, timeout=60,
+        cwd=Path(__file__).resolve().parents[2],
+    )
+
+
+def test_a_number_setting_that_is_not_a_number_is_refused_naming_the_variable_and_the_value():
+    import dataclasses
+
+    import pytest
+
+    numbers = [f for f in dataclasses.fields(Settings) if f.type in ("int", "float")]
+    assert {f.name for f in numbers} >= {"max_batch", "ftp_port", "max_batch_wait_ms", "read_timeout_seconds"}
+    for field in numbers:
+        key = field.name.upper()
+        expected = "a whole number" if field.type == "int" else "a number"
+        for bad in ("abc", "-1", "nan", "inf") if field.type == "float" else ("abc", "-1", "2.5"):
+            with pytest.raises(ValueError, match=f"{key}='{bad}': expected {expected} >= 0"):
+                Settings.from_env({"MODEL_NAME": "m", key: bad})
+    for key, bad in (("MAX_BATCH", "abc"), ("READ_TIMEOUT_SECONDS", "soon"), ("WORKERS", "two"), ("TIMEOUT", "1m")):
+        checked = check_config({"MODEL_NAME": "m", key: bad})
+        assert checked.returncode != 0 and f"{key}='{bad}': expected" in checked.stderr, checked.stderr
+
+
+def test_an_unknown_model_type_or_storage_is_refused_at_start_naming_the_accepted_ones():
+    import pytest
+
+    with pytest.raises(ValueError, match="MODEL_TYPE='bogus': expected one of sklearn, custom, tf, mlflow"):
+        Settings.from_env({"MODEL_NAME": "m", "MODEL_TYPE": "bogus"})
+    with pytest.raises(ValueError, match="STORAGE='s3': expected one of local, ftp, gcs"):
+        Settings(model_name="m", storage="s3")
+    checked = check_config({"MODEL_NAME": "m", "MODEL_TYPE": "bogus"})
+    assert checked.returncode != 0, checked.stderr
+    assert "MODEL_TYPE='bogus': expected one of sklearn, custom, tf, mlflow" in checked.stderr, checked.stderr
+    assert "MODEL_NAME is not set" in check_config({}).stderr
