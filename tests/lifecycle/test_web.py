@@ -178,3 +178,96 @@ def test_answers_are_strict_json():
 
     answer = app.test_client().get("/nan")
     assert answer.status_code == 500 and json.loads(answer.get_data(as_text=True))["error_code"] == "INTERNAL_ERROR"
+
+
+def _strict_json(raw: bytes):
+    """Parse as a strict client would: NaN and Infinity are not JSON."""
+    import json
+
+    def refuse(constant: str):
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(raw.decode("utf-8"), parse_constant=refuse)
+
+
+def _free_port() -> int:
+    """A port in 43300-43399, the range these tests may serve on."""
+    import socket
+
+    for port in range(43300, 43400):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port in 43300-43399")
+
+
+@pytest.fixture
+def served(tmp_path):
+    """The lifecycle web server as users run it (``flask run``), in its own process."""
+    import os
+    import subprocess
+    import sys
+    import time
+    import urllib.error
+    import urllib.request
+
+    port = _free_port()
+    env = {**os.environ, "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path / 'mlflow.db'}",
+           "SOMLIER_PROJECTS_REPO": str(tmp_path / "no-such-repo")}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "airflow_provider_somlier.lifecycle.web:create_app()", "run",
+         "--host", "127.0.0.1", "--port", str(port)],
+        cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/train/none", timeout=5)
+            except urllib.error.HTTPError:
+                break  # a 404 answer: the server is up
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "the web server did not start"
+                time.sleep(0.5)
+        yield base
+    finally:
+        server.terminate()
+        server.wait(30)
+
+
+def _send(url: str, body: bytes | None = None, content_type: str | None = None) -> tuple[int, object]:
+    import urllib.error
+    import urllib.request
+
+    request = urllib.request.Request(url, data=body, method="POST" if body is not None else "GET")
+    if content_type:
+        request.add_header("Content-Type", content_type)
+    try:
+        with urllib.request.urlopen(request, timeout=60) as answer:
+            return answer.status, _strict_json(answer.read())
+    except urllib.error.HTTPError as answer:
+        return answer.code, _strict_json(answer.read())
+
+
+def test_the_running_server_refuses_nan_and_answers_strict_json(served):
+    """The reviewer's request: NaN in a grid was accepted (202) and echoed as ``"alpha":NaN`` by ``GET /train/<id>``."""
+    import time
+
+    train = b'{"project_name":"example-projects/ridge","project_ref":"master","params":{"alpha":%s}}'
+    status, answer = _send(f"{served}/train", train % b"[0.1, NaN]", "application/json")
+    assert status == 400 and "the body holds NaN" in answer["message"]
+    status, answer = _send(f"{served}/train", train % b"0.5", None)  # urllib sends a form type
+    assert status == 400 and "send Content-Type: application/json" in answer["message"]
+    status, answer = _send(f"{served}/search", b'{"project_name": "\xff"}', "application/json")
+    assert status == 400 and "the body is not UTF-8: byte 0xff" in answer["message"]
+    # "nan" as text stays text, so the job's answer is strict JSON while it runs and after it ends
+    status, answer = _send(f"{served}/train", train % b'"0.1,nan"', "application/json")
+    assert status == 202, answer
+    deadline = time.monotonic() + 60
+    while (job := _send(f"{served}{answer['url']}")[1])["status"] == "running" and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert [c["params"]["alpha"] for c in job["combinations"]] == [0.1, "nan"]
