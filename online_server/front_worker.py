@@ -24,24 +24,23 @@ from gunicorn.workers.base import Worker
 
 from online_server.framing import Limits
 from online_server.front import Front, FrontSettings
-from online_server.settings import Settings, check_event_loop
+from online_server.settings import Settings, check_event_loop, number_setting
 
 TICK_SECONDS = 0.5  # how often the loop tells the arbiter it lives and checks whether to stop
 
 
 def front_settings(cfg, environ=os.environ) -> FrontSettings:
     """The front's settings from the environment (defaults: ``Settings``) and gunicorn's configuration."""
-    defaults = {name: field.default for name, field in Settings.__dataclass_fields__.items()}
-    threads = max(1, int(environ.get("MAX_BATCH") or defaults["max_batch"]), int(cfg.threads or 1))
+    threads = max(1, number_setting(environ, "max_batch"), int(cfg.threads or 1))
     return FrontSettings(
-        read_timeout=float(environ.get("READ_TIMEOUT_SECONDS") or defaults["read_timeout_seconds"]),
-        predict_timeout=float(environ.get("PREDICT_TIMEOUT_SECONDS") or defaults["predict_timeout_seconds"]),
+        read_timeout=number_setting(environ, "read_timeout_seconds"),
+        predict_timeout=number_setting(environ, "predict_timeout_seconds"),
         threads=threads,
         max_connections=max(threads, int(cfg.worker_connections or 1000)),
         limits=Limits(
             request_line=int(cfg.limit_request_line) or 1 << 16,  # 0: gunicorn's "unlimited"
             fields=int(cfg.limit_request_fields or 100),
-            body=int(environ.get("MAX_BODY_BYTES") or defaults["max_body_bytes"]),
+            body=number_setting(environ, "max_body_bytes"),
         ),
     )
 

@@ -70,6 +70,17 @@ def env_number(env, key: str, kind: type[int] | type[float], default: int | floa
     return value
 
 
+def number_setting(env, name: str) -> int | float:
+    """The number field ``name`` of ``Settings`` from ``env``, read exactly as ``Settings.from_env`` reads it.
+
+    For the workers, which read a few settings from the environment themselves: a parse of their
+    own would differ from the one ``gunicorn.conf.py`` checked at start (``MAX_BATCH=" "`` passed
+    it as the default, then every worker failed to boot on ``int(" ")``).
+    """
+    field = Settings.__dataclass_fields__[name]
+    return env_number(env, name.upper(), int if field.type == "int" else float, field.default)
+
+
 @dataclass(frozen=True)
 class Settings:
     model_name: str
@@ -129,7 +140,7 @@ class Settings:
             if key not in env:
                 continue
             if field.type in ("int", "float"):
-                values[name] = env_number(env, key, int if field.type == "int" else float, field.default)
+                values[name] = number_setting(env, name)
             else:
                 values[name] = env[key]
         if "model_name" not in values:

@@ -26,13 +26,14 @@ from gunicorn.workers.sync import SyncWorker
 
 from online_server.batching import Gathering, Ticket
 from online_server.hot_path import TICKET
+from online_server.settings import number_setting
 
 
 class GatheringWorker(SyncWorker):
     """A sync worker that answers every connection waiting when it becomes free, together."""
 
     def init_process(self) -> None:
-        self.max_batch = max(1, int(os.environ.get("MAX_BATCH") or 32))
+        self.max_batch = max(1, number_setting(os.environ, "max_batch"))
         self.gathering = Gathering()
         self.pool = ThreadPoolExecutor(max_workers=self.max_batch, thread_name_prefix="somlier-request")
         self.held = threading.local()

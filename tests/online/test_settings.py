@@ -81,3 +81,28 @@ def test_an_unknown_model_type_or_storage_is_refused_at_start_naming_the_accepte
     assert checked.returncode != 0, checked.stderr
     assert "MODEL_TYPE='bogus': expected one of sklearn, custom, tf, mlflow" in checked.stderr, checked.stderr
     assert "MODEL_NAME is not set" in check_config({}).stderr
+
+
+def test_a_blank_number_setting_is_its_default_in_the_workers_too(tmp_path, storage_root):
+    """The start's check takes ``MAX_BATCH=" "`` as the default: so must each worker, or none boots."""
+    import requests
+
+    from tests.online.conftest import MODEL, ROW, gunicorn_server
+
+    blank = {key: " " for key in ("MAX_BATCH", "READ_TIMEOUT_SECONDS", "PREDICT_TIMEOUT_SECONDS", "MAX_BODY_BYTES")}
+    assert Settings.from_env({"MODEL_NAME": "m"} | blank) == Settings(model_name="m")
+    # what each front worker reads at boot (a worker that fails here is respawned forever, never answering)
+    from gunicorn.config import Config
+
+    from online_server.front_worker import front_settings
+
+    front = front_settings(Config(), blank)
+    assert (front.threads, front.read_timeout, front.limits.body) == (32, 10.0, 1 << 20)
+    env = {"MODEL_NAME": MODEL, "STORAGE": "local", "STORAGE_ROOT": str(storage_root),
+           "WORK_DIR": str(tmp_path / "work")} | blank
+    for worker in ("online_server.front_worker.FrontWorker", "online_server.worker.GatheringWorker"):
+        (tmp_path / worker).mkdir()
+        with gunicorn_server(tmp_path / worker, env | {"WORKER_CLASS": worker}) as url:
+            assert requests.post(f"{url}/model_download", timeout=60).status_code == 200
+            answer = requests.post(f"{url}/result", json={"test": ROW}, timeout=30)
+            assert answer.status_code == 200, (answer.text, (tmp_path / worker / "gunicorn.log").read_text())
