@@ -237,6 +237,8 @@ class MLOpsOfflineOperator(BaseOperator):
 
 def _columns(value: Any, field: str) -> list[str] | str | None:
     """A list of names as given (the common case, checked without imports), else ``refs.column_list``."""
+    if value is None:
+        return None
     if isinstance(value, (list, tuple)) and all(isinstance(name, str) for name in value):
         return list(value)
     from airflow_provider_somlier.refs import column_list
