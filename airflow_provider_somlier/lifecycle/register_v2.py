@@ -115,16 +115,11 @@ def check_training_columns(model: object, columns: list[str]) -> None:
     of it, and an estimator fitted without names needs at least as many columns as it takes
     (``n_features_in_``). Otherwise the mismatch would only show as ProfileMismatchError when a
     scored day is compared with it."""
+    from airflow_provider_somlier.quality.training import refuse_missing_inputs
+
     names = getattr(model, "feature_names_in_", None)
     if names is not None:
-        names = [str(name) for name in names]
-        missing = [name for name in names if name not in columns]
-        if missing:
-            raise InvalidArgumentError(
-                f"--training_data has no column {', '.join(map(repr, missing))} of the model's inputs "
-                f"({', '.join(names)}; it has {', '.join(columns)}): its profile could not be their baseline; "
-                "nothing was registered"
-            )
+        refuse_missing_inputs([str(name) for name in names], columns)
         return
     count = getattr(model, "n_features_in_", None)
     if isinstance(count, int) and len(columns) < count:

@@ -266,14 +266,9 @@ def register_run(
         )
     found = find_run_model(client, run, artifact_path)
     if training_columns is not None:
-        inputs = signature_input_names(client, found) or []
-        missing = [name for name in inputs if name not in training_columns]
-        if missing:
-            raise InvalidArgumentError(
-                f"--training_data has no column {', '.join(map(repr, missing))} of the model's inputs "
-                f"({', '.join(inputs)}; it has {', '.join(training_columns)}): its profile could not be their "
-                "baseline; nothing was registered"
-            )
+        from airflow_provider_somlier.quality.training import refuse_missing_inputs
+
+        refuse_missing_inputs(signature_input_names(client, found) or [], training_columns)
     model = version_source(client, found)
     best = best_registered(client, name, metric, order, other_than_run=run_id)
     answer: dict[str, object] = {}

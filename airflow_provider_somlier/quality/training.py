@@ -149,3 +149,18 @@ def refuse_other_profile(client: Any, run_id: str, data: dict[str, Any]) -> dict
             "register with the same --training_data file, or without --training_data to keep it"
         )
     return held
+
+
+def refuse_missing_inputs(inputs: list[str], columns: list[str]) -> None:
+    """Refuse a training file whose ``columns`` lack some of the model's ``inputs``, before anything is
+    registered: its profile could not be their baseline, and the gap would only show later as a
+    ProfileMismatchError when a scored day is compared with it."""
+    from airflow_provider_somlier.errors import InvalidArgumentError
+
+    missing = [name for name in inputs if name not in columns]
+    if missing:
+        raise InvalidArgumentError(
+            f"--training_data has no column {', '.join(map(repr, missing))} of the model's inputs "
+            f"({', '.join(inputs)}; it has {', '.join(columns)}): its profile could not be their baseline; "
+            "nothing was registered"
+        )
