@@ -4,12 +4,12 @@
 #   ./scripts/test.sh --quick    unit and in-process tests only, for everyday work
 # The 15 slowest tests are listed at the end. Any other arguments go to pytest
 # (e.g. a path, -k EXPR, -x; -n 0 runs in one process).
-# The tests run on SOMLIER_TEST_WORKERS pytest-xdist workers (default 2); tests/conftest.py
+# The tests run on SOMLIER_TEST_WORKERS pytest-xdist workers (default 3); tests/conftest.py
 # keeps each module on one worker and the modules that start a whole Airflow on one worker in turn.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/bootstrap.sh
-args=(-n "${SOMLIER_TEST_WORKERS:-2}" --dist loadscope --no-loadscope-reorder --durations 15)
+args=(-n "${SOMLIER_TEST_WORKERS:-3}" --dist loadscope --no-loadscope-reorder --durations 15)
 for arg in "$@"; do
   if [ "$arg" = "--quick" ]; then
     args+=(-m "not slow")

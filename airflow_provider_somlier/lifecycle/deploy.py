@@ -26,7 +26,8 @@ HASH_LENGTH = 8
 
 
 def k8s_name(*parts: str) -> str:
-    """A DNS-1123 label from ``parts``; one that would be too long is cut and ends with a hash of them all.
+    """A DNS-1035 label from ``parts`` (``m-`` before one that would start with a digit); one that would be
+    too long is cut and ends with a hash of them all.
 
     Cutting alone would give two long names that differ only at their end (``…-v1``, ``…-v2``)
     the same object, so deploying version 2 would update version 1's Deployment and Service.
@@ -35,6 +36,8 @@ def k8s_name(*parts: str) -> str:
     name = _K8S_NAME.sub("-", "-".join(parts).lower()).strip("-")
     if not name:
         raise InvalidArgumentError(f"cannot make a Kubernetes name from {parts!r}")
+    if name[0].isdigit():  # a Service's name is a DNS-1035 label: it starts with a letter
+        name = f"m-{name}"
     if len(name) <= NAME_LIMIT:
         return name
     digest = hashlib.sha256("\0".join(parts).encode("utf-8", "surrogatepass")).hexdigest()[:HASH_LENGTH]

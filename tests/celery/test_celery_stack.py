@@ -88,7 +88,8 @@ def test_the_backfill_emits_one_asset_event_per_day_and_the_downstream_dag_runs(
     assert sorted(event["extra"]["target_date"] for event in events) == DAILY_DAYS
     # Airflow gives an asset-triggered run the events whose timestamps fall after the previous run's;
     # an event of a concurrent run committed just after a downstream run was created can miss it
-    # (Airflow's own window, not ours): wait until every day arrived or no new run came for 30 s.
+    # (Airflow's own window, not ours): wait until every day arrived or no new run came for 10 s (five
+    # scheduler heartbeats: the events were all there before this wait began).
     deadline, seen, settled_since = time.monotonic() + 180, [], None
     while True:
         runs = session.get(f"{stack.url}/api/v2/dags/{Dags.DOWNSTREAM}/dagRuns", timeout=30).json()["dag_runs"]
@@ -97,7 +98,7 @@ def test_the_backfill_emits_one_asset_event_per_day_and_the_downstream_dag_runs(
             seen = _days_reported(stack, session, runs)
             if settled_since is None or settled_since[0] != len(runs):
                 settled_since = (len(runs), time.monotonic())
-            if sorted(seen) == DAILY_DAYS or time.monotonic() - settled_since[1] > 30:
+            if sorted(seen) == DAILY_DAYS or time.monotonic() - settled_since[1] > 10:
                 break
         stack.check_alive()
         assert time.monotonic() < deadline, f"{Dags.DOWNSTREAM} did not run within 180 s of the events: {runs}"

@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from airflow_provider_somlier.cli import main
 
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+DNS_LABEL = re.compile(r"^[a-z]([-a-z0-9]{0,61}[a-z0-9])?$")  # DNS-1035, as a Service's name must be
 
 
 @pytest.fixture
@@ -24,7 +24,7 @@ def names(registry):
     return run
 
 
-@pytest.mark.parametrize("project", ["a" * 70, "b" * 50, "Project_" * 12])
+@pytest.mark.parametrize("project", ["a" * 70, "b" * 50, "Project_" * 12, "2026" * 20])
 def test_long_names_differ_between_versions_and_are_dns_labels(names, project):
     first, second = names(project, "1", "--istio_enabled", "True"), names(project, "2", "--istio_enabled", "True")
     assert len(first) == len(second) == 1 and first != second
@@ -35,6 +35,10 @@ def test_long_names_differ_between_versions_and_are_dns_labels(names, project):
 
 def test_a_name_that_fits_is_unchanged(names):
     assert names("diabetes", "2") == {"diabetes-diabetes-ridge-v2"}
+
+
+def test_a_project_starting_with_a_digit_names_a_service_kubernetes_accepts(names):
+    assert names("2026-churn", "1") == {"m-2026-churn-diabetes-ridge-v1"}
 
 
 def test_the_secret_is_referred_to_as_named_or_refused(registry):

@@ -139,7 +139,12 @@ def gunicorn_server(tmp_path: Path, env: dict[str, str | None]) -> Iterator[str]
                 requests.get(f"{url}/healthz", timeout=5)
                 break
             except requests.RequestException:
+                if process.poll() is not None:  # a worker that cannot boot stops the arbiter: say so now
+                    log_tail = (tmp_path / "gunicorn.log").read_text(errors="replace")[-2000:]
+                    raise RuntimeError(f"gunicorn exited with {process.returncode} before answering:\n{log_tail}")
                 time.sleep(0.1)
+        else:
+            raise RuntimeError(f"gunicorn did not answer /healthz within 30 s; see {tmp_path / 'gunicorn.log'}")
         yield url
     finally:
         process.terminate()
