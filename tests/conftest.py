@@ -240,8 +240,8 @@ SLOW_MODULES = (
 
 
 # ``./scripts/test.sh`` runs the suite on three pytest-xdist workers (``--dist loadscope``, with
-# the scheduler below). The modules that start a whole Airflow (or a demo, which starts one)
-# run one after another on one worker: two of them at once on two cores starve each other's
+# the scheduler below). The modules that start a whole Airflow (or a demo, which starts one),
+# but for LIGHT_AIRFLOW_MODULES, run one after another on one worker: two of them at once on two cores starve each other's
 # schedulers. Every other module goes to a worker whole (its module- and session-scoped
 # servers start once per worker), the longest first, so that none is left to end the run alone.
 # The Airflow modules spend much of their time waiting on schedulers and heartbeats (about
@@ -256,14 +256,20 @@ REAL_AIRFLOW_MODULES = (
     "tests/celery/",
     "tests/sharded/test_sharded_on_airflow.py",
     "tests/e2e/test_airflow_end_to_end.py",
-    "tests/devtools/test_airflow_local.py",
     "tests/ui/test_browser.py",
+)
+# Modules marked e2e whose Airflow is light enough to run beside one of the above: a DAG of one
+# EmptyOperator (~0.5 of a core), and waits that follow progress rather than fixed limits. Out of
+# the serial group, its minute no longer lengthens the run's longest path.
+LIGHT_AIRFLOW_MODULES = (
+    "tests/devtools/test_airflow_local.py",
 )
 LONGEST_FIRST = (  # by wall seconds in a profiled run (SOMLIER_TEST_PROFILE, tests/module_cost.py)
     *REAL_AIRFLOW_MODULES,
     "tests/lifecycle/test_train.py",
     "tests/e2e/test_lifecycle_chain.py",
     "tests/lifecycle/test_register_anywhere.py",
+    *LIGHT_AIRFLOW_MODULES,
     "tests/online/test_mlflow_model.py",
     "tests/generate/test_cli.py",
     "tests/online/test_slow_clients.py",
@@ -290,8 +296,8 @@ def pytest_collection_modifyitems(config, items):
     for item in items:
         if where[item].startswith(SLOW_MODULES):
             item.add_marker(pytest.mark.slow)
-    unlisted = sorted({where[item] for item in items
-                       if item.get_closest_marker("e2e") and not where[item].startswith(REAL_AIRFLOW_MODULES)})
+    listed = REAL_AIRFLOW_MODULES + LIGHT_AIRFLOW_MODULES
+    unlisted = sorted({where[item] for item in items if item.get_closest_marker("e2e") and not where[item].startswith(listed)})
     if unlisted:
         raise pytest.UsageError(f"modules marked e2e start a whole Airflow: list {unlisted} in REAL_AIRFLOW_MODULES "
                                 "(tests/conftest.py) so that they never run beside another")
