@@ -59,6 +59,8 @@ class Stopped(KeyboardInterrupt):
 
 
 _received: list[int] = []  # stop signals that arrived while the demo was already stopping
+_requested: list[int] = []  # the stop signal raised as Stopped (raised again if Python dropped it)
+_shielded: list[bool] = []  # set once the demo is stopping: nothing is raised from then on
 
 
 def _stop(signum: int, frame: object) -> None:
@@ -66,7 +68,28 @@ def _stop(signum: int, frame: object) -> None:
     # second signal must not cut the cleanup short, so the rest are ignored from here on.
     for each in STOP_SIGNALS:
         signal.signal(each, signal.SIG_IGN)
+    _requested.append(signum)
     raise Stopped(signum)
+
+
+def stop_if_requested() -> None:
+    """Raise again a stop that Python dropped.
+
+    A signal handler runs wherever the main thread is, and that can be a garbage collector's
+    callback (seen: SQLAlchemy's weakref callbacks while google-cloud-bigquery was imported);
+    Python prints an exception raised there as "Exception ignored" and goes on, and the demo
+    would run to its end after a SIGTERM. Every step and every wait calls this, so such a stop
+    takes effect at the next one.
+    """
+    if _requested and not _shielded:
+        raise Stopped(_requested[0])
+
+
+def _quiet_dropped_stop(unraisable: object) -> None:
+    """The dropped Stopped is not an error to print: ``stop_if_requested`` raises it again."""
+    if isinstance(getattr(unraisable, "exc_value", None), Stopped):
+        return
+    sys.__unraisablehook__(unraisable)
 
 
 def _stopping(signum: int, frame: object) -> None:
@@ -75,6 +98,7 @@ def _stopping(signum: int, frame: object) -> None:
 
 
 def shield_cleanup() -> None:
+    _shielded.append(True)
     for each in STOP_SIGNALS:
         if signal.getsignal(each) is _stop:
             signal.signal(each, _stopping)
@@ -82,6 +106,7 @@ def shield_cleanup() -> None:
 
 def watch_servers(servers: dict[str, int]) -> None:
     """Fail by name when a server the demo started (the emulator, the MLflow UI) has died."""
+    stop_if_requested()
     import psutil
 
     from airflow_provider_somlier.devtools.airflow_local import ComponentDiedError
@@ -96,6 +121,7 @@ def watch_servers(servers: dict[str, int]) -> None:
 
 
 def step(message: str) -> None:
+    stop_if_requested()
     print(f"\033[1m==> {message}\033[0m", flush=True)
 
 
@@ -291,7 +317,9 @@ def run_demo(args: argparse.Namespace, state: Path, pids, tracking_uri: str, tod
         print("    serving until Ctrl-C (or SIGTERM/SIGHUP) …")
         with contextlib.suppress(KeyboardInterrupt):
             while True:
-                time.sleep(3600)
+                time.sleep(1)
+                stop_if_requested()
+        _requested.clear()  # the signal that ends serving is its normal end: exit 0
     step("Stopping Airflow, MLflow and the emulator")
     return 0
 
@@ -299,6 +327,7 @@ def run_demo(args: argparse.Namespace, state: Path, pids, tracking_uri: str, tod
 if __name__ == "__main__":
     for each in STOP_SIGNALS:
         signal.signal(each, _stop)
+    sys.unraisablehook = _quiet_dropped_stop
     try:
         code = main()
     except Stopped as stopped:  # the shell's convention: 128 + the signal's number
