@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 
 import click
 
@@ -46,6 +47,14 @@ def tracking_uri_checked(tracking_uri: str | None) -> str:
     uri = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
     if not uri:
         raise InvalidArgumentError("no MLflow registry: pass --tracking_uri or set MLFLOW_TRACKING_URI")
+    if uri.startswith("sqlite:///"):
+        # Building MLflow's store here would create the database's tables before the command's
+        # own arguments are checked, and a typo in them would leave an empty registry behind:
+        # only the folder is checked, and MLflow creates the file when the command first uses it.
+        folder = Path(uri.removeprefix("sqlite:///").split("?", 1)[0]).parent
+        if not folder.is_dir():
+            raise InvalidArgumentError(f"tracking URI {uri!r} names a database in {str(folder)!r}, which is not a folder")
+        return uri
     try:
         MlflowClient(tracking_uri=uri, registry_uri=uri)
     except MlflowException as exc:

@@ -127,6 +127,12 @@ def test_a_bogus_tracking_uri_is_named(tmp_path):
     assert code == 2 and "tracking URI 'bogus://nowhere' is not one MLflow can use" in err and "Traceback" not in err
 
 
+def test_a_sqlite_registry_in_a_missing_folder_is_named_and_nothing_is_created(tmp_path):
+    code, _, err = somlier("search", "p", "m", "ASC", uri=f"sqlite:///{tmp_path}/no-such-folder/mlflow.db")
+    assert code == 2 and "which is not a folder" in err and "no-such-folder" in err and "Traceback" not in err, err
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_an_unreachable_registry_is_reported_at_once():
     import socket
     import time
