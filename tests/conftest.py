@@ -241,13 +241,14 @@ SLOW_MODULES = (
 
 # ``./scripts/test.sh`` runs the suite on three pytest-xdist workers (``--dist loadscope``, with
 # the scheduler below). The modules that start a whole Airflow (or a demo, which starts one),
-# but for LIGHT_AIRFLOW_MODULES, run one after another on one worker: two of them at once on two cores starve each other's
-# schedulers. Every other module goes to a worker whole (its module- and session-scoped
-# servers start once per worker), the longest first, so that none is left to end the run alone.
-# The Airflow modules spend much of their time waiting on schedulers and heartbeats (about
-# 0.75 of a core on average), so two workers left a third of the two cores idle; with three,
-# the other two workers fill it and the Airflow modules' ~9 minutes end the run (measured on
-# one clone: 10 min 16 s with two workers, 9 min 38 s with three, the same CPU seconds in all).
+# but for LIGHT_AIRFLOW_MODULES, run one after another on one worker: two of them at once on
+# two cores starve each other's schedulers. Every other module goes to a worker whole (its
+# module- and session-scoped servers start once per worker), the longest first, so that none
+# is left to end the run alone. The Airflow modules spend much of their time waiting on
+# schedulers and heartbeats (about 0.75 of a core on average), so two workers left a third of
+# the two cores idle; with three, the other two workers fill it and the serial Airflow modules
+# end the run (measured on one clone: 10 min 16 s with two workers, 9 min 38 s with three, the
+# same CPU seconds in all; 7 min 23 s – 8 min 31 s with the light module beside them).
 # Tried: three workers with these modules in two groups (at most two Airflows at once) took
 # longer from fresh clones, 18 min 24 s against 15 min 39 s: the two cores were already busy,
 # and contention made the processes spend more CPU in all (1,948 s against 1,505 s).
@@ -297,10 +298,12 @@ def pytest_collection_modifyitems(config, items):
         if where[item].startswith(SLOW_MODULES):
             item.add_marker(pytest.mark.slow)
     listed = REAL_AIRFLOW_MODULES + LIGHT_AIRFLOW_MODULES
-    unlisted = sorted({where[item] for item in items if item.get_closest_marker("e2e") and not where[item].startswith(listed)})
+    unlisted = sorted({where[item] for item in items
+                       if item.get_closest_marker("e2e") and not where[item].startswith(listed)})
     if unlisted:
         raise pytest.UsageError(f"modules marked e2e start a whole Airflow: list {unlisted} in REAL_AIRFLOW_MODULES "
-                                "(tests/conftest.py) so that they never run beside another")
+                                "(tests/conftest.py) so that they never run beside another, or in "
+                                "LIGHT_AIRFLOW_MODULES if their Airflow is light enough to")
 
 
 def pytest_xdist_make_scheduler(config, log):
