@@ -35,7 +35,6 @@ def tracking_uri_checked(tracking_uri: str | None) -> str:
     MLflow's client retries an unreachable server for minutes without a word; a probe of
     its ``/health`` endpoint with a short deadline says so at once instead.
     """
-    import socket
     import urllib.error
     import urllib.request
 
@@ -64,13 +63,9 @@ def tracking_uri_checked(tracking_uri: str | None) -> str:
             urllib.request.urlopen(f"{uri.rstrip('/')}/health", timeout=REGISTRY_PROBE_SECONDS).close()
         except urllib.error.HTTPError:
             pass  # it answered; auth or a proxy path is MLflow's to report
-        except (TimeoutError, socket.timeout) as exc:
-            raise RegistryUnavailableError(
-                f"MLflow at {uri} did not answer within {REGISTRY_PROBE_SECONDS} s: {exc}"
-            ) from None
         except (OSError, ValueError) as exc:
             reason = getattr(exc, "reason", exc)  # URLError wraps the socket's error
-            if isinstance(reason, (TimeoutError, socket.timeout)):
+            if isinstance(reason, TimeoutError):
                 raise RegistryUnavailableError(
                     f"MLflow at {uri} did not answer within {REGISTRY_PROBE_SECONDS} s: {reason}"
                 ) from None

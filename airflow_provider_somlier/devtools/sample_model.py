@@ -86,8 +86,9 @@ def train_and_register_hgb(tracking_uri: str, model_name: str, **kwargs) -> Regi
 
         features, target = diabetes_frame()
         model = HistGradientBoostingRegressor(max_iter=100, random_state=0).fit(features, target)
-        mlflow.sklearn.save_model(model, path, signature=infer_signature(features, model.predict(features)),
-                                  serialization_format="cloudpickle",
-                                  pip_requirements=[f"scikit-learn=={sklearn.__version__}"])
+        with _quiet_pip_version_warning():
+            mlflow.sklearn.save_model(model, path, signature=infer_signature(features, model.predict(features)),
+                                      serialization_format="cloudpickle",
+                                      pip_requirements=[f"scikit-learn=={sklearn.__version__}"])
 
     return register_model(tracking_uri, model_name, save, **kwargs)

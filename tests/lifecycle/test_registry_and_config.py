@@ -145,3 +145,17 @@ def test_an_unreachable_registry_is_reported_at_once():
     code, _, err = somlier("register", "0" * 32, "m", uri=f"http://127.0.0.1:{port}")
     assert code == 1 and f"MLflow at http://127.0.0.1:{port} cannot be reached" in err and "refused" in err, err
     assert time.monotonic() - started < 60
+
+
+def test_a_silent_registry_is_reported_after_the_probe_s_deadline():
+    import socket
+
+    silent = socket.socket()  # accepts connections (the kernel's backlog) and never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(8)
+    port = silent.getsockname()[1]
+    try:
+        code, _, err = somlier("search", "p", "m", "ASC", uri=f"http://127.0.0.1:{port}")
+    finally:
+        silent.close()
+    assert code == 1 and f"MLflow at http://127.0.0.1:{port} did not answer within 10 s" in err, err
