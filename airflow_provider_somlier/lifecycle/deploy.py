@@ -25,9 +25,10 @@ NAME_LIMIT = 63  # a DNS-1123 label: Service names and label values are at most 
 HASH_LENGTH = 8
 
 
-def k8s_name(*parts: str) -> str:
+def k8s_name(*parts: str, letter_first: bool = True) -> str:
     """A DNS-1035 label from ``parts`` (``m-`` before one that would start with a digit); one that would be
-    too long is cut and ends with a hash of them all.
+    too long is cut and ends with a hash of them all. ``letter_first=False`` gives a label value, which
+    may start with a digit, so a model named ``2026-churn`` is found by ``somlier/model=2026-churn``.
 
     Cutting alone would give two long names that differ only at their end (``…-v1``, ``…-v2``)
     the same object, so deploying version 2 would update version 1's Deployment and Service.
@@ -36,7 +37,7 @@ def k8s_name(*parts: str) -> str:
     name = _K8S_NAME.sub("-", "-".join(parts).lower()).strip("-")
     if not name:
         raise InvalidArgumentError(f"cannot make a Kubernetes name from {parts!r}")
-    if name[0].isdigit():  # a Service's name is a DNS-1035 label: it starts with a letter
+    if letter_first and name[0].isdigit():  # a Service's name is a DNS-1035 label: it starts with a letter
         name = f"m-{name}"
     if len(name) <= NAME_LIMIT:
         return name
@@ -105,7 +106,7 @@ def manifests(
     resources = {key: value for key, value in (("cpu", cpu), ("memory", memory)) if value}
 
     def labels() -> dict[str, str]:
-        return {"app": name, "somlier/model": k8s_name(ref.name), "somlier/version": str(ref.version)}
+        return {"app": name, "somlier/model": k8s_name(ref.name, letter_first=False), "somlier/version": str(ref.version)}
 
     def meta() -> dict[str, Any]:
         return {"name": name, "namespace": namespace, "labels": labels()}

@@ -50,3 +50,10 @@ def test_the_secret_is_referred_to_as_named_or_refused(registry):
     result = CliRunner().invoke(main, ["deploy", "p", "diabetes-ridge", "1", "--mlflow_secret", "My_Secret",
                                        "--dry_run", "--tracking_uri", registry["uri"]])
     assert result.exit_code == 2 and "--mlflow_secret 'My_Secret' is not a Kubernetes Secret name" in result.stderr
+
+
+def test_a_label_value_keeps_a_leading_digit_that_a_name_cannot():
+    from airflow_provider_somlier.lifecycle.deploy import k8s_name
+
+    assert k8s_name("2026-Churn", "v1") == "m-2026-churn-v1"
+    assert k8s_name("2026-Churn", letter_first=False) == "2026-churn"
