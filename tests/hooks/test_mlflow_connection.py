@@ -71,6 +71,18 @@ def gateway(served):
     server.shutdown()
 
 
+@pytest.fixture(autouse=True)
+def abandoned_calls_end_soon(monkeypatch):
+    """MLflow's own timeout (longer than any hook deadline here) and no retries of its own.
+
+    A call the hook abandons at its deadline goes on under MLflow's settings (120 s and seven
+    retries by default); bounded here, it ends seconds after its test instead of logging its
+    retries into later tests' output, and the hook's deadline is still the one that fires.
+    """
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "8")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+
+
 @pytest.fixture
 def silent_port():
     """A socket that accepts connections (the kernel completes the handshake) and never answers."""
