@@ -45,6 +45,7 @@ from airflow_provider_somlier.devtools.postgres_server import running_postgres
 from airflow_provider_somlier.devtools.redis_server import running_redis
 
 if TYPE_CHECKING:
+    from airflow_provider_somlier.devtools.kubernetes_api import KubernetesApi
     from airflow_provider_somlier.devtools.pidfiles import PidFiles
     from airflow_provider_somlier.devtools.postgres_server import PostgresServer
     from airflow_provider_somlier.devtools.redis_server import RedisServer
@@ -84,6 +85,7 @@ class CeleryAirflow:
     postgres: PostgresServer
     redis: RedisServer
     workers: tuple[str, ...]
+    kubernetes: KubernetesApi | None = None  # with the KubernetesExecutor beside Celery
 
     @property
     def url(self) -> str:
@@ -131,13 +133,18 @@ class CeleryAirflow:
 
 
 def hostname() -> str:
-    """``[core] hostname_callable`` of the stack: the worker's name in a worker (and its tasks), else the host's.
+    """``[core] hostname_callable`` of the stack: the worker's name in a worker (and its tasks), the pod's
+    in a KubernetesExecutor pod (Kubernetes sets ``HOSTNAME`` there), else the host's.
 
-    Both workers run on one machine, so the host name alone cannot tell them apart.
+    Both workers and every pod run on one machine, so the host name alone cannot tell them apart.
     """
     import socket
 
-    return os.environ.get(WORKER_HOSTNAME_ENV) or socket.getfqdn()
+    if os.environ.get(WORKER_HOSTNAME_ENV):
+        return os.environ[WORKER_HOSTNAME_ENV]
+    if os.environ.get("KUBERNETES_SERVICE_HOST") and os.environ.get("HOSTNAME"):
+        return os.environ["HOSTNAME"]
+    return socket.getfqdn()
 
 
 def celery_env(
@@ -217,18 +224,37 @@ def running_celery_airflow(
     extra_env: dict[str, str] | None = None,
     timeout: float = 240,
     pids: PidFiles | None = None,
+    kubernetes: bool = False,
 ) -> Iterator[CeleryAirflow]:
     """Start PostgreSQL, Redis, migrate, start Airflow's four components and the workers; yield when all are ready.
 
     Everything lives under ``state`` (``postgres/``, ``redis/``, ``airflow/`` with its
     ``logs/``). Each worker ``name`` consumes the queues ``default`` and ``name``, runs
     ``concurrency`` task slots and is the ``hostname`` of the task instances it runs.
+    ``kubernetes`` adds the KubernetesExecutor (``devtools.airflow_kubernetes``): tasks that
+    name it run in pods of the local Kubernetes API stand-in (``state/kubernetes/``), each a
+    process whose ``hostname`` is its pod's name.
     """
+    from airflow_provider_somlier.devtools.airflow_kubernetes import (
+        EXECUTORS,
+        executor_settings,
+        image_environment,
+        running_kubernetes_api,
+    )
+
     home = state / "airflow"
     (home / "logs").mkdir(parents=True, exist_ok=True)
-    with running_postgres(state, pids=pids) as postgres, running_redis(state / "redis", pids=pids) as redis:
+    with contextlib.ExitStack() as servers:
+        postgres = servers.enter_context(running_postgres(state, pids=pids))
+        redis = servers.enter_context(running_redis(state / "redis", pids=pids))
+        cluster = servers.enter_context(running_kubernetes_api(state / "kubernetes")) if kubernetes else None
+        if cluster is not None:
+            extra_env = {"AIRFLOW__CORE__EXECUTOR": EXECUTORS,
+                         **executor_settings(cluster, state / "kubernetes"), **(extra_env or {})}
         port = free_port()
         env = celery_env(home, dags_folder, port, postgres, redis, concurrency=concurrency, extra=extra_env)
+        if cluster is not None:
+            cluster.environment = image_environment(env)
         airflow = LocalAirflow(
             home=home, port=port, env=env, pids=pids,
             components=(*COMPONENTS, "triggerer", *workers),
@@ -244,6 +270,6 @@ def running_celery_airflow(
         migrated = airflow.cli("db", "migrate", check=False)
         if migrated.returncode:
             raise ComponentDiedError(f"airflow db migrate on {postgres.url} failed: {migrated.stderr[-3000:]}")
-        stack = CeleryAirflow(airflow=airflow, postgres=postgres, redis=redis, workers=workers)
+        stack = CeleryAirflow(airflow=airflow, postgres=postgres, redis=redis, workers=workers, kubernetes=cluster)
         with components_running(airflow, lambda: _wait_ready(stack, timeout)):
             yield stack

@@ -1,4 +1,5 @@
-"""One production-shaped Airflow for the whole test session: PostgreSQL, Redis, CeleryExecutor, worker-a and worker-b.
+"""One production-shaped Airflow for the whole test session: PostgreSQL, Redis, CeleryExecutor, worker-a and worker-b,
+and the KubernetesExecutor beside it on the local Kubernetes API stand-in (for the DAGs that name it).
 
 Started once (about half a minute) by the first test that asks for it, with every DAG
 the Celery tests drive already in its dags folder, and stopped at the end of the session.
@@ -37,6 +38,26 @@ with DAG({dag_id!r}, schedule=None, start_date=dt.datetime(2026, 11, 1, tzinfo=d
     sharded_offline(
         "predict", shards=2, model_ref={model_ref!r}, dataset_ref={features!r}, dataset_load_column="load_date",
         destination_table_ref={destination!r}, passthrough_columns=["row_id"],
+        retries=2, retry_delay=dt.timedelta(seconds=3), retry_exponential_backoff=1.0,
+    )
+"""
+
+# The sharded group on the KubernetesExecutor beside Celery: every task in a pod of its own, each
+# shard's pod with its CPU and memory (the override ``--score_cpu/--score_memory`` generate).
+KUBERNETES_DAG = """
+import datetime as dt
+
+from airflow.sdk import DAG
+
+from airflow_provider_somlier.operators.routing import shard_pod_override
+from airflow_provider_somlier.operators.sharded import sharded_offline
+
+with DAG({dag_id!r}, schedule=None, start_date=dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc), catchup=False,
+         default_args={{"executor": "KubernetesExecutor"}}) as dag:
+    sharded_offline(
+        "predict", shards=2, model_ref={model_ref!r}, dataset_ref={features!r}, dataset_load_column="load_date",
+        destination_table_ref={destination!r}, passthrough_columns=["row_id"],
+        score_executor_config=shard_pod_override(cpu="1", memory="1Gi"),
         retries=2, retry_delay=dt.timedelta(seconds=3), retry_exponential_backoff=1.0,
     )
 """
@@ -103,6 +124,8 @@ class Dags:
     KILLED = "celery_worker_killed"
     REDIS = "celery_redis_outage"
     POSTGRES = "celery_postgres_outage"
+    PODS = "celery_kubernetes_pods"
+    POD_KILLED = "celery_kubernetes_pod_killed"
 
 
 @pytest.fixture(scope="package")  # not the session's: idle, the stack costs a third of a core
@@ -127,11 +150,15 @@ def celery_stack(session_dir, emulator, registry, bq_client, features_table, cel
                                         destination=destinations[Dags.KILLED]),
         **{dag: SHARDED_DAG.format(dag_id=dag, model_ref="diabetes-ridge@champion", features=celery_features,
                                    destination=destinations[dag]) for dag in (Dags.REDIS, Dags.POSTGRES)},
+        Dags.PODS: KUBERNETES_DAG.format(dag_id=Dags.PODS, model_ref="diabetes-ridge@champion",
+                                         features=celery_features, destination=destinations[Dags.PODS]),
+        Dags.POD_KILLED: KUBERNETES_DAG.format(dag_id=Dags.POD_KILLED, model_ref=hang_model[0],
+                                               features=celery_features, destination=destinations[Dags.POD_KILLED]),
     }
     for dag_id, source in files.items():
         (dags / f"{dag_id}.py").write_text(source)
 
-    with running_celery_airflow(session_dir / "celery-stack", dags) as stack:
+    with running_celery_airflow(session_dir / "celery-stack", dags, kubernetes=True) as stack:
         session = stack.session()
         deadline = time.monotonic() + 180
         for dag_id in files:

@@ -1,0 +1,83 @@
+"""The sharded day on the KubernetesExecutor: a pod per task, the shards' override applied, a lost pod retried.
+
+The executor runs in the session's production-shaped stack beside Celery (``[core] executor =
+CeleryExecutor,KubernetesExecutor``; these DAGs name it in ``default_args``), against the local
+Kubernetes API stand-in (``devtools/kubernetes_api.py``): it builds each pod from the template
+and the task's ``pod_override``, creates it, follows it through a watch and deletes it, as on a
+cluster. Each pod is a process whose host name is its pod's name, so a task instance's
+``hostname`` says which pod ran it.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+import pytest
+
+from airflow_provider_somlier.devtools.airflow_kubernetes import NAMESPACE
+from tests.celery.conftest import Dags, day_rows, shards, source_ids, task_instances, trigger, wait_run
+
+pytestmark = pytest.mark.e2e
+SHARD_RESOURCES = {"requests": {"cpu": "1", "memory": "1Gi"}, "limits": {"cpu": "1", "memory": "1Gi"}}
+
+
+def pods_of(stack, dag_id: str, run_id: str) -> dict[str, dict]:
+    """Every pod the executor created for the run, by name, as it sent them."""
+    return {pod["metadata"]["name"]: pod for pod in stack.kubernetes.created
+            if pod["metadata"]["annotations"].get("dag_id") == dag_id
+            and pod["metadata"]["annotations"].get("run_id") == run_id}
+
+
+def test_each_task_of_a_sharded_day_runs_in_its_own_pod_and_only_the_shards_carry_the_override(
+    celery_stack, celery_features, bq_client
+):
+    stack, session, destinations = celery_stack
+    run_id = trigger(stack, session, Dags.PODS)
+    assert wait_run(stack, session, Dags.PODS, run_id) == "success"
+    tis = task_instances(stack, session, Dags.PODS, run_id)
+    assert sorted((ti["task_id"], ti["map_index"]) for ti in tis) == [
+        ("predict.commit", -1), ("predict.plan", -1), ("predict.score", 0), ("predict.score", 1)]
+    assert {ti["executor"] for ti in tis} == {"KubernetesExecutor"} and {ti["state"] for ti in tis} == {"success"}
+    pods = pods_of(stack, Dags.PODS, run_id)
+    assert {ti["hostname"] for ti in tis} == set(pods) and len(pods) == 4  # one pod per task, each ran its task
+    for pod in pods.values():
+        base = pod["spec"]["containers"][0]
+        assert base["name"] == "base" and base["image"] == "somlier-local:dev"
+        assert base["args"][:3] == ["python", "-m", "airflow.sdk.execution_time.execute_workload"]
+        scoring = pod["metadata"]["annotations"]["task_id"] == "predict.score"
+        assert (base.get("resources") == SHARD_RESOURCES) is scoring, (pod["metadata"]["name"], base.get("resources"))
+    assert day_rows(bq_client, destinations[Dags.PODS]) == (source_ids(bq_client, celery_features), 1)
+    deadline = time.monotonic() + 60  # succeeded pods are deleted ([kubernetes_executor] delete_worker_pods)
+    while set(pods) & {pod["metadata"]["name"] for pod in stack.kubernetes.pods()}:
+        assert time.monotonic() < deadline, "the run's succeeded pods were not deleted within 60 s"
+        time.sleep(1)
+
+
+def test_a_shard_whose_pod_is_killed_mid_predict_is_retried_in_a_new_pod_and_the_day_stays_exact(
+    celery_stack, celery_features, hang_model, bq_client
+):
+    stack, session, destinations = celery_stack
+    _, armed = hang_model
+    hanging = armed.with_name(armed.name + ".hanging")
+    armed.touch()  # the next predict anywhere hangs: its pod is then killed, as when its node is lost
+    run_id = trigger(stack, session, Dags.POD_KILLED)
+    deadline = time.monotonic() + 240
+    while True:
+        stack.check_alive()
+        running = [ti for ti in shards(stack, session, Dags.POD_KILLED, run_id) if ti["state"] == "running"]
+        hung = [ti for ti in running if ti["hostname"] in pods_of(stack, Dags.POD_KILLED, run_id)]
+        if hanging.exists() and len(running) == 1 and hung:
+            pid = stack.kubernetes.pid(NAMESPACE, hung[0]["hostname"])
+            if pid is not None:
+                break
+        assert time.monotonic() < deadline, f"the hanging shard never ran alone in a pod: {running}"
+        time.sleep(0.5)
+    victim, index = hung[0]["hostname"], hung[0]["map_index"]
+    os.killpg(pid, signal.SIGKILL)  # the container and everything in it
+    hanging.unlink()
+    assert wait_run(stack, session, Dags.POD_KILLED, run_id) == "success"
+    retried = shards(stack, session, Dags.POD_KILLED, run_id)[index]
+    assert retried["try_number"] >= 2 and retried["state"] == "success" and retried["hostname"] != victim
+    assert day_rows(bq_client, destinations[Dags.POD_KILLED]) == (source_ids(bq_client, celery_features), 1)
