@@ -272,4 +272,8 @@ def running_celery_airflow(
             raise ComponentDiedError(f"airflow db migrate on {postgres.url} failed: {migrated.stderr[-3000:]}")
         stack = CeleryAirflow(airflow=airflow, postgres=postgres, redis=redis, workers=workers, kubernetes=cluster)
         with components_running(airflow, lambda: _wait_ready(stack, timeout)):
-            yield stack
+            try:
+                yield stack
+            finally:
+                if cluster is not None:  # first, so the executor's watcher process lets the scheduler exit
+                    cluster.close_watches()

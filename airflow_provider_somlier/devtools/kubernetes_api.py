@@ -157,6 +157,7 @@ class KubernetesApi:
     _changed: threading.Condition = field(default_factory=threading.Condition)
     _server: ThreadingHTTPServer | None = None
     _stopping: bool = False
+    _watches_closed: bool = False
 
     @property
     def url(self) -> str:
@@ -191,6 +192,17 @@ class KubernetesApi:
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
+
+    def close_watches(self) -> None:
+        """End every watch and refuse new ones (503), as an API server going away does.
+
+        The KubernetesExecutor's watcher process ignores SIGTERM and re-opens a watch that
+        ends cleanly; refused, it exits. Called before the scheduler is stopped, so the
+        scheduler's exit does not wait for its watcher until it is killed.
+        """
+        with self._changed:
+            self._watches_closed = True
+            self._changed.notify_all()
 
     def write_kubeconfig(self, path: Path, namespace: str) -> Path:
         """A kubeconfig whose current context is this server, as ``kubectl`` and the clients read it."""
@@ -405,7 +417,7 @@ class KubernetesApi:
                 yield {"type": "ADDED", "object": pod}
             while not deadline.is_set():
                 with self._changed:
-                    if self._stopping:
+                    if self._stopping or self._watches_closed:
                         return
                     fresh = [e for e in self._events if e.version > position]
                     if not fresh:
@@ -508,6 +520,8 @@ class _Handler(BaseHTTPRequestHandler):
         labels, fields = query.get("labelSelector"), query.get("fieldSelector")
         if query.get("watch", "").lower() not in ("true", "1"):
             return self._send(200, self.server_api.list(namespace, labels, fields))
+        if self.server_api._watches_closed:
+            raise KubernetesApiError(503, "ServiceUnavailable", "the API server is shutting down: no new watches")
         field_selector_matches(fields, {"metadata": {"name": "", "namespace": ""}})  # refuse a bad one up front
         self.send_response(200)
         self.send_header("Content-Type", "application/json")

@@ -1,4 +1,4 @@
-"""Where score tasks run: Celery queue, pool, and a KubernetesExecutor pod override per shard.
+"""Where score tasks run: Celery queue, pool, executor, and a KubernetesExecutor pod override per shard.
 
 The sharded group passes these to its score tasks only (``sharded_offline(score_queue=…,
 score_pool=…, score_executor_config=…)``): the plan and the commit are short and light,
@@ -39,18 +39,23 @@ def shard_pod_override(*, cpu: str | None = None, memory: str | None = None) -> 
     return {"pod_override": pod}
 
 
-def score_routing(queue: object = None, pool: object = None, executor_config: object = None) -> dict[str, Any]:
-    """The BaseOperator arguments (``queue``, ``pool``, ``executor_config``) for the score tasks, checked.
+def score_routing(
+    queue: object = None, pool: object = None, executor_config: object = None, executor: object = None
+) -> dict[str, Any]:
+    """The BaseOperator arguments (``queue``, ``pool``, ``executor_config``, ``executor``) for the score tasks, checked.
 
     None leaves Airflow's default (the ``[operators] default_queue``, ``default_pool``, no
-    override); anything else must be a non-blank name, or a dict for ``executor_config``.
+    override, the first of ``[core] executor``); anything else must be a non-blank name, or a
+    dict for ``executor_config``. ``executor`` names one of the deployment's executors
+    (``KubernetesExecutor`` beside Celery: the shards in pods, plan and commit on the workers).
     """
     routing: dict[str, Any] = {}
-    for name, value in (("score_queue", queue), ("score_pool", pool)):
+    for name, value, what in (("score_queue", queue, "a queue"), ("score_pool", pool, "a pool"),
+                              ("score_executor", executor, "an executor")):
         if value is None:
             continue
         if not isinstance(value, str) or not value.strip():
-            raise InvalidArgumentError(f"{name} must be a {name[6:]}'s name (or None for the default), got {value!r}")
+            raise InvalidArgumentError(f"{name} must be {what}'s name (or None for the default), got {value!r}")
         routing[name[6:]] = value
     if executor_config is not None:
         if not isinstance(executor_config, dict):

@@ -334,6 +334,7 @@ def sharded_offline(
     score_pool: str | None = None,
     score_queue: str | None = None,
     score_executor_config: dict[str, Any] | None = None,
+    score_executor: str | None = None,
     **operator_kwargs: Any,
 ) -> TaskGroup:
     """The sharded offline path as one task group: ``plan`` → ``score`` (mapped, one per shard) → ``commit``.
@@ -343,8 +344,9 @@ def sharded_offline(
     (``max_active_tis_per_dagrun``); ``score_pool`` puts the score tasks in a pool,
     bounding them across runs; ``score_queue`` sends them to the Celery workers of that
     queue (a big-memory queue) and ``score_executor_config`` gives each its own pod on the
-    KubernetesExecutor (``routing.shard_pod_override(cpu="1", memory="4Gi")``). The plan
-    and the commit stay on the defaults. Use it in a DAG file as one statement::
+    KubernetesExecutor (``routing.shard_pod_override(cpu="1", memory="4Gi")``);
+    ``score_executor="KubernetesExecutor"`` sends them there where a deployment runs it beside
+    Celery. The plan and the commit stay on the defaults. Use it in a DAG file as one statement::
 
         sharded_offline("predict", shards=4, model_ref="churn@champion", dataset_ref="features.daily",
                         dataset_load_column="load_date", destination_table_ref="predictions.churn")
@@ -365,7 +367,7 @@ def sharded_offline(
                 f"max_active_shards must be a positive integer (or None for no bound), got {max_active_shards!r}"
             )
         score_kwargs["max_active_tis_per_dagrun"] = max_active_shards
-    score_kwargs |= score_routing(score_queue, score_pool, score_executor_config)
+    score_kwargs |= score_routing(score_queue, score_pool, score_executor_config, score_executor)
     # Only the commit writes the day, so only it declares the predictions asset (or the caller's outlets).
     commit_outlets = {"outlets": operator_kwargs.pop("outlets")} if "outlets" in operator_kwargs else {}
     with TaskGroup(group_id) as group:

@@ -43,7 +43,8 @@ with DAG({dag_id!r}, schedule=None, start_date=dt.datetime(2026, 11, 1, tzinfo=d
 """
 
 # The sharded group on the KubernetesExecutor beside Celery: every task in a pod of its own, each
-# shard's pod with its CPU and memory (the override ``--score_cpu/--score_memory`` generate).
+# shard's pod with its CPU and memory (the override ``--score_cpu/--score_memory`` generate). The
+# generated DAG (Dags.PODS) sends only its shards there (``--score_executor``).
 KUBERNETES_DAG = """
 import datetime as dt
 
@@ -150,8 +151,8 @@ def celery_stack(session_dir, emulator, registry, bq_client, features_table, cel
                                         destination=destinations[Dags.KILLED]),
         **{dag: SHARDED_DAG.format(dag_id=dag, model_ref="diabetes-ridge@champion", features=celery_features,
                                    destination=destinations[dag]) for dag in (Dags.REDIS, Dags.POSTGRES)},
-        Dags.PODS: KUBERNETES_DAG.format(dag_id=Dags.PODS, model_ref="diabetes-ridge@champion",
-                                         features=celery_features, destination=destinations[Dags.PODS]),
+        Dags.PODS: generated_dag(Dags.PODS, celery_features, destinations[Dags.PODS], "--shards", "2",
+                                 "--score_executor", "KubernetesExecutor", "--score_cpu", "1", "--score_memory", "1Gi"),
         Dags.POD_KILLED: KUBERNETES_DAG.format(dag_id=Dags.POD_KILLED, model_ref=hang_model[0],
                                                features=celery_features, destination=destinations[Dags.POD_KILLED]),
     }

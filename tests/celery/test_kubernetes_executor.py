@@ -1,7 +1,8 @@
-"""The sharded day on the KubernetesExecutor: a pod per task, the shards' override applied, a lost pod retried.
+"""The sharded day on the KubernetesExecutor: a pod per shard with its resources, a lost pod retried.
 
 The executor runs in the session's production-shaped stack beside Celery (``[core] executor =
-CeleryExecutor,KubernetesExecutor``; these DAGs name it in ``default_args``), against the local
+CeleryExecutor,KubernetesExecutor``; a generated DAG sends its shards there with
+``--score_executor``, another DAG every task through ``default_args``), against the local
 Kubernetes API stand-in (``devtools/kubernetes_api.py``): it builds each pod from the template
 and the task's ``pod_override``, creates it, follows it through a watch and deletes it, as on a
 cluster. Each pod is a process whose host name is its pod's name, so a task instance's
@@ -30,24 +31,26 @@ def pods_of(stack, dag_id: str, run_id: str) -> dict[str, dict]:
             and pod["metadata"]["annotations"].get("run_id") == run_id}
 
 
-def test_each_task_of_a_sharded_day_runs_in_its_own_pod_and_only_the_shards_carry_the_override(
+def test_a_generated_dag_scores_each_shard_in_its_own_pod_with_its_resources_and_commits_on_celery(
     celery_stack, celery_features, bq_client
 ):
     stack, session, destinations = celery_stack
-    run_id = trigger(stack, session, Dags.PODS)
+    run_id = trigger(stack, session, Dags.PODS)  # create_v2 --shards 2 --score_executor KubernetesExecutor …
     assert wait_run(stack, session, Dags.PODS, run_id) == "success"
-    tis = task_instances(stack, session, Dags.PODS, run_id)
-    assert sorted((ti["task_id"], ti["map_index"]) for ti in tis) == [
-        ("predict.commit", -1), ("predict.plan", -1), ("predict.score", 0), ("predict.score", 1)]
-    assert {ti["executor"] for ti in tis} == {"KubernetesExecutor"} and {ti["state"] for ti in tis} == {"success"}
+    tis = {(ti["task_id"], ti["map_index"]): ti for ti in task_instances(stack, session, Dags.PODS, run_id)}
+    assert sorted(tis) == [("predict.commit", -1), ("predict.plan", -1), ("predict.score", 0), ("predict.score", 1)]
+    assert {ti["state"] for ti in tis.values()} == {"success"}
+    scores = [tis[("predict.score", index)] for index in (0, 1)]
+    assert {ti["executor"] for ti in scores} == {"KubernetesExecutor"}
+    for light in (tis[("predict.plan", -1)], tis[("predict.commit", -1)]):  # plan and commit stay on Celery
+        assert light["executor"] != "KubernetesExecutor" and light["hostname"] in stack.workers
     pods = pods_of(stack, Dags.PODS, run_id)
-    assert {ti["hostname"] for ti in tis} == set(pods) and len(pods) == 4  # one pod per task, each ran its task
+    assert {ti["hostname"] for ti in scores} == set(pods) and len(pods) == 2  # a pod per shard, each ran its shard
     for pod in pods.values():
         base = pod["spec"]["containers"][0]
         assert base["name"] == "base" and base["image"] == "somlier-local:dev"
         assert base["args"][:3] == ["python", "-m", "airflow.sdk.execution_time.execute_workload"]
-        scoring = pod["metadata"]["annotations"]["task_id"] == "predict.score"
-        assert (base.get("resources") == SHARD_RESOURCES) is scoring, (pod["metadata"]["name"], base.get("resources"))
+        assert base["resources"] == SHARD_RESOURCES
     assert day_rows(bq_client, destinations[Dags.PODS]) == (source_ids(bq_client, celery_features), 1)
     deadline = time.monotonic() + 60  # succeeded pods are deleted ([kubernetes_executor] delete_worker_pods)
     while set(pods) & {pod["metadata"]["name"] for pod in stack.kubernetes.pods()}:

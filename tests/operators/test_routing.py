@@ -1,4 +1,4 @@
-"""Routing score tasks: queue, pool and a KubernetesExecutor pod override, on the group and from the generator.
+"""Routing score tasks: queue, pool, executor and a KubernetesExecutor pod override, on the group and from the generator.
 
 No cluster here: the pod override is checked with the Kubernetes client's models and merged
 into a base pod the way the KubernetesExecutor merges it (``PodGenerator.reconcile_pods``).
@@ -8,6 +8,7 @@ Celery queue routing is tested on the Celery stack (``tests/celery/``).
 from __future__ import annotations
 
 import datetime as dt
+import os
 import subprocess
 import sys
 import textwrap
@@ -61,19 +62,21 @@ def test_a_pod_override_without_resources_or_with_a_non_string_quantity_is_refus
 def test_queue_pool_and_executor_config_reach_the_score_tasks_only():
     from airflow.serialization.serialized_objects import DagSerialization
 
-    dag = _group_dag(score_queue="bigmem", score_pool="somlier_scoring",
+    dag = _group_dag(score_queue="bigmem", score_pool="somlier_scoring", score_executor="KubernetesExecutor",
                      score_executor_config=shard_pod_override(cpu="1", memory="4Gi"))
     score, plan, commit = (dag.get_task(f"predict.{name}") for name in ("score", "plan", "commit"))
-    assert (score.queue, score.pool) == ("bigmem", "somlier_scoring")
+    assert (score.queue, score.pool, score.executor) == ("bigmem", "somlier_scoring", "KubernetesExecutor")
     assert score.executor_config["pod_override"].spec.containers[0].resources.limits == {"cpu": "1", "memory": "4Gi"}
     for light in (plan, commit):
         assert light.queue != "bigmem" and light.pool != "somlier_scoring" and not light.executor_config
+        assert light.executor is None
     # what the scheduler and the executors read: the serialized DAG keeps the pod override
     restored = DagSerialization.from_dict(DagSerialization.to_dict(dag)).get_task("predict.score")
     assert restored.executor_config["pod_override"].spec.containers[0].resources.requests["memory"] == "4Gi"
 
 
-@pytest.mark.parametrize("bad", [{"queue": ""}, {"pool": "  "}, {"queue": 3}, {"executor_config": "pod"}])
+@pytest.mark.parametrize("bad", [{"queue": ""}, {"pool": "  "}, {"queue": 3}, {"executor_config": "pod"},
+                                 {"executor": ""}])
 def test_a_blank_or_mistyped_route_is_refused_by_name(bad):
     with pytest.raises(InvalidArgumentError, match="score_"):
         score_routing(**bad)
@@ -81,9 +84,11 @@ def test_a_blank_or_mistyped_route_is_refused_by_name(bad):
 
 def test_create_v2_renders_the_routes_on_the_score_tasks_and_the_file_loads_in_a_dagbag(tmp_path):
     done = somlier(*OFFLINE_ARGS, "--start_date", "2026-11-22", "--shards", "4", "--score_queue", "bigmem",
-                   "--score_pool", "somlier_scoring", "--score_cpu", "1", "--score_memory", "4Gi", "--dry_run",
-                   check=True)
-    assert "--score_queue bigmem --score_pool somlier_scoring --score_cpu 1 --score_memory 4Gi" in done.stdout
+                   "--score_pool", "somlier_scoring", "--score_cpu", "1", "--score_memory", "4Gi",
+                   "--score_executor", "KubernetesExecutor", "--dry_run", check=True)
+    assert ("--score_queue bigmem --score_pool somlier_scoring --score_executor KubernetesExecutor --score_cpu 1 "
+            "--score_memory 4Gi") in done.stdout
+    assert "score_executor='KubernetesExecutor'," in done.stdout
     assert "score_executor_config=shard_pod_override(cpu='1', memory='4Gi')" in done.stdout
     source = done.stdout.split("\n# dry run:")[0]
     (tmp_path / "routed.py").write_text(source)
@@ -93,11 +98,13 @@ def test_create_v2_renders_the_routes_on_the_score_tasks_and_the_file_loads_in_a
         assert not bag.import_errors, bag.import_errors
         score = bag.dags["inference_boston_house_price"].get_task("predict.score")
         limits = score.executor_config["pod_override"].spec.containers[0].resources.limits
-        print("ROUTE", score.queue, score.pool, limits["cpu"], limits["memory"])
+        print("ROUTE", score.queue, score.pool, score.executor, limits["cpu"], limits["memory"])
     """)
-    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300)
+    # A DAG file may name only executors the deployment runs: Celery with Kubernetes beside it
+    env = {**os.environ, "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor,KubernetesExecutor"}
+    loaded = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=300, env=env)
     routes = [line.split()[1:] for line in loaded.stdout.splitlines() if line.startswith("ROUTE ")]
-    assert routes == [["bigmem", "somlier_scoring", "1", "4Gi"]], loaded.stderr[-2000:]
+    assert routes == [["bigmem", "somlier_scoring", "KubernetesExecutor", "1", "4Gi"]], loaded.stderr[-2000:]
 
 
 def test_create_v2_without_shards_routes_the_single_task():
@@ -106,7 +113,8 @@ def test_create_v2_without_shards_routes_the_single_task():
 
 
 @pytest.mark.parametrize("option,value", [("--score_queue", ""), ("--score_queue", "big mem"),
-                                          ("--score_cpu", "lots"), ("--score_memory", "4 GB")])
+                                          ("--score_cpu", "lots"), ("--score_memory", "4 GB"),
+                                          ("--score_executor", "Kube rnetes")])
 def test_create_v2_refuses_a_bad_route_naming_the_option(option, value):
     done = somlier(*OFFLINE_ARGS, "--start_date", "2026-11-22", "--shards", "2", option, value, "--dry_run")
     assert done.returncode == 2 and option in done.stderr
