@@ -14,7 +14,10 @@
 ``--executor celery`` runs the same path on the production-shaped stack instead
 (PostgreSQL, Redis, CeleryExecutor with the workers ``worker-a`` and ``worker-b``, plus the
 triggerer) with a DAG of 4 shards (``create_v2 --shards 4``) over bigger days, and prints
-which worker ran each shard of each day.
+which worker ran each shard of each day. ``--executor kubernetes`` adds the KubernetesExecutor
+beside Celery, on the local Kubernetes API stand-in, and generates the DAG with
+``--score_executor KubernetesExecutor --score_cpu 1 --score_memory 1Gi``: each shard runs in
+a pod of its own (plan and commit on the Celery workers), and the table names the pods.
 
 Everything it started is stopped on exit, on Ctrl-C and on SIGTERM or SIGHUP alike
 (``--serve`` keeps the UIs up until one of them). Each server is recorded in a pid file
@@ -139,9 +142,9 @@ def mlflow_ui(tracking_uri: str, artifacts: Path, port: int, state: Path, pids):
         pids.forget("mlflow-ui")
 
 
-def print_shard_workers(airflow, session, runs: list[dict]) -> None:
-    """Per run, which Celery worker ran each shard (the task instance's hostname is the worker's name)."""
-    step("Which worker ran each shard")
+def print_shard_workers(airflow, session, runs: list[dict], where: str = "worker") -> None:
+    """Per run, which Celery worker (or pod) ran each shard: the task instance's hostname is its name."""
+    step(f"Which {where} ran each shard")
     for run in sorted(runs, key=lambda r: r["logical_date"]):
         instances = session.get(
             f"{airflow.url}/api/v2/dags/{DAG_ID}/dagRuns/{run['dag_run_id']}/taskInstances/predict.score/listMapped",
@@ -155,11 +158,13 @@ def print_shard_workers(airflow, session, runs: list[dict]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description="SoMLier demo on a local BigQuery emulator, MLflow and Airflow.")
     parser.add_argument("--serve", action="store_true", help="keep Airflow and the MLflow UI up until Ctrl-C")
-    parser.add_argument("--executor", choices=("local", "celery"), default="local",
+    parser.add_argument("--executor", choices=("local", "celery", "kubernetes"), default="local",
                         help="local: LocalExecutor on SQLite (light); celery: PostgreSQL, Redis, two Celery workers, "
-                             "a DAG of 4 shards")
+                             "a DAG of 4 shards; kubernetes: the same with the KubernetesExecutor beside Celery, "
+                             "each shard in a pod of the local Kubernetes API stand-in")
     parser.add_argument("--rows-per-day", type=int, default=None,
-                        help="feature rows per day (default 1000; 16000 with --executor celery, so a day splits in 4)")
+                        help="feature rows per day (default 1000; 16000 with --executor celery or kubernetes, "
+                             "so a day splits in 4)")
     parser.add_argument("--state-dir", type=Path, default=REPO / ".somlier", help="logs, databases and pid files")
     args = parser.parse_args()
     state: Path = args.state_dir.resolve()
@@ -172,7 +177,7 @@ def main() -> int:
     if stale_servers:
         step(f"Stopped what a previous demo left running: {', '.join(stale_servers)}")
     if args.rows_per_day is None:
-        args.rows_per_day = CELERY_ROWS_PER_DAY if args.executor == "celery" else 1_000
+        args.rows_per_day = CELERY_ROWS_PER_DAY if args.executor != "local" else 1_000
     for stale in ("airflow", "celery", "dags-repo", "bigquery"):  # a demo run starts from scratch, so it can run twice
         shutil.rmtree(state / stale, ignore_errors=True)
     tracking_uri = f"sqlite:///{state / 'mlflow.db'}"
@@ -222,17 +227,20 @@ def run_demo(args: argparse.Namespace, state: Path, pids, tracking_uri: str, tod
     repo = state / "dags-repo"
     (repo / "dags").mkdir(parents=True)
     subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
-    celery = args.executor == "celery"
+    celery, kubernetes = args.executor != "local", args.executor == "kubernetes"
     # The Predictions pages link each model version to the MLflow UI the demo started.
     ui_env = {"AIRFLOW__SOMLIER__MLFLOW_UI_URL": mlflow_url}
     if celery:
         from airflow_provider_somlier.devtools.airflow_celery import running_celery_airflow
 
         step("Starting Airflow on PostgreSQL and Redis (API server, scheduler, DAG processor, triggerer, "
-             "Celery workers worker-a and worker-b)")
+             "Celery workers worker-a and worker-b" + (", the KubernetesExecutor beside them)" if kubernetes else ")"))
         airflow = stack.enter_context(running_celery_airflow(state / "celery", repo / "dags", pids=pids,
-                                                             extra_env=ui_env))
+                                                             extra_env=ui_env, kubernetes=kubernetes))
         print(f"    PostgreSQL on port {airflow.postgres.port}, Redis on port {airflow.redis.port}")
+        if airflow.kubernetes is not None:
+            print(f"    Kubernetes API (local stand-in) at {airflow.kubernetes.url}, pods' logs under "
+                  f"{airflow.kubernetes.folder / 'pods'}")
     else:
         step("Starting Airflow (API server, scheduler, DAG processor)")
         airflow = stack.enter_context(running_airflow(state / "airflow", repo / "dags", pids=pids, extra_env=ui_env))
@@ -247,6 +255,8 @@ def run_demo(args: argparse.Namespace, state: Path, pids, tracking_uri: str, tod
         )
 
     shards = ["--shards", str(CELERY_SHARDS)] if celery else []
+    if kubernetes:
+        shards += ["--score_executor", "KubernetesExecutor", "--score_cpu", "1", "--score_memory", "1Gi"]
     step(f"somlier offline create_v2 … {DAG_ID} … {' '.join(shards)} --local_repo {repo} --check_airflow".replace("  ", " "))
     generated = subprocess.run(
         [sys.executable, "-m", "airflow_provider_somlier.cli", "offline", "create_v2", "diabetes-ridge@champion",
@@ -297,7 +307,7 @@ def run_demo(args: argparse.Namespace, state: Path, pids, tracking_uri: str, tod
         return 1
 
     if celery:
-        print_shard_workers(airflow, session, runs)
+        print_shard_workers(airflow, session, runs, "pod" if kubernetes else "worker")
 
     step("Predictions in predictions.diabetes_ridge, per target day")
     query = f"""

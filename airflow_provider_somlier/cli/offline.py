@@ -108,6 +108,7 @@ def create_v2(
             *spec.routing.flags(),
         ]
         source = render_offline(spec, command)
+        executors = (spec.routing.executor,) if spec.routing.executor else ()
         description = "\n".join(
             f"- `{name}`: `{value}`"
             for name, value in (
@@ -128,9 +129,8 @@ def create_v2(
         deliver(
             dag_id=spec.dag_id, source=source, description=description, dry_run=dry_run,
             check_airflow=check_airflow, local_repo=local_repo, token=token,
-            lint=lambda: lint_dag_source(source, spec.dag_id, "predict", "MLOpsOfflineOperator")
-            if not spec.shards
-            else lint_dag_source(source, spec.dag_id, "predict", "MLOpsOfflineOperator", tasks=SHARDED_TASKS),
+            lint=lambda: lint_dag_source(source, spec.dag_id, "predict", "MLOpsOfflineOperator",
+                                         tasks=SHARDED_TASKS if spec.shards else None, executors=executors),
         )
 
     run_action(action, secrets=(token,))

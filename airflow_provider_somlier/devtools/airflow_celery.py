@@ -119,6 +119,9 @@ class CeleryAirflow:
     def backfill(self, session: requests.Session, dag_id: str, from_date: str, to_date: str, **kwargs) -> dict:
         return self.airflow.backfill(session, dag_id, from_date, to_date, **kwargs)
 
+    def trigger(self, session: requests.Session, dag_id: str, logical_date: str, **kwargs) -> str:
+        return self.airflow.trigger(session, dag_id, logical_date, **kwargs)
+
     def wait_runs(self, session: requests.Session, dag_id: str, count: int, **kwargs) -> list[dict]:
         """:meth:`LocalAirflow.wait_runs`, also failing by name when PostgreSQL or Redis died."""
         watch = kwargs.pop("watch", None)

@@ -18,9 +18,14 @@ from pathlib import Path
 from airflow_provider_somlier.errors import SomlierInputError
 
 _CHECK = r"""
-import json, sys, warnings
+import json, os, sys, warnings
 warnings.simplefilter("ignore")
 path, dag_id, task_id, build_pod = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4] == "1"
+named = [name for name in sys.argv[5].split(",") if name]
+if named:  # executors the DAG names are the deployment's to run, not this machine's
+    from airflow.configuration import conf
+    configured = [n.strip() for n in conf.get("core", "executor").split(",") if n.strip()]
+    os.environ["AIRFLOW__CORE__EXECUTOR"] = ",".join(configured + [n for n in named if n not in configured])
 from airflow.dag_processing.dagbag import DagBag
 bag = DagBag(dag_folder=path, safe_mode=False)
 report = {"import_errors": {k: str(v) for k, v in bag.import_errors.items()}, "dag_ids": sorted(bag.dag_ids)}
@@ -64,18 +69,20 @@ SHARDED_TASKS = {
 
 def lint_dag_source(
     source: str, dag_id: str, task_id: str, expected_type: str, *, build_pod: bool = False,
-    tasks: dict[str, str] | None = None,
+    tasks: dict[str, str] | None = None, executors: tuple[str, ...] = (),
 ) -> LintReport:
     """Load ``source`` through ``DagBag`` in a child process and check what it defines.
 
     The DAG must hold exactly one ``expected_type`` task ``task_id``, or, when ``tasks``
-    (task id → type) is given, exactly those tasks.
+    (task id → type) is given, exactly those tasks. ``executors`` (those its tasks name, e.g.
+    ``KubernetesExecutor``) are added to the child's ``[core] executor``: the machine that
+    generates the file is not the deployment, whose DAG processor checks them (``--check_airflow``).
     """
     with tempfile.TemporaryDirectory(prefix="somlier-lint-") as folder:
         path = Path(folder) / f"{dag_id}.py"
         path.write_text(source)
         done = subprocess.run(
-            [sys.executable, "-c", _CHECK, str(path), dag_id, task_id, "1" if build_pod else "0"],
+            [sys.executable, "-c", _CHECK, str(path), dag_id, task_id, "1" if build_pod else "0", ",".join(executors)],
             capture_output=True,
             text=True,
             timeout=300,

@@ -118,3 +118,13 @@ def test_create_v2_without_shards_routes_the_single_task():
 def test_create_v2_refuses_a_bad_route_naming_the_option(option, value):
     done = somlier(*OFFLINE_ARGS, "--start_date", "2026-11-22", "--shards", "2", option, value, "--dry_run")
     assert done.returncode == 2 and option in done.stderr
+
+
+def test_create_v2_names_an_executor_this_machine_does_not_run_and_still_lints_and_commits(tmp_path):
+    repo = tmp_path / "dags-repo"
+    subprocess.run(["git", "init", "-q", "-b", "main", str(repo)], check=True)
+    done = somlier(*OFFLINE_ARGS, "--start_date", "2026-11-22", "--shards", "2", "--score_executor",
+                   "KubernetesExecutor", "--local_repo", str(repo),
+                   env={"AIRFLOW__CORE__EXECUTOR": "LocalExecutor"}, check=True)  # the generating machine's
+    written = (repo / "dags" / "inference_boston_house_price.py").read_text()
+    assert "score_executor='KubernetesExecutor'," in written and "lint" in done.stderr.lower()
