@@ -15,10 +15,12 @@ loopback, with Kubernetes' semantics where the executor depends on them —
 Its node runs each pod's ``base`` container as a local process — the container's
 ``command`` and ``args`` with the image's environment (``environment``), the container's
 ``env`` values, ``HOSTNAME`` set to the pod's name and ``KUBERNETES_SERVICE_HOST``/``PORT``
-pointing here — and reports the pod's phase as the kubelet does: ``Pending``, ``Running``,
+pointing here, under ``pod_shim`` so that the container's processes live and die together —
+and reports the pod's phase as the kubelet does: ``Pending``, ``Running``,
 then ``Succeeded`` or ``Failed`` with the exit code. A container whose ``env`` takes a value
 from a Secret stays ``Pending`` with ``CreateContainerConfigError`` (no Secrets here). A
-deleted running pod gets its grace period (SIGTERM to its process group, then SIGKILL).
+deleted running pod gets its grace period (SIGTERM, then SIGKILL to every process in it);
+:meth:`KubernetesApi.kill` kills one as a lost node would.
 It records every pod as created (:attr:`KubernetesApi.created`) — requests and limits
 included — but schedules nothing against them and enforces no limit.
 """
@@ -29,12 +31,12 @@ import contextlib
 import copy
 import datetime as dt
 import json
-import os
 import re
 import select
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import uuid
 from collections.abc import Iterator
@@ -43,6 +45,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from airflow_provider_somlier.devtools.pod_shim import kill_tree
 
 DEFAULT_GRACE_SECONDS = 30
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
@@ -182,12 +186,13 @@ class KubernetesApi:
             processes = list(self._processes.values())
             self._changed.notify_all()
         for process in processes:
-            _signal_group(process, signal.SIGTERM)
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
         for process in processes:
             try:
                 process.wait(5)
             except subprocess.TimeoutExpired:
-                _signal_group(process, signal.SIGKILL)
+                kill_tree(process.pid)
                 process.wait(5)
         if self._server is not None:
             self._server.shutdown()
@@ -342,7 +347,8 @@ class KubernetesApi:
                 return
             with log.open("ab") as out:
                 try:
-                    process = subprocess.Popen(argv, env=env, cwd=log.parent, stdout=out, stderr=subprocess.STDOUT,
+                    process = subprocess.Popen([sys.executable, "-m", "airflow_provider_somlier.devtools.pod_shim",
+                                                *argv], env=env, cwd=log.parent, stdout=out, stderr=subprocess.STDOUT,
                                                stdin=subprocess.DEVNULL, start_new_session=True)
                 except OSError as exc:
                     out.write(f"cannot start {argv[:1]}: {exc}\n".encode())
@@ -380,11 +386,21 @@ class KubernetesApi:
 
     @staticmethod
     def _terminate(process: subprocess.Popen, grace: float) -> None:
-        _signal_group(process, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)  # to the container's first process, which forwards it
         try:
             process.wait(grace)
         except subprocess.TimeoutExpired:
-            _signal_group(process, signal.SIGKILL)
+            kill_tree(process.pid)
+
+    def kill(self, namespace: str, name: str) -> list[int]:
+        """SIGKILL every process of a running pod's container, as a lost node or the OOM killer does.
+
+        The pod then fails with exit code 137. Returns the pids that were alive.
+        """
+        with self._changed:
+            process = self._processes.get((namespace, name))
+        return kill_tree(process.pid) if process is not None else []
 
     # -- watches ------------------------------------------------------------------------------
 
@@ -446,11 +462,6 @@ def _as_seen(event: _Event, passes: Any) -> dict[str, Any] | None:
         old["metadata"]["resourceVersion"] = str(event.version)
         return {"type": "DELETED", "object": old}
     return None
-
-
-def _signal_group(process: subprocess.Popen, sig: int) -> None:
-    with contextlib.suppress(ProcessLookupError, PermissionError):
-        os.killpg(process.pid, sig)
 
 
 class _Handler(BaseHTTPRequestHandler):

@@ -11,10 +11,9 @@ cluster. Each pod is a process whose host name is its pod's name, so a task inst
 
 from __future__ import annotations
 
-import os
-import signal
 import time
 
+import psutil
 import pytest
 
 from airflow_provider_somlier.devtools.airflow_kubernetes import NAMESPACE
@@ -71,16 +70,16 @@ def test_a_shard_whose_pod_is_killed_mid_predict_is_retried_in_a_new_pod_and_the
         stack.check_alive()
         running = [ti for ti in shards(stack, session, Dags.POD_KILLED, run_id) if ti["state"] == "running"]
         hung = [ti for ti in running if ti["hostname"] in pods_of(stack, Dags.POD_KILLED, run_id)]
-        if hanging.exists() and len(running) == 1 and hung:
-            pid = stack.kubernetes.pid(NAMESPACE, hung[0]["hostname"])
-            if pid is not None:
-                break
+        if hanging.exists() and len(running) == 1 and hung and stack.kubernetes.pid(NAMESPACE, hung[0]["hostname"]):
+            break
         assert time.monotonic() < deadline, f"the hanging shard never ran alone in a pod: {running}"
         time.sleep(0.5)
     victim, index = hung[0]["hostname"], hung[0]["map_index"]
-    os.killpg(pid, signal.SIGKILL)  # the container and everything in it
+    killed = [psutil.Process(pid) for pid in stack.kubernetes.kill(NAMESPACE, victim)]  # every process in it
+    assert running[0]["pid"] in {process.pid for process in killed}  # the task's own process, in a group of its own
     hanging.unlink()
     assert wait_run(stack, session, Dags.POD_KILLED, run_id) == "success"
     retried = shards(stack, session, Dags.POD_KILLED, run_id)[index]
     assert retried["try_number"] >= 2 and retried["state"] == "success" and retried["hostname"] != victim
     assert day_rows(bq_client, destinations[Dags.POD_KILLED]) == (source_ids(bq_client, celery_features), 1)
+    assert not [process.pid for process in killed if process.is_running() and process.status() != "zombie"]

@@ -105,3 +105,29 @@ def test_an_env_from_a_secret_leaves_the_pod_pending_with_the_reason_the_executo
         assert time.monotonic() < deadline
         time.sleep(0.1)
     assert statuses[0].state.waiting.reason == "CreateContainerConfigError"
+
+
+def test_a_container_ends_with_every_process_it_started_even_one_in_a_session_of_its_own(cluster, tmp_path):
+    import psutil
+
+    api, v1 = cluster
+    marker = tmp_path / "escaped.pid"
+    # the first process starts a long sleeper in a new session (as Airflow's supervisor puts its task in a
+    # process group of its own), then exits: the container, and so the sleeper, ends with it
+    script = f"setsid sleep 300 & echo $! > {marker}; sleep 0.5"
+    v1.create_namespaced_pod(NAMESPACE, pod("p-leaves-a-child", ["sh", "-c", script]))
+    assert wait_phase(v1, "p-leaves-a-child", {"Succeeded", "Failed"}).status.phase == "Succeeded"
+    escaped = int(marker.read_text())
+    assert not psutil.pid_exists(escaped) or psutil.Process(escaped).status() == psutil.STATUS_ZOMBIE
+
+    v1.create_namespaced_pod(NAMESPACE, pod("p-killed", ["sh", "-c", f"setsid sleep 300 & echo $! > {marker}; wait"]))
+    wait_phase(v1, "p-killed", {"Running"})
+    deadline = time.monotonic() + 10
+    while not marker.read_text().strip() or int(marker.read_text()) == escaped:
+        assert time.monotonic() < deadline
+        time.sleep(0.1)
+    sleeper = int(marker.read_text())
+    assert sleeper in api.kill(NAMESPACE, "p-killed")  # a lost node: everything in the container
+    done = wait_phase(v1, "p-killed", {"Failed"})
+    assert done.status.container_statuses[0].state.terminated.exit_code == 137
+    assert not psutil.pid_exists(sleeper) or psutil.Process(sleeper).status() == psutil.STATUS_ZOMBIE
