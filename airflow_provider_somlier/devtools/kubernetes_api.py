@@ -209,6 +209,10 @@ class KubernetesApi:
             self._watches_closed = True
             self._changed.notify_all()
 
+    @property
+    def watches_closed(self) -> bool:
+        return self._watches_closed
+
     def write_kubeconfig(self, path: Path, namespace: str) -> Path:
         """A kubeconfig whose current context is this server, as ``kubectl`` and the clients read it."""
         config = {
@@ -229,7 +233,7 @@ class KubernetesApi:
             return copy.deepcopy(list(self._pods.values()))
 
     def pid(self, namespace: str, name: str) -> int | None:
-        """The pid (and process group) of a running pod's container, or None."""
+        """The pid of a running pod's container (its shim, beneath which all its processes run), or None."""
         with self._changed:
             process = self._processes.get((namespace, name))
             return process.pid if process is not None and process.poll() is None else None
@@ -531,7 +535,7 @@ class _Handler(BaseHTTPRequestHandler):
         labels, fields = query.get("labelSelector"), query.get("fieldSelector")
         if query.get("watch", "").lower() not in ("true", "1"):
             return self._send(200, self.server_api.list(namespace, labels, fields))
-        if self.server_api._watches_closed:
+        if self.server_api.watches_closed:
             raise KubernetesApiError(503, "ServiceUnavailable", "the API server is shutting down: no new watches")
         field_selector_matches(fields, {"metadata": {"name": "", "namespace": ""}})  # refuse a bad one up front
         self.send_response(200)
