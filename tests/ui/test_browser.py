@@ -82,14 +82,20 @@ def airflow(session_dir, emulator, registry, bq_client):
         assert session.patch(f"{running.url}/api/v2/dags/{DAG_ID}", json={"is_paused": False}).status_code == 200
         first = dt.datetime.combine(TARGET_DAYS[0] + dt.timedelta(days=1), dt.time(0), dt.timezone.utc)
         last = dt.datetime.combine(BAD_DAY + dt.timedelta(days=1), dt.time(0), dt.timezone.utc)
-        # The first day alone: the first events of a new destination's asset, emitted by runs
-        # finishing together, can make Airflow 3.3 create the asset twice and fail the losing
-        # task (README, "In Airflow"); seen once here on a busy clean clone.
-        running.backfill(session, DAG_ID, first.isoformat(), first.isoformat(), max_active_runs=1)
-        running.wait_runs(session, DAG_ID, 1, no_progress_seconds=300)
-        following = first + dt.timedelta(days=1)
-        running.backfill(session, DAG_ID, following.isoformat(), last.isoformat(), max_active_runs=3)
+        running.backfill(session, DAG_ID, first.isoformat(), last.isoformat(), max_active_runs=3)
         runs = running.wait_runs(session, DAG_ID, len(TARGET_DAYS), no_progress_seconds=300)
+        # The first events of a new destination's asset, emitted by runs finishing together, can
+        # make Airflow 3.3 create the asset twice and fail the losing task after its day was
+        # written (README, "In Airflow"; seen once here on a busy clean clone). As the README
+        # says to, its task is cleared: the day is written again, identically.
+        failed = [r["dag_run_id"] for r in runs if r["state"] == "failed"]
+        for run_id in failed:
+            cleared = session.post(f"{running.url}/api/v2/dags/{DAG_ID}/clearTaskInstances", timeout=30,
+                                   json={"dag_run_id": run_id, "dry_run": False, "only_failed": True})
+            assert cleared.status_code == 200, cleared.text
+        if failed:
+            time.sleep(3)
+            runs = running.wait_runs(session, DAG_ID, len(TARGET_DAYS), no_progress_seconds=300)
         assert {r["state"] for r in runs} == {"success"}, runs
         running.runs = sorted(runs, key=lambda r: r["logical_date"])
         yield running
