@@ -326,6 +326,22 @@ class MLOpsShardCommitOperator(MLOpsOfflineOperator):
             )
 
 
+def _default_args_in_scope() -> dict[str, Any]:
+    """The ``default_args`` a task created here would get: the current DAG's, then enclosing groups'."""
+    from airflow.sdk.definitions._internal.contextmanager import DagContext, TaskGroupContext
+
+    dag = DagContext.get_current()
+    merged = dict(getattr(dag, "default_args", None) or {})
+    group = TaskGroupContext.get_current(dag)
+    chain = []
+    while group is not None:
+        chain.append(group.default_args or {})
+        group = group.parent_group
+    for defaults in reversed(chain):
+        merged.update(defaults)
+    return merged
+
+
 def sharded_offline(
     group_id: str = "predict",
     *,
@@ -356,10 +372,15 @@ def sharded_offline(
 
     from airflow_provider_somlier.operators.routing import score_routing
 
-    operator_kwargs.setdefault("retries", DEFAULT_RETRIES)
-    operator_kwargs.setdefault("retry_delay", DEFAULT_RETRY_DELAY)
-    operator_kwargs.setdefault("retry_exponential_backoff", DEFAULT_RETRY_EXPONENTIAL_BACKOFF)
-    operator_kwargs.setdefault("max_retry_delay", DEFAULT_MAX_RETRY_DELAY)
+    # The single task's defaults for outages, passed explicitly (a mapped task takes Airflow's own
+    # otherwise) unless the DAG's or an enclosing group's default_args set them, which win as they
+    # do for the single task.
+    given = _default_args_in_scope()
+    for name, value in (("retries", DEFAULT_RETRIES), ("retry_delay", DEFAULT_RETRY_DELAY),
+                        ("retry_exponential_backoff", DEFAULT_RETRY_EXPONENTIAL_BACKOFF),
+                        ("max_retry_delay", DEFAULT_MAX_RETRY_DELAY)):
+        if name not in given:
+            operator_kwargs.setdefault(name, value)
     score_kwargs: dict[str, Any] = {}
     if max_active_shards is not None:
         if not isinstance(max_active_shards, int) or isinstance(max_active_shards, bool) or max_active_shards < 1:

@@ -42,27 +42,6 @@ with DAG({dag_id!r}, schedule=None, start_date=dt.datetime(2026, 11, 1, tzinfo=d
     )
 """
 
-# The sharded group on the KubernetesExecutor beside Celery: every task in a pod of its own, each
-# shard's pod with its CPU and memory (the override ``--score_cpu/--score_memory`` generate). The
-# generated DAG (Dags.PODS) sends only its shards there (``--score_executor``).
-KUBERNETES_DAG = """
-import datetime as dt
-
-from airflow.sdk import DAG
-
-from airflow_provider_somlier.operators.routing import shard_pod_override
-from airflow_provider_somlier.operators.sharded import sharded_offline
-
-with DAG({dag_id!r}, schedule=None, start_date=dt.datetime(2026, 11, 1, tzinfo=dt.timezone.utc), catchup=False,
-         default_args={{"executor": "KubernetesExecutor"}}) as dag:
-    sharded_offline(
-        "predict", shards=2, model_ref={model_ref!r}, dataset_ref={features!r}, dataset_load_column="load_date",
-        destination_table_ref={destination!r}, passthrough_columns=["row_id"],
-        score_executor_config=shard_pod_override(cpu="1", memory="1Gi"),
-        retries=2, retry_delay=dt.timedelta(seconds=3), retry_exponential_backoff=1.0,
-    )
-"""
-
 DOWNSTREAM_DAG = """
 import datetime as dt
 
@@ -100,14 +79,15 @@ def hang_model(registry, session_dir) -> tuple[str, object]:
     return f"diabetes-celery-hang/{registered.version}", trigger
 
 
-def generated_dag(dag_id: str, features: str, destination: str, *extra: str) -> str:
+def generated_dag(dag_id: str, features: str, destination: str, *extra: str,
+                  model_ref: str = "diabetes-ridge@champion") -> str:
     """The DAG file ``somlier offline create_v2`` writes for these inputs."""
     from click.testing import CliRunner
 
     from airflow_provider_somlier.cli import main
 
     done = CliRunner().invoke(main, [
-        "offline", "create_v2", "diabetes-ridge@champion", dag_id, "0 0 * * *", features.split(".", 1)[1],
+        "offline", "create_v2", model_ref, dag_id, "0 0 * * *", features.split(".", 1)[1],
         "load_date", destination.split(".", 1)[1], "--start_date", "2026-11-01", "--passthrough_columns", "row_id",
         *extra, "--dry_run",
     ], env={"SOMLIER_CONFIG": "/nonexistent"})
@@ -126,7 +106,6 @@ class Dags:
     REDIS = "celery_redis_outage"
     POSTGRES = "celery_postgres_outage"
     PODS = "celery_kubernetes_pods"
-    POD_KILLED = "celery_kubernetes_pod_killed"
 
 
 @pytest.fixture(scope="package")  # not the session's: idle, the stack costs a third of a core
@@ -151,11 +130,14 @@ def celery_stack(session_dir, emulator, registry, bq_client, features_table, cel
                                         destination=destinations[Dags.KILLED]),
         **{dag: SHARDED_DAG.format(dag_id=dag, model_ref="diabetes-ridge@champion", features=celery_features,
                                    destination=destinations[dag]) for dag in (Dags.REDIS, Dags.POSTGRES)},
+        # generated, with the retry delay cut to 3 s (the generated default waits minutes for a warehouse)
         Dags.PODS: generated_dag(Dags.PODS, celery_features, destinations[Dags.PODS], "--shards", "2",
-                                 "--score_executor", "KubernetesExecutor", "--score_cpu", "1", "--score_memory", "1Gi"),
-        Dags.POD_KILLED: KUBERNETES_DAG.format(dag_id=Dags.POD_KILLED, model_ref=hang_model[0],
-                                               features=celery_features, destination=destinations[Dags.POD_KILLED]),
+                                 "--score_executor", "KubernetesExecutor", "--score_cpu", "1", "--score_memory", "1Gi",
+                                 model_ref=hang_model[0]).replace(
+            '        shards=2,\n', '        shards=2,\n        retry_delay=datetime.timedelta(seconds=3),\n'
+                                  '        retry_exponential_backoff=1.0,\n', 1),
     }
+    assert "retry_delay=datetime.timedelta(seconds=3)" in files[Dags.PODS]  # the generated file's shape changed
     for dag_id, source in files.items():
         (dags / f"{dag_id}.py").write_text(source)
 

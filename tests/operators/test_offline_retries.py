@@ -55,6 +55,28 @@ def test_dag_default_args_override_the_operators_retry_defaults():
     assert task.retries == 0
 
 
+def test_dag_and_group_default_args_override_the_sharded_groups_retry_defaults_too():
+    from airflow.sdk import DAG, TaskGroup
+
+    from airflow_provider_somlier.operators.offline import DEFAULT_RETRIES, DEFAULT_RETRY_DELAY
+    from airflow_provider_somlier.operators.sharded import sharded_offline
+
+    args = {"shards": 2, "model_ref": "m/1", "dataset_ref": "d.t", "dataset_load_column": "c"}
+    with DAG("somlier_sharded_defaults", schedule=None,
+             default_args={"retries": 5, "retry_delay": dt.timedelta(seconds=3)}) as dag:
+        sharded_offline("by_dag", destination_table_ref="d.a", **args)
+        with TaskGroup("outer", default_args={"retries": 1}):
+            sharded_offline("by_group", destination_table_ref="d.b", **args)
+    with DAG("somlier_sharded_no_defaults", schedule=None) as plain:
+        sharded_offline("predict", destination_table_ref="d.c", **args)
+    for name in ("plan", "score", "commit"):  # the score task is mapped: its retries are the partial's
+        assert (dag.get_task(f"by_dag.{name}").retries, dag.get_task(f"by_dag.{name}").retry_delay) == (
+            5, dt.timedelta(seconds=3))
+        assert dag.get_task(f"outer.by_group.{name}").retries == 1
+        assert (plain.get_task(f"predict.{name}").retries, plain.get_task(f"predict.{name}").retry_delay) == (
+            DEFAULT_RETRIES, DEFAULT_RETRY_DELAY)
+
+
 def test_an_input_error_fails_at_once_without_using_its_retries(airflow_db, registry, features_table, destination):
     run, ti = _run(
         "somlier_input_error_no_retry", model_ref="diabetes-ridge/99", features_table=features_table,
