@@ -38,6 +38,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -46,7 +47,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from airflow_provider_somlier.devtools.pod_shim import kill_tree
+from airflow_provider_somlier.devtools.airflow_local import kill_tree
 
 DEFAULT_GRACE_SECONDS = 30
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
@@ -421,37 +422,31 @@ class KubernetesApi:
                     and label_selector_matches(labels, pod["metadata"].get("labels"))
                     and field_selector_matches(fields, pod))
 
-        deadline = threading.Event()
-        timer = threading.Timer(timeout, deadline.set)
-        timer.daemon = True
-        timer.start()
-        try:
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            if not since or since == "0":
+                position = self._version
+                initial = [copy.deepcopy(p) for p in self._pods.values() if passes(p)]
+            else:
+                position = int(since)
+                initial = []
+        for pod in initial:
+            yield {"type": "ADDED", "object": pod}
+        while time.monotonic() < deadline:
             with self._changed:
-                if not since or since == "0":
-                    position = self._version
-                    initial = [copy.deepcopy(p) for p in self._pods.values() if passes(p)]
-                else:
-                    position = int(since)
-                    initial = []
-            for pod in initial:
-                yield {"type": "ADDED", "object": pod}
-            while not deadline.is_set():
-                with self._changed:
-                    if self._stopping or self._watches_closed:
-                        return
-                    fresh = [e for e in self._events if e.version > position]
-                    if not fresh:
-                        self._changed.wait(1)
-                        fresh = [e for e in self._events if e.version > position]
-                for event in fresh:
-                    position = event.version
-                    sent = _as_seen(event, passes)
-                    if sent is not None:
-                        yield sent
+                if self._stopping or self._watches_closed:
+                    return
+                fresh = [e for e in self._events if e.version > position]
                 if not fresh:
-                    yield None
-        finally:
-            timer.cancel()
+                    self._changed.wait(1)
+                    fresh = [e for e in self._events if e.version > position]
+            for event in fresh:
+                position = event.version
+                sent = _as_seen(event, passes)
+                if sent is not None:
+                    yield sent
+            if not fresh:
+                yield None
 
 
 def _as_seen(event: _Event, passes: Any) -> dict[str, Any] | None:

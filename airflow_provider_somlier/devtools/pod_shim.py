@@ -8,7 +8,7 @@ subreaper (``prctl(PR_SET_CHILD_SUBREAPER)``), so every process the command star
 beneath it; it forwards SIGTERM to the command (as ``dumb-init`` does in Airflow's image),
 and when the command exits it kills whatever is left and exits with the command's code
 (128 + N for signal N). The node kills a pod by killing the shim's whole tree
-(:func:`kill_tree`), which is complete because nothing escapes the subreaper.
+(``airflow_local.kill_tree``), which is complete because nothing escapes the subreaper.
 
 Run as ``python -m airflow_provider_somlier.devtools.pod_shim COMMAND [ARG …]``.
 """
@@ -22,21 +22,6 @@ import subprocess
 import sys
 
 PR_SET_CHILD_SUBREAPER = 36
-
-
-def kill_tree(pid: int) -> list[int]:
-    """SIGKILL ``pid`` and every process beneath it (children first); the pids that were alive."""
-    import psutil
-
-    try:
-        root = psutil.Process(pid)
-        below = root.children(recursive=True)
-    except psutil.Error:
-        return []
-    for process in [*below, root]:
-        with contextlib.suppress(psutil.Error):
-            process.kill()
-    return [process.pid for process in (*below, root)]
 
 
 def main(argv: list[str]) -> int:

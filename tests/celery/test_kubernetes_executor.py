@@ -47,8 +47,10 @@ def test_generated_shards_run_in_pods_with_their_resources_and_a_killed_pod_is_r
         assert time.monotonic() < deadline, f"the hanging shard never ran alone in a pod: {running}"
         time.sleep(0.5)
     victim, index = hung[0]["hostname"], hung[0]["map_index"]
-    killed = [psutil.Process(pid) for pid in stack.kubernetes.kill(NAMESPACE, victim)]  # every process in it
+    container = psutil.Process(stack.kubernetes.pid(NAMESPACE, victim))
+    killed = [container, *container.children(recursive=True)]  # taken before the kill: pids are reaped after it
     assert running[0]["pid"] in {process.pid for process in killed}  # the task's own process, in a group of its own
+    stack.kubernetes.kill(NAMESPACE, victim)  # every process in it
     hanging.unlink()
     assert wait_run(stack, session, Dags.PODS, run_id) == "success"
 
