@@ -250,7 +250,7 @@ def running_celery_airflow(
     with contextlib.ExitStack() as servers:
         postgres = servers.enter_context(running_postgres(state, pids=pids))
         redis = servers.enter_context(running_redis(state / "redis", pids=pids))
-        cluster = servers.enter_context(running_kubernetes_api(state / "kubernetes")) if kubernetes else None
+        cluster = servers.enter_context(running_kubernetes_api(state / "kubernetes", pids=pids)) if kubernetes else None
         if cluster is not None:
             extra_env = {"AIRFLOW__CORE__EXECUTOR": EXECUTORS,
                          **executor_settings(cluster, state / "kubernetes"), **(extra_env or {})}

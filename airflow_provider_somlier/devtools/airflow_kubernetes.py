@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from airflow_provider_somlier.devtools.kubernetes_api import KubernetesApi
+from airflow_provider_somlier.devtools.pidfiles import PidFiles
 
 NAMESPACE = "somlier"
 EXECUTORS = "CeleryExecutor,KubernetesExecutor"
@@ -63,13 +64,13 @@ def image_environment(stack_env: dict[str, str]) -> dict[str, str]:
 
 
 @contextlib.contextmanager
-def running_kubernetes_api(folder: Path) -> Iterator[KubernetesApi]:
+def running_kubernetes_api(folder: Path, pids: PidFiles | None = None) -> Iterator[KubernetesApi]:
     """The stand-in, serving until the block ends; every pod still running then is ended with it.
 
     Its pods' environment is set by the caller (``api.environment = image_environment(env)``)
     once the stack's settings are known, before the scheduler can create a pod.
     """
-    api = KubernetesApi(folder=folder, environment={}).start()
+    api = KubernetesApi(folder=folder, environment={}, pids=pids).start()
     try:
         yield api
     finally:

@@ -48,6 +48,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from airflow_provider_somlier.devtools.airflow_local import kill_tree
+from airflow_provider_somlier.devtools.pidfiles import PidFiles
 
 DEFAULT_GRACE_SECONDS = 30
 _NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
@@ -71,6 +72,10 @@ class KubernetesApiError(Exception):
     def __init__(self, code: int, reason: str, message: str) -> None:
         super().__init__(message)
         self.code, self.reason = code, reason
+
+
+def _pid_name(namespace: str, name: str) -> str:
+    return f"pod-{namespace}-{name}"
 
 
 def _now() -> str:
@@ -154,6 +159,7 @@ class KubernetesApi:
     folder: Path
     environment: dict[str, str]
     port: int = 0
+    pids: PidFiles | None = None  # each running pod's shim is recorded here, so a killed demo's pods are stopped next time
     created: list[dict[str, Any]] = field(default_factory=list)
     _pods: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     _processes: dict[tuple[str, str], subprocess.Popen] = field(default_factory=dict)
@@ -184,17 +190,19 @@ class KubernetesApi:
         """End every pod's process (TERM, then KILL after 5 s), then the server and its watches."""
         with self._changed:
             self._stopping = True
-            processes = list(self._processes.values())
+            processes = dict(self._processes)
             self._changed.notify_all()
-        for process in processes:
+        for process in processes.values():
             with contextlib.suppress(ProcessLookupError):
                 process.send_signal(signal.SIGTERM)
-        for process in processes:
+        for (namespace, name), process in processes.items():
             try:
                 process.wait(5)
             except subprocess.TimeoutExpired:
                 kill_tree(process.pid)
                 process.wait(5)
+            if self.pids is not None:
+                self.pids.forget(_pid_name(namespace, name))
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -360,6 +368,8 @@ class KubernetesApi:
                     process = None
             if process is not None:
                 self._processes[(namespace, name)] = process
+                if self.pids is not None:
+                    self.pids.record(_pid_name(namespace, name), process.pid)
         started = _now()
         if process is None:
             self._finish(namespace, name, container, 128, started)
@@ -376,6 +386,8 @@ class KubernetesApi:
                       "startedAt": started, "finishedAt": _now()}
         with self._changed:
             self._processes.pop((namespace, name), None)
+            if self.pids is not None:
+                self.pids.forget(_pid_name(namespace, name))
             pod = self._pods.get((namespace, name))
             if pod is None:
                 return

@@ -9,6 +9,7 @@ import time
 import pytest
 
 from airflow_provider_somlier.devtools.kubernetes_api import KubernetesApi, label_selector_matches
+from airflow_provider_somlier.devtools.pidfiles import PidFiles
 
 NAMESPACE = "somlier"
 
@@ -17,12 +18,13 @@ NAMESPACE = "somlier"
 def cluster(tmp_path):
     from kubernetes import client, config
 
-    api = KubernetesApi(tmp_path, dict(os.environ)).start()
+    api = KubernetesApi(tmp_path, dict(os.environ), pids=PidFiles(tmp_path / "pids")).start()
     loaded = client.Configuration()
     config.load_kube_config(str(api.write_kubeconfig(tmp_path / "kubeconfig", NAMESPACE)),
                             client_configuration=loaded)
     yield api, client.CoreV1Api(client.ApiClient(loaded))
     api.stop()
+    assert api.pids.recorded() == {}, "a pod's pid file outlived the stand-in"
 
 
 def pod(name: str, command: list[str], labels: dict[str, str] | None = None, env: list | None = None):
@@ -61,6 +63,7 @@ def test_a_pod_runs_as_a_process_and_reports_its_exit_code_hostname_and_log(clus
     assert done.status.phase == "Failed"
     assert done.status.container_statuses[0].state.terminated.exit_code == 3
     assert api.log_path(NAMESPACE, "p-fails").read_text() == "on p-fails\n"
+    assert api.pids.recorded() == {}  # an ended pod's file is gone
     failed = v1.list_namespaced_pod(NAMESPACE, field_selector="status.phase=Failed").items
     assert [p.metadata.name for p in failed] == ["p-fails"]
     with pytest.raises(Exception, match="409|AlreadyExists"):
@@ -131,3 +134,20 @@ def test_a_container_ends_with_every_process_it_started_even_one_in_a_session_of
     done = wait_phase(v1, "p-killed", {"Failed"})
     assert done.status.container_statuses[0].state.terminated.exit_code == 137
     assert not psutil.pid_exists(sleeper) or psutil.Process(sleeper).status() == psutil.STATUS_ZOMBIE
+
+
+def test_a_running_pod_is_in_the_pid_files_so_a_killed_demo_s_pods_are_stopped_by_the_next(cluster):
+    """A demo killed with -9 leaves its pods' processes; the next one stops what the pid files name."""
+    import psutil
+
+    api, v1 = cluster
+    v1.create_namespaced_pod(NAMESPACE, pod("p-left", ["sleep", "600"]))
+    wait_phase(v1, "p-left", {"Running"})
+    shim = api.pid(NAMESPACE, "p-left")
+    assert api.pids.recorded() == {f"pod-{NAMESPACE}-p-left": shim}
+    processes = [psutil.Process(shim), *psutil.Process(shim).children(recursive=True)]
+    # as if the stand-in had died without stopping its pods: the pid file is what is left
+    assert api.pids.stop_stale(timeout=5) == [f"pod-{NAMESPACE}-p-left"]
+    _, alive = psutil.wait_procs(processes, timeout=10)
+    assert not alive, f"still running: {alive}"
+    assert wait_phase(v1, "p-left", {"Failed"}).status.phase == "Failed"
