@@ -10,6 +10,7 @@ model version's rows found and replaced.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -111,15 +112,22 @@ def check_passthrough_types(passthrough_types: Mapping[str, str], *, source: str
         )
 
 
+# A prediction column's name as BigQuery's classic rule has it (flexible names are not loaded from
+# Parquet or read through the Storage Read API everywhere; downstream SQL need not quote these).
+_COLUMN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,299}")
+
+
 def prediction_columns(raw: Any, expected_rows: int) -> dict[str, pa.Array]:
     """Turn whatever ``pyfunc.predict`` returned into named Arrow columns.
 
     1-D output → ``prediction``; 2-D output of k columns → ``prediction_0..k-1``;
-    a DataFrame → ``prediction`` for one column, else ``prediction_<column>``.
+    a DataFrame → ``prediction`` for one column, else ``prediction_<column>``. Names
+    BigQuery would refuse or fold together (letter case) are refused by name, and a
+    column of Python objects becomes one Arrow type with its ``None``/NaN as NULL — or
+    is refused, naming the column, when its values are of several types.
     """
     import numpy as np
     import pandas as pd
-    import pyarrow as pa
 
     if isinstance(raw, pd.Series):
         columns = {PREDICTION_COLUMN: raw.to_numpy()}
@@ -127,7 +135,9 @@ def prediction_columns(raw: Any, expected_rows: int) -> dict[str, pa.Array]:
         if raw.shape[1] == 1:
             columns = {PREDICTION_COLUMN: raw.iloc[:, 0].to_numpy()}
         else:
-            columns = {f"{PREDICTION_COLUMN}_{name}": raw[name].to_numpy() for name in raw.columns}
+            names = [f"{PREDICTION_COLUMN}_{name}" for name in raw.columns]
+            _check_prediction_names(names, [str(name) for name in raw.columns])
+            columns = {name: raw.iloc[:, i].to_numpy() for i, name in enumerate(names)}
     else:
         array = np.asarray(raw)
         if array.ndim == 2 and array.shape[1] == 1:
@@ -144,7 +154,40 @@ def prediction_columns(raw: Any, expected_rows: int) -> dict[str, pa.Array]:
                 f"model returned {len(values)} prediction(s) for {expected_rows} input row(s); "
                 "expected exactly one per row (nothing was written)"
             )
-    return {name: pa.array(values) for name, values in columns.items()}
+    return {name: _arrow_column(name, values) for name, values in columns.items()}
+
+
+def _check_prediction_names(names: list[str], returned: list[str]) -> None:
+    odd = [f"{column!r} (→ {name})" for name, column in zip(names, returned) if not _COLUMN_NAME.fullmatch(name)]
+    if odd:
+        raise ModelPredictionError(
+            f"model returned column(s) {', '.join(odd)} whose destination names BigQuery would refuse; "
+            "expected letters, digits and underscores, at most 300 characters — rename the columns the "
+            "model's predict returns (nothing was written)"
+        )
+    seen: dict[str, str] = {}
+    for name, column in zip(names, returned):
+        if name.lower() in seen:
+            raise ModelPredictionError(
+                f"model returned columns {seen[name.lower()]!r} and {column!r}, which BigQuery takes for the "
+                "same column (names ignore letter case); expected distinct names (nothing was written)"
+            )
+        seen[name.lower()] = column
+
+
+def _arrow_column(name: str, values: Any) -> pa.Array:
+    import pyarrow as pa
+
+    if getattr(values, "dtype", None) != object:
+        return pa.array(values)
+    try:  # from_pandas: None and NaN among objects (a categorical's missing labels) are NULL
+        return pa.array(values, from_pandas=True)
+    except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
+        kinds = sorted({type(v).__name__ for v in values if v is not None})
+        raise ModelPredictionError(
+            f"model returned values of several types in {name} ({', '.join(kinds)}): {exc}; expected one type "
+            "per column (nothing was written)"
+        ) from exc
 
 
 _ARROW_TO_BQ = (
@@ -170,6 +213,20 @@ def bq_type_of(arrow_type: pa.DataType) -> str:
     raise ModelPredictionError(f"model output type {arrow_type} has no BigQuery column type")
 
 
+def _prediction_type(name: str, arrow_type: pa.DataType) -> str:
+    import pyarrow.types as pat
+
+    if pat.is_null(arrow_type):  # every value of the first chunk was None: no type to create the column with
+        raise ModelPredictionError(
+            f"model returned only missing values in {name} for the first chunk, so its type is unknown; "
+            "expected values of one type, NULL where missing (nothing was written)"
+        )
+    try:
+        return bq_type_of(arrow_type)
+    except ModelPredictionError as exc:
+        raise ModelPredictionError(f"{name}: {exc}") from exc
+
+
 def output_schema(
     passthrough_types: Mapping[str, str], predictions: Mapping[str, pa.DataType]
 ) -> list[bigquery.SchemaField]:
@@ -177,7 +234,7 @@ def output_schema(
     from google.cloud import bigquery
 
     fields = [bigquery.SchemaField(name, normalize_bq_type(t)) for name, t in passthrough_types.items()]
-    fields += [bigquery.SchemaField(name, bq_type_of(t)) for name, t in predictions.items()]
+    fields += [bigquery.SchemaField(name, _prediction_type(name, t)) for name, t in predictions.items()]
     fields += [bigquery.SchemaField(name, t) for name, t in LINEAGE_COLUMNS.items()]
     return fields
 

@@ -41,6 +41,15 @@ class DropsARow:
         return model_input["bmi"].iloc[:-1] * 2
 
 
+class OddOutputNames:
+    """Class probabilities under names a DataFrame allows and BigQuery does not."""
+
+    def predict(self, context, model_input, params=None):
+        import pandas as pd
+
+        return pd.DataFrame({"p(high)": model_input["bmi"] * 0 + 0.25, "p(low)": model_input["bmi"] * 0 + 0.75})
+
+
 def _register_pyfunc(registry, name: str, python_model) -> str:
     import mlflow.pyfunc
     from mlflow.models import ModelSignature
@@ -60,6 +69,7 @@ def faulty_models(registry):
     return {
         "raises": _register_pyfunc(registry, "faulty-raises", RaisesOnSecondChunk),
         "drops_row": _register_pyfunc(registry, "faulty-drops-row", DropsARow),
+        "odd_names": _register_pyfunc(registry, "faulty-odd-names", OddOutputNames),
     }
 
 
@@ -340,6 +350,11 @@ def test_a_model_that_raises_mid_run_writes_nothing(scored, faulty_models):
 
 def test_a_model_that_returns_the_wrong_number_of_rows_writes_nothing(scored, faulty_models):
     _fails(scored, errors.ModelPredictionError, "returned 9 prediction(s) for 10", model_ref=faulty_models["drops_row"], chunk_rows=10)
+
+
+def test_output_columns_bigquery_would_refuse_are_named_before_anything_is_written(scored, faulty_models):
+    _fails(scored, errors.ModelPredictionError, "'p(high)' (→ prediction_p(high)), 'p(low)' (→ prediction_p(low))",
+           model_ref=faulty_models["odd_names"])
 
 
 def test_an_empty_day_fails_when_asked_to(scored):
