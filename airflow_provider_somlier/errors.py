@@ -43,6 +43,11 @@ class TableNotFoundError(SomlierInputError):
     """A source or destination table does not exist."""
 
 
+class ReadRefusedError(SomlierInputError):
+    """BigQuery answered a read session with a refusal (a column name or filter it will not read,
+    no permission): the same request would be refused again, so the task fails at once."""
+
+
 class ColumnNotFoundError(SomlierInputError):
     """A column the run needs is missing from the source table."""
 

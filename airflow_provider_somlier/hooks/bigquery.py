@@ -42,7 +42,12 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.google.cloud.hooks.bigquery import BigQueryHook
 
-from airflow_provider_somlier.errors import InvalidArgumentError, TableNotFoundError, WarehouseUnavailableError
+from airflow_provider_somlier.errors import (
+    InvalidArgumentError,
+    ReadRefusedError,
+    TableNotFoundError,
+    WarehouseUnavailableError,
+)
 from airflow_provider_somlier.hooks.bigquery_calls import WarehouseCalls
 from airflow_provider_somlier.hooks.bigquery_staging import StagingTables
 from airflow_provider_somlier.hooks.bigquery_write import DayWrites
@@ -209,29 +214,46 @@ class SomlierBigQueryHook(DayWrites, StagingTables, BigQueryHook):
         :class:`WarehouseUnavailableError` is raised.
         """
         import pyarrow as pa
-        from google.cloud.bigquery_storage_v1 import types
 
-        calls = self.storage_read
-        client = self.read_client()
-        session = calls.call(
-            f"create_read_session on {ref}",
-            client.create_read_session,
-            parent=f"projects/{self.project_id}",
-            read_session=types.ReadSession(
-                table=ref.storage_path,
-                data_format=types.DataFormat.ARROW,
-                read_options=types.ReadSession.TableReadOptions(
-                    selected_fields=list(columns), row_restriction=row_restriction
-                ),
-            ),
-            max_stream_count=1,
-            retry=None,
-        )
+        session = self._read_session(ref, columns, row_restriction, max_streams=1)
         self.log.info("Read session on %s: %d stream(s), filter %s", ref, len(session.streams), row_restriction)
         if not session.streams:
             return iter(())
         schema = pa.ipc.read_schema(pa.py_buffer(session.arrow_schema.serialized_schema))
         return self._stream_batches(str(ref), session.streams[0].name, schema, read_ahead_pages)
+
+    def _read_session(self, ref: TableRef, columns: Sequence[str], row_restriction: str, *, max_streams: int) -> Any:
+        """A Storage Read session (Arrow) on ``columns`` of the rows matching ``row_restriction``.
+
+        A refusal (400: a column name or filter the service will not read; 403) is an answer,
+        not an outage: it becomes :class:`ReadRefusedError` naming the table, the columns and
+        the service's reason, instead of a retry that would be refused the same way.
+        """
+        from google.api_core import exceptions as api
+        from google.cloud.bigquery_storage_v1 import types
+
+        try:
+            return self.storage_read.call(
+                f"create_read_session on {ref}" + (f" ({max_streams} streams)" if max_streams > 1 else ""),
+                self.read_client().create_read_session,
+                parent=f"projects/{self.project_id}",
+                read_session=types.ReadSession(
+                    table=ref.storage_path,
+                    data_format=types.DataFormat.ARROW,
+                    read_options=types.ReadSession.TableReadOptions(
+                        selected_fields=list(columns), row_restriction=row_restriction
+                    ),
+                ),
+                max_stream_count=max_streams,
+                retry=None,
+            )
+        except (api.BadRequest, api.Forbidden, api.PermissionDenied) as exc:
+            raise ReadRefusedError(
+                f"BigQuery refused to read {', '.join(map(repr, columns))} of {ref} where {row_restriction}: "
+                f"{exc.message or exc}. Expected columns and a filter the Storage Read API serves "
+                "(plain column names: alias others in a view) and, for the connection's account, read access "
+                "to the table and roles/bigquery.readSessionUser (bigquery.readsessions.create) on the project"
+            ) from exc
 
     def _stream_batches(self, ref: str, stream_name: str, schema: pa.Schema, read_ahead_pages: int = 1) -> Iterator[pa.RecordBatch]:
         """The pages of one read stream, fetched ahead on a thread, failing by name when it stalls."""
@@ -268,20 +290,7 @@ class SomlierBigQueryHook(DayWrites, StagingTables, BigQueryHook):
         Each stream is read by one shard; together they hold every matching row once. The
         warehouse may hand out fewer streams than asked (a small table); never more.
         """
-        from google.cloud.bigquery_storage_v1 import types
-
-        session = self.storage_read.call(
-            f"create_read_session on {ref} ({max_streams} streams)",
-            self.read_client().create_read_session,
-            parent=f"projects/{self.project_id}",
-            read_session=types.ReadSession(
-                table=ref.storage_path,
-                data_format=types.DataFormat.ARROW,
-                read_options=types.ReadSession.TableReadOptions(selected_fields=list(columns), row_restriction=row_restriction),
-            ),
-            max_stream_count=max_streams,
-            retry=None,
-        )
+        session = self._read_session(ref, columns, row_restriction, max_streams=max_streams)
         expires = session.expire_time if "expire_time" in session else None
         self.log.info("Read session %s on %s: %d stream(s), filter %s", session.name, ref, len(session.streams), row_restriction)
         return ReadStreams(

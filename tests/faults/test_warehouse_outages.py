@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import os
 import re
 import time
 
@@ -202,3 +203,51 @@ def test_a_read_session_lost_on_the_server_is_named_not_a_raw_404(emulator, big_
     pages = ReadStreamPages(hook.read_client(), lost, pa.schema([("row_id", pa.int64())]), hook.storage_read)
     with pytest.raises(errors.WarehouseUnavailableError, match="read session lost after 0 row"):
         list(pages)
+
+
+@pytest.fixture
+def read_api_refusing(faulty_conn, monkeypatch):
+    """A Storage Read API on a real gRPC socket that answers every session with PERMISSION_DENIED,
+    as BigQuery does for an account without ``bigquery.readsessions.create``."""
+    from concurrent import futures
+
+    import grpc
+    from google.cloud.bigquery_storage_v1 import types
+
+    calls = []
+
+    def create_read_session(request, context):
+        calls.append(request.read_session.table)
+        context.abort(grpc.StatusCode.PERMISSION_DENIED,
+                      "Permission bigquery.readsessions.create denied on project somlier-local")
+
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    server.add_generic_rpc_handlers([grpc.method_handlers_generic_handler(
+        "google.cloud.bigquery.storage.v1.BigQueryRead",
+        {"CreateReadSession": grpc.unary_unary_rpc_method_handler(
+            create_read_session, request_deserializer=types.CreateReadSessionRequest.deserialize,
+            response_serializer=types.ReadSession.serialize)},
+    )])
+    port = server.add_insecure_port("127.0.0.1:0")
+    server.start()
+    conn_id = faulty_conn()
+    extras = json.loads(os.environ["AIRFLOW_CONN_BQ_FAULTY"])
+    extras["extra"]["storage_read_endpoint"] = f"grpc://127.0.0.1:{port}"
+    monkeypatch.setenv("AIRFLOW_CONN_BQ_FAULTY", json.dumps(extras))
+    yield conn_id, calls
+    server.stop(grace=None)
+
+
+def test_a_read_the_warehouse_refuses_fails_at_once_by_name_not_as_an_outage(scored, read_api_refusing):
+    """A refusal is an answer: one call, a named input error (no retries spent), the day untouched."""
+    base, snapshot, before = scored
+    conn_id, calls = read_api_refusing
+    with pytest.raises(errors.ReadRefusedError) as caught:
+        MLOpsOfflineOperator(**{**base, "gcp_conn_id": conn_id, "model_ref": "diabetes-ridge/2"}).execute(
+            run_context(RUN_AT))
+    message = str(caught.value)
+    assert "bigquery.readsessions.create denied" in message and "roles/bigquery.readSessionUser" in message
+    assert base["dataset_ref"] in message
+    assert isinstance(caught.value, errors.SomlierInputError)  # AirflowFailException: Airflow does not retry it
+    assert len(calls) == 1
+    assert snapshot() == before
