@@ -9,6 +9,7 @@ sharded operators run the same steps piece by piece.
 from __future__ import annotations
 
 import dataclasses
+import uuid
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ class RunPlan:
     model_seconds: float
     job_id_seed: str
     gate: Any = None  # quality.day_gate.DayGate, or None when the day is not profiled
+    source_type: str = "TABLE"  # a VIEW's day is copied into a table first (the Storage Read API reads tables)
 
 
 class OfflineRun:
@@ -153,9 +155,9 @@ class OfflineRun:
         mlflow = MLflowHook(mlflow_conn_id=op.mlflow_conn_id)
         with self.clock.timing("registry"):
             resolved = mlflow.resolve(model_ref)
+        source_table = bigquery.get_existing_table(source, role="source")
         source_types = {
-            f.name: f"ARRAY<{f.field_type}>" if f.mode == "REPEATED" else f.field_type
-            for f in bigquery.get_existing_table(source, role="source").schema
+            f.name: f"ARRAY<{f.field_type}>" if f.mode == "REPEATED" else f.field_type for f in source_table.schema
         }
         if load_column not in source_types:
             raise ColumnNotFoundError(
@@ -210,7 +212,7 @@ class OfflineRun:
         return RunPlan(
             day=day, source=source, destination=destination, existing=existing, rows_of_day=rows_of_day.sql,
             resolved=resolved, model=predictor, plan=plan, passthrough_types=passthrough_types, lineage=lineage,
-            constants=constants, model_seconds=model_seconds, gate=gate,
+            constants=constants, model_seconds=model_seconds, gate=gate, source_type=source_table.table_type or "TABLE",
             job_id_seed="|".join(
                 map(str, (lineage.airflow_dag_id, op.task_id, lineage.airflow_run_id, destination, day))
             ),
@@ -225,26 +227,56 @@ class OfflineRun:
             if run.existing is not None:
                 check_destination(run.existing.schema, schema, str(run.destination))
 
+        copy = None
         if batches is None:
             with self.clock.timing("read"):  # the read session: the warehouse plans the read here
-                batches = self.bigquery.read_batches(run.source, run.plan.read_columns, run.rows_of_day)
+                read_from, restriction, copy = self.readable_day(run, uuid.uuid4().hex[:12])
+                batches = self.bigquery.read_batches(read_from, run.plan.read_columns, restriction)
         profiler = None
         if run.gate is not None:
             from airflow_provider_somlier.quality.day_gate import ScoringProfiler
 
             profiler = ScoringProfiler(run.plan.features)
-        return score_to_parquet(
-            batches,
-            run.model,
-            run.plan,
-            run.lineage,
-            run.passthrough_types,
-            path,
-            on_schema=check_against_destination,
-            chunk_rows=self.operator.chunk_rows,
-            profiler=profiler,
-            clock=self.clock,
-        )
+        try:
+            return score_to_parquet(
+                batches,
+                run.model,
+                run.plan,
+                run.lineage,
+                run.passthrough_types,
+                path,
+                on_schema=check_against_destination,
+                chunk_rows=self.operator.chunk_rows,
+                profiler=profiler,
+                clock=self.clock,
+            )
+        finally:
+            if copy is not None:
+                self.drop_read_copy(copy)
+
+    def readable_day(self, run: RunPlan, seed: str) -> tuple[TableRef, str, TableRef | None]:
+        """Where the day's rows are read from: (table, row restriction, the copy to drop afterwards or None).
+
+        A table is read directly with the day's filter. The Storage Read API reads no views
+        (nor materialized views, nor external tables): their day's rows are first copied, by
+        one query, into a staging table of the destination named from ``seed``.
+        """
+        from airflow_provider_somlier.hooks.bigquery_staging import NOT_READ_DIRECTLY, read_copy_table_name
+
+        if run.source_type not in NOT_READ_DIRECTLY:
+            return run.source, run.rows_of_day, None
+        copy = run.destination.sibling(read_copy_table_name(run.destination.table, run.day, seed))
+        self.log.info("%s is a %s, which the Storage Read API cannot read: copying its day's rows into %s",
+                      run.source, run.source_type, copy)
+        self.bigquery.copy_rows_for_read(run.source, run.source_type, run.plan.read_columns, run.rows_of_day, copy)
+        return copy, "", copy
+
+    def drop_read_copy(self, copy: TableRef) -> None:
+        """Drop the copy of a view's day once it is read; a failure is only logged (the sweep drops it later)."""
+        try:
+            self.bigquery.drop_tables([copy])
+        except Exception as exc:  # noqa: BLE001 - housekeeping: never replaces the run's own outcome
+            self.log.warning("Could not drop %s (a later run sweeps it): %s", copy, exc)
 
     def judge(self, run: RunPlan, staged: StagedPredictions) -> Any:
         """The quality verdict on the scored day (None when not profiled or empty); fails the run by name

@@ -39,6 +39,20 @@ def shard_staging_table_name(destination_table: str, day: dt.date, plan_digest: 
     return f"{staging_key(destination_table)}{day:%Y%m%d}_{plan_digest}_s{shard:04d}"
 
 
+def read_copy_table_name(destination_table: str, day: dt.date, seed: str) -> str:
+    """The table a run copies its day's rows into when the source is a view (see ``copy_rows_for_read``).
+
+    Named under the destination's staging key, so the sweep drops one a killed run left; the
+    same ``seed`` (a plan's) gives the same name, so a retried plan replaces its copy.
+    """
+    return f"{staging_key(destination_table)}{day:%Y%m%d}_{seed}_read"
+
+
+# Table types the Storage Read API refuses ("non-table entities cannot be read"): their rows
+# are copied into a table first. The emulator reads views directly; BigQuery does not.
+NOT_READ_DIRECTLY = frozenset({"VIEW", "MATERIALIZED_VIEW", "EXTERNAL"})
+
+
 def staging_key(destination_table: str) -> str:
     """The name prefix of every staging table of ``destination_table`` (and of no other)."""
     digest = hashlib.sha256(destination_table.encode()).hexdigest()[:8]
@@ -72,6 +86,25 @@ class StagingTables:
         digest = hashlib.sha256(staging.table_id.encode()).hexdigest()[:12]
         load = self._load_staging(parquet_path, staging, staged_schema, digest)
         return int(load.output_rows or 0)
+
+    def copy_rows_for_read(
+        self, source: TableRef, source_type: str, columns: Sequence[str], row_restriction: str, into: TableRef
+    ) -> None:
+        """Copy ``columns`` of the ``source`` rows matching ``row_restriction`` into table ``into``.
+
+        The Storage Read API reads tables only; a view's day is read from this copy (one
+        query job, billed like any query of the view). ``into`` expires after a day and
+        is a staging table of the destination (the sweep drops a leftover); the caller
+        drops it when the day is read.
+        """
+        hours = int(STAGING_TTL.total_seconds() // 3600)
+        select = ", ".join(f"`{column}`" for column in columns)
+        self._query_rows(
+            f"copy of the day's rows of {source} ({source_type}) into {into.table}",
+            f"CREATE OR REPLACE TABLE {into.sql} "
+            f"OPTIONS(expiration_timestamp=TIMESTAMP_ADD(CURRENT_TIMESTAMP(), INTERVAL {hours} HOUR)) "
+            f"AS SELECT {select} FROM {source.sql} WHERE {row_restriction}",
+        )
 
     def count_staged(self, stagings: Sequence[TableRef]) -> list[int]:
         """Rows in each staging table, in order, from one query (what a commit checks before it commits)."""

@@ -68,7 +68,11 @@ class MLOpsShardPlanOperator(MLOpsOfflineOperator):
         steps = self._run = OfflineRun(self)
         run = steps.prepare(context)
         hook = steps.bigquery
-        source_rows = hook.count_rows(run.source, run.rows_of_day)
+        # A view's day is copied into a table the shards' streams read (dropped by the commit).
+        seed = hashlib.sha256("|".join((run.lineage.airflow_dag_id, self.task_id, run.lineage.airflow_run_id,
+                                        str(run.destination), run.day.isoformat())).encode()).hexdigest()[:12]
+        read_from, restriction, copy = steps.readable_day(run, seed)
+        source_rows = hook.count_rows(read_from, restriction or "TRUE")
         lineage = run.lineage
         plan: dict[str, Any] = {
             "target_date": run.day.isoformat(),
@@ -84,15 +88,18 @@ class MLOpsShardPlanOperator(MLOpsOfflineOperator):
             "source_rows": source_rows,
             "features": list(run.plan.features),  # for the commit's lineage
             "passthrough": list(run.plan.passthrough),
+            "read_copy": str(copy) if copy is not None else None,
         }
         steps.note_read(run)
         if source_rows == 0:
+            if copy is not None:
+                steps.drop_read_copy(copy)
             with tempfile.TemporaryDirectory(prefix="somlier-") as workdir:
                 # on_empty, exactly as the single task applies it: skip, fail, or empty the day.
                 steps.replace(run, StagedPredictions(path=f"{workdir}/empty.parquet", rows_read=0, schema=None))
             context["ti"].xcom_push(key=PLAN_XCOM_KEY, value=plan | {"streams": 0, "digest": "", "session": ""})
             return []
-        streams = hook.create_read_streams(run.source, run.plan.read_columns, run.rows_of_day, self.shards)
+        streams = hook.create_read_streams(read_from, run.plan.read_columns, restriction, self.shards)
         digest = hashlib.sha256(
             "|".join((lineage.airflow_dag_id, self.task_id, lineage.airflow_run_id, str(run.destination),
                       run.day.isoformat(), streams.session)).encode()
@@ -221,6 +228,8 @@ class MLOpsShardCommitOperator(MLOpsOfflineOperator):
         hook = self.bigquery_hook()
         destination = parse_table_ref(plan["destination"], hook.project_id, field="destination_table_ref")
         stagings = [parse_table_ref(r["staging"], hook.project_id, field="staging") for r in staged]
+        # The copy of a view's day the shards read: it goes when their staging tables go.
+        copies = [parse_table_ref(plan["read_copy"], hook.project_id, field="read_copy")] if plan.get("read_copy") else []
         day = dt.date.fromisoformat(plan["target_date"])
         constants = lineage_values(
             Lineage(
@@ -236,7 +245,7 @@ class MLOpsShardCommitOperator(MLOpsOfflineOperator):
             self._check_already_committed(hook, destination, gone, constants, total)
             self.log.info("The day was already committed from this plan; nothing to write")
             # A shard cleared and run again after that commit staged its rows anew: nothing will read them.
-            self._drop_staging(hook, [ref for ref in stagings if ref not in gone])
+            self._drop_staging(hook, [ref for ref in stagings if ref not in gone] + copies)
             job_id = None
             quality = None
         else:
@@ -250,7 +259,7 @@ class MLOpsShardCommitOperator(MLOpsOfflineOperator):
                         self, hook, destination, day, [r.get("profile") for r in staged], plan["model_run_id"], self.log
                     )
             except QualityCheckError:
-                self._drop_staging(hook, stagings)  # refused: the day keeps its old rows, the shards' rows go
+                self._drop_staging(hook, stagings + copies)  # refused: the day keeps its old rows, the shards' rows go
                 raise
             with steps.clock.timing("profile"):
                 also = gate.statements(hook, day, profile, verdict, constants) if gate is not None else []
@@ -258,6 +267,7 @@ class MLOpsShardCommitOperator(MLOpsOfflineOperator):
                 job_id = self._commit(
                     hook, destination, schema, day, staged, stagings, plan["digest"], constants, also
                 )
+            self._drop_staging(hook, copies)
             quality = quality_summary(profile, verdict, gate.baseline) if gate is not None else None
         summary = day_summary(
             target_date=day, rows_read=plan["source_rows"], rows_written=total, model_name=plan["model_name"],
