@@ -9,8 +9,8 @@ sharded operators run the same steps piece by piece.
 from __future__ import annotations
 
 import dataclasses
-import uuid
 import datetime as dt
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -227,17 +227,17 @@ class OfflineRun:
             if run.existing is not None:
                 check_destination(run.existing.schema, schema, str(run.destination))
 
-        copy = None
-        if batches is None:
-            with self.clock.timing("read"):  # the read session: the warehouse plans the read here
-                read_from, restriction, copy = self.readable_day(run, uuid.uuid4().hex[:12])
-                batches = self.bigquery.read_batches(read_from, run.plan.read_columns, restriction)
         profiler = None
         if run.gate is not None:
             from airflow_provider_somlier.quality.day_gate import ScoringProfiler
 
             profiler = ScoringProfiler(run.plan.features)
+        copy = None
         try:
+            if batches is None:
+                with self.clock.timing("read"):  # the read session: the warehouse plans the read here
+                    read_from, restriction, copy = self.readable_day(run, uuid.uuid4().hex[:12])
+                    batches = self.bigquery.read_batches(read_from, run.plan.read_columns, restriction)
             return score_to_parquet(
                 batches,
                 run.model,

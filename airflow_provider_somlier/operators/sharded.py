@@ -69,8 +69,7 @@ class MLOpsShardPlanOperator(MLOpsOfflineOperator):
         run = steps.prepare(context)
         hook = steps.bigquery
         # A view's day is copied into a table the shards' streams read (dropped by the commit).
-        seed = hashlib.sha256("|".join((run.lineage.airflow_dag_id, self.task_id, run.lineage.airflow_run_id,
-                                        str(run.destination), run.day.isoformat())).encode()).hexdigest()[:12]
+        seed = hashlib.sha256(run.job_id_seed.encode()).hexdigest()[:12]  # a retried plan replaces its copy
         read_from, restriction, copy = steps.readable_day(run, seed)
         source_rows = hook.count_rows(read_from, restriction or "TRUE")
         lineage = run.lineage
