@@ -59,7 +59,7 @@ def _operator(cls=MLOpsOfflineOperator, **overrides):
 
 def _predictions(bq_client, destination: str) -> list[tuple]:
     rows = bq_client.query(
-        f"SELECT CAST(target_date AS STRING) AS d, row_id, ROUND(prediction, 6) AS p FROM `{destination}` ORDER BY row_id"
+        f"SELECT CAST(target_date AS STRING) AS d, row_id, prediction AS p FROM `{destination}` ORDER BY row_id"
     ).result()
     return [tuple(row.values()) for row in rows]
 
@@ -81,9 +81,11 @@ def test_a_view_s_day_is_scored_like_its_table_s_and_its_copy_is_dropped(
     assert faithful_conn.refused == [] and len(faithful_conn.sessions) == 1
     assert "_somlier_staging_" in faithful_conn.sessions[0]  # the copy was read, not the view
     assert staging_tables(bq_client, destination) == []  # and dropped
-    from_table = f"{destination}_from_table"
-    _operator(dataset_ref=views["table"], destination_table_ref=from_table).execute(run_context(RUN_AT))
-    assert _predictions(bq_client, destination) == _predictions(bq_client, from_table)
+    table_day = f"{destination}_table_day"
+    _operator(dataset_ref=views["table"], destination_table_ref=table_day).execute(run_context(RUN_AT))
+    from_view, from_table = _predictions(bq_client, destination), _predictions(bq_client, table_day)
+    assert [row[:2] for row in from_view] == [row[:2] for row in from_table]
+    assert [row[2] for row in from_view] == pytest.approx([row[2] for row in from_table], rel=1e-9)
 
 
 def test_a_view_s_empty_day_is_skipped_and_leaves_no_copy(views, faithful_conn, destination, bq_client):
