@@ -137,8 +137,19 @@ class LocalAirflow:
         return subprocess.run([sys.executable, "-m", "airflow", *args], env=self.env, capture_output=True, text=True, check=check)
 
     def session(self) -> requests.Session:
-        """A REST session with a bearer token (all-admins mode hands one out without a password)."""
+        """A REST session with a bearer token (all-admins mode hands one out without a password).
+
+        An idempotent call (GET, PATCH of a flag) the API server is too busy to answer in
+        time is sent again, up to four times: on a loaded machine one slow answer is not a
+        failure. Anything that waits on Airflow still bounds the whole wait itself.
+        """
+        from requests.adapters import HTTPAdapter
+        from urllib3.util.retry import Retry
+
         session = requests.Session()
+        retry = Retry(total=4, connect=4, read=4, status=0, backoff_factor=0.5,
+                      allowed_methods=Retry.DEFAULT_ALLOWED_METHODS | {"PATCH"})
+        session.mount("http://", HTTPAdapter(max_retries=retry))
         token = session.get(f"{self.url}/auth/token", timeout=10).json()["access_token"]
         session.headers["Authorization"] = f"Bearer {token}"
         return session
