@@ -3,7 +3,7 @@
 MLflow's pyfunc checks every input against the signature and copies it into a new
 DataFrame before the estimator sees it: ~2 ms per one-row request online, about a quarter
 of the predict phase offline. For a scikit-learn model whose signature is only required ``double``
-columns, in the order the estimator was fitted on, without params, logged to answer with
+columns (offline also ``long``/``integer``, which the operator casts to), in the order the estimator was fitted on, without params, logged to answer with
 ``predict``, that check adds nothing to what the caller checked already (numbers, every
 named column, finite values, cast to double) and the estimator's ``predict`` is what the
 pyfunc calls — so both the batch operator and the online server call it directly. Any
@@ -20,9 +20,21 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 
-def direct_estimator(model: Any, columns: Sequence[str] | None = None) -> Any | None:
+DOUBLES = frozenset({"double"})
+# What the operator's checked columns hand over in the signature's own types: a model fitted on
+# integer columns (MLflow infers ``long`` from an int64 example) is one. Through the pyfunc, a
+# ``long`` column holding a NULL (NaN in pandas) is refused by MLflow's check ("Can not safely
+# convert float64 to int64") even for a model that handles missing values.
+NUMBERS = frozenset({"double", "long", "integer"})
+
+
+def direct_estimator(model: Any, columns: Sequence[str] | None = None, *, types: frozenset[str] = DOUBLES) -> Any | None:
     """The scikit-learn estimator inside pyfunc ``model`` when calling its ``predict`` on a DataFrame
-    of ``columns`` (default: the signature's, in order) answers what ``model.predict`` would; else None."""
+    of ``columns`` (default: the signature's, in order) answers what ``model.predict`` would; else None.
+
+    ``types``: the signature types allowed; the online server, which converts every request to
+    doubles, keeps the default; the operator, which casts each column to its signature type, adds
+    the integers."""
     if getattr(model, "loader_module", None) != "mlflow.sklearn":
         return None
     metadata = model.metadata
@@ -31,7 +43,7 @@ def direct_estimator(model: Any, columns: Sequence[str] | None = None) -> Any | 
     schema = metadata.get_input_schema()
     if schema is None or not schema.has_input_names() or metadata.get_params_schema() is not None:
         return None
-    if any(not spec.required or getattr(spec.type, "name", None) != "double" for spec in schema.inputs):
+    if any(not spec.required or getattr(spec.type, "name", None) not in types for spec in schema.inputs):
         return None
     names = schema.input_names()
     if columns is not None and list(columns) != names:
@@ -68,7 +80,7 @@ def direct_predictor(model: Any, columns: Sequence[str], *, missing_allowed: boo
     With ``missing_allowed`` (NaN sent to the model) a linear model keeps its estimator, whose
     own check refuses NaN; the matrix path refuses them before, by column name.
     """
-    estimator = direct_estimator(model, columns)
+    estimator = direct_estimator(model, columns, types=NUMBERS)
     if estimator is None or missing_allowed:
         return estimator
     compute = linear_shortcut(estimator)

@@ -149,11 +149,44 @@ def model_input(batch: pa.RecordBatch, plan: FeaturePlan, *, target: str) -> Any
         column = batch.column(name)
         if not plan.missing_allowed:
             _refuse_missing(name, column, target)
-        cast = _ARROW_CASTS.get(plan.feature_types.get(name) or "")
-        if cast is not None:
-            column = column.cast(getattr(pa, cast)())
-        columns.append(column)
+        columns.append(_as_signature_type(name, column, plan.feature_types.get(name), target))
     return pa.RecordBatch.from_arrays(columns, names=list(plan.features)).to_pandas()
+
+
+def _as_signature_type(name: str, column: pa.Array, mlflow_type: str | None, target: str) -> pa.Array:
+    """``column`` cast to the type the signature names, as pandas and scikit-learn would convert it.
+
+    Integers become floats even beyond 2**53 (a hash, epoch nanoseconds: rounded, as numpy
+    rounds them); a value the signature's type cannot hold at all (3e9 for ``integer``, 1e39
+    for ``float``) is refused by column name, not turned into a wrong number or an infinity.
+    A TIMESTAMP reaches a ``datetime`` input as UTC without a zone, which MLflow requires.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if mlflow_type == "datetime" and pa.types.is_timestamp(column.type) and column.type.tz is not None:
+        return column.cast(pa.timestamp(column.type.unit))
+    cast = _ARROW_CASTS.get(mlflow_type or "")
+    if cast is None:
+        return column
+    to = getattr(pa, cast)()
+    if pa.types.is_integer(column.type) and pa.types.is_floating(to):
+        return column.cast(to, safe=False)
+    try:
+        converted = column.cast(to)
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+        raise FeatureMismatchError(
+            f"feature {name!r} on {target} holds a value the model's {mlflow_type} input cannot hold ({exc}); "
+            f"expected values within {to}'s range (log the model with a wider type, e.g. double or long)"
+        ) from exc
+    if pa.types.is_floating(to) and pa.types.is_floating(column.type) and to.bit_width < column.type.bit_width:
+        overflowed = pc.sum(pc.and_(pc.is_inf(converted), pc.invert(pc.is_inf(column)))).as_py()
+        if overflowed:
+            raise FeatureMismatchError(
+                f"feature {name!r} on {target} has {overflowed} value(s) beyond float32's range, which the model's "
+                "float input would see as infinite; expected values within ±3.4e38 (log the model with double)"
+            )
+    return converted
 
 
 def model_matrix(batch: pa.RecordBatch, plan: FeaturePlan, *, target: str) -> Any:
@@ -171,7 +204,7 @@ def model_matrix(batch: pa.RecordBatch, plan: FeaturePlan, *, target: str) -> An
     for index, name in enumerate(plan.features):
         column = batch.column(name)
         _refuse_missing(name, column, target, infinite=True)
-        matrix[:, index] = column.cast(pa.float64()).to_numpy(zero_copy_only=False)
+        matrix[:, index] = column.cast(pa.float64(), safe=False).to_numpy(zero_copy_only=False)
     return matrix
 
 

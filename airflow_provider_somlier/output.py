@@ -117,7 +117,7 @@ def check_passthrough_types(passthrough_types: Mapping[str, str], *, source: str
 _COLUMN_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,299}")
 
 
-def prediction_columns(raw: Any, expected_rows: int) -> dict[str, pa.Array]:
+def prediction_columns(raw: Any, expected_rows: int, index: Any = None) -> dict[str, pa.Array]:
     """Turn whatever ``pyfunc.predict`` returned into named Arrow columns.
 
     1-D output → ``prediction``; 2-D output of k columns → ``prediction_0..k-1``;
@@ -125,10 +125,17 @@ def prediction_columns(raw: Any, expected_rows: int) -> dict[str, pa.Array]:
     BigQuery would refuse or fold together (letter case) are refused by name, and a
     column of Python objects becomes one Arrow type with its ``None``/NaN as NULL — or
     is refused, naming the column, when its values are of several types.
+
+    ``index`` is the index of the DataFrame the model was given: a Series or DataFrame
+    answered with the same row labels in another order (``pd.concat`` of a ``groupby``,
+    a sort) is put back in the input's order, as pandas would align it; taken by
+    position, its predictions would land on other rows' ids.
     """
     import numpy as np
     import pandas as pd
 
+    if isinstance(raw, (pd.Series, pd.DataFrame)) and index is not None:
+        raw = _in_input_order(raw, index)
     if isinstance(raw, pd.Series):
         columns = {PREDICTION_COLUMN: raw.to_numpy()}
     elif isinstance(raw, pd.DataFrame):
@@ -155,6 +162,15 @@ def prediction_columns(raw: Any, expected_rows: int) -> dict[str, pa.Array]:
                 "expected exactly one per row (nothing was written)"
             )
     return {name: _arrow_column(name, values) for name, values in columns.items()}
+
+
+def _in_input_order(raw: Any, index: Any) -> Any:
+    """``raw`` reordered to ``index`` when its labels are the input's in another order; else as it is."""
+    if len(raw.index) != len(index) or raw.index.equals(index):
+        return raw
+    if raw.index.is_unique and index.is_unique and raw.index.sort_values().equals(index.sort_values()):
+        return raw.reindex(index)
+    return raw  # new labels (ids, a reset index): by position, as the model wrote them
 
 
 def _check_prediction_names(names: list[str], returned: list[str]) -> None:

@@ -89,7 +89,7 @@ def score_to_parquet(
                         f"model {lineage.model_name} version {lineage.model_version} raised on {target} "
                         f"after {rows_read - chunk.num_rows} row(s): {type(exc).__name__}: {exc} (nothing was written)"
                     ) from exc
-                predictions = prediction_columns(raw, chunk.num_rows)
+                predictions = prediction_columns(raw, chunk.num_rows, getattr(features, "index", None))
             if schema is None:
                 schema = output_schema(passthrough_types, {n: a.type for n, a in predictions.items()})
                 on_schema(schema)

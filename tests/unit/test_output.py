@@ -75,3 +75,20 @@ def test_an_output_column_missing_on_every_row_of_the_first_chunk_is_named():
             "prediction"].type})
     with pytest.raises(ModelPredictionError, match=r"prediction: model output type .* has no BigQuery column type"):
         output_schema({}, {"prediction": pa.list_(pa.int64())})
+
+
+def test_an_answer_in_another_row_order_is_put_back_in_the_input_s():
+    """A pyfunc that concatenates per-segment answers keeps each row's label but not its place."""
+    import pandas as pd
+
+    features = pd.DataFrame({"segment": ["vip", "basic", "vip", "basic"], "x": [1.0, 2.0, 3.0, 4.0]})
+    answer = pd.concat([rows["x"] * (100 if segment == "vip" else 1) for segment, rows in features.groupby("segment")])
+    assert answer.tolist() == [2.0, 4.0, 100.0, 300.0]  # basic rows first
+    assert prediction_columns(answer, 4, features.index)["prediction"].to_pylist() == [100.0, 2.0, 300.0, 4.0]
+    frame = answer.to_frame("score").assign(rank=[1, 2, 3, 4])
+    columns = prediction_columns(frame, 4, features.index)
+    assert columns["prediction_score"].to_pylist() == [100.0, 2.0, 300.0, 4.0]
+    assert columns["prediction_rank"].to_pylist() == [3, 1, 4, 2]
+    # labels of its own (ids, a reset index) are taken by position, as written
+    relabelled = pd.Series([1.0, 2.0, 3.0, 4.0], index=[10, 11, 12, 13])
+    assert prediction_columns(relabelled, 4, features.index)["prediction"].to_pylist() == [1.0, 2.0, 3.0, 4.0]
