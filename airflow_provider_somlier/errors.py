@@ -48,6 +48,10 @@ class ReadRefusedError(SomlierInputError):
     no permission): the same request would be refused again, so the task fails at once."""
 
 
+class TransactionTooLargeError(SomlierInputError):
+    """The day's transaction would exceed BigQuery's query-length limit (a very wide profile)."""
+
+
 class ColumnNotFoundError(SomlierInputError):
     """A column the run needs is missing from the source table."""
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_somlier.errors import WarehouseUnavailableError
+from airflow_provider_somlier.errors import TransactionTooLargeError, WarehouseUnavailableError
 from airflow_provider_somlier.phases import PhaseClock
 from airflow_provider_somlier.hooks.bigquery_staging import (
     STAGING_TTL,
@@ -30,6 +30,8 @@ if TYPE_CHECKING:
 # After a failure that is already a warehouse outage, dropping the staging table gets
 # one short attempt: its error must not replace, nor long delay, the original one.
 _CLEANUP_AFTER_OUTAGE_SECONDS = 5.0
+# BigQuery's maximum query length ("1,024K characters" for GoogleSQL); the emulator has none.
+MAX_SCRIPT_CHARS = 1_024_000
 _CONCURRENT_UPDATE = re.compile(r"concurrent update|could not serialize|conflict", re.IGNORECASE)
 
 
@@ -140,6 +142,14 @@ class DayWrites:
             + "".join(f"{statement}\n" for statement in also)
             + "COMMIT TRANSACTION;"
         )
+        if len(script) > MAX_SCRIPT_CHARS:  # BigQuery refuses it; the emulator would run it
+            profile = sum(len(statement) for statement in also)
+            raise TransactionTooLargeError(
+                f"the transaction that replaces {day} in {destination} is {len(script):,} characters "
+                f"({profile:,} of them the day's profile rows), over BigQuery's limit of {MAX_SCRIPT_CHARS:,}; "
+                "expected a smaller profile: profile fewer columns (feature_columns) or set quality_profile=False "
+                "(nothing was written)"
+            )
         return self._run_transaction(script, digest)
 
     def _load_staging(

@@ -37,6 +37,11 @@ BIN_COUNT = 1 << (64 - BIN_SHIFT)
 BIN_OFFSET = BIN_COUNT // 2  # signed 16-bit prefix → 0..65535
 MAX_TRACKED_CATEGORIES = 1000
 STORED_CATEGORIES = 50
+# A category longer than this is counted under its first characters and a hash of the whole
+# (still one key per value): a day's profile is written as literals in its transaction, and
+# free text (reviews, addresses) of thousands of characters would push that script past
+# BigQuery's query-length limit.
+CATEGORY_CHARS = 100
 
 NUMERIC = "numeric"
 CATEGORICAL = "categorical"
@@ -145,7 +150,7 @@ class ColumnProfile:
         if pa.types.is_boolean(values.type) or pa.types.is_large_string(values.type):
             values = values.cast(pa.string())
         counted = pc.value_counts(values.drop_null() if values.null_count else values)
-        keys = counted.field("values").to_pylist()
+        keys = [key if len(key) <= CATEGORY_CHARS else category_key(key) for key in counted.field("values").to_pylist()]
         counts = counted.field("counts").to_pylist()
         self.count += sum(counts)
         self._merge_categories(dict(zip(keys, counts)), 0)
@@ -296,3 +301,13 @@ def profile_table(table: pa.Table | pa.RecordBatch, roles: Mapping[str, str], ba
     for batch in table.to_batches(max_chunksize=batch_rows):
         profile.add(batch.num_rows, {name: batch.column(name) for name in roles})
     return profile
+
+
+def category_key(value: str) -> str:
+    """The key a category value is counted under: itself, or when longer than ``CATEGORY_CHARS``
+    its beginning, an ellipsis and 12 hex digits of its SHA-256 (the same value, the same key)."""
+    if len(value) <= CATEGORY_CHARS:
+        return value
+    import hashlib
+
+    return f"{value[:CATEGORY_CHARS - 13]}…{hashlib.sha256(value.encode()).hexdigest()[:12]}"

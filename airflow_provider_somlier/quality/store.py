@@ -89,15 +89,22 @@ def profile_rows(
             "max": column.max,
             "mean": column.mean if column.count and column.kind == "numeric" else None,
             "std": column.std,
-            "histogram": json.dumps(histogram, separators=(",", ":")),
+            "histogram": _json(histogram),
             "verdict": verdict.outcome if verdict is not None else "pass",
-            "failures": json.dumps([f for f in failures if f["column"] in (None, column.name)], default=str),
+            "failures": _json([f for f in failures if f["column"] in (None, column.name)]),
             "model_name": lineage["model_name"],
             "model_version": lineage["model_version"],
             "predicted_at": lineage["predicted_at"],
             "airflow_run_id": lineage["airflow_run_id"],
         })
     return rows
+
+
+def _json(value: Any) -> str:
+    """Compact JSON that keeps non-ASCII text as it is (``\\uXXXX`` escapes, doubled again as SQL
+    literals, made a Korean word seven times longer in the transaction); DEL, the one control
+    character JSON leaves raw, is escaped so the literal can hold it."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False, default=str).replace("\x7f", "\\u007f")
 
 
 def replace_statements(table: TableRef, day: dt.date, rows: Sequence[Mapping[str, Any]]) -> list[str]:
