@@ -6,6 +6,8 @@
 #     chromium, chromium-driver  headless Chromium for the browser tests
 #     redis-server               the Celery broker of the production-shaped local Airflow
 #                                (PostgreSQL comes as a wheel in the lock; README: "Why these servers")
+#   SOMLIER_SYSTEM_PACKAGES=all (default: the tests need them) | redis (the Celery demos) | none
+#   (the default demo needs no system package, so it needs no root either)
 # Safe to run again: an up-to-date environment is left as it is.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,9 +35,17 @@ sync_env() {  # sync_env DIR LOCK
 }
 
 install_debian_packages() {  # the servers and browser the tests drive, only those missing
-  local missing=()
-  { command -v chromium && command -v chromedriver; } >/dev/null 2>&1 || missing+=(chromium chromium-driver)
-  command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+  local wanted=${SOMLIER_SYSTEM_PACKAGES:-all} missing=()
+  case "$wanted" in
+    all|redis|none) ;;
+    *) log "SOMLIER_SYSTEM_PACKAGES must be all, redis or none, got '$wanted'"; exit 2 ;;
+  esac
+  if [ "$wanted" = all ]; then
+    { command -v chromium && command -v chromedriver; } >/dev/null 2>&1 || missing+=(chromium chromium-driver)
+  fi
+  if [ "$wanted" != none ]; then
+    command -v redis-server >/dev/null 2>&1 || missing+=(redis-server)
+  fi
   [ ${#missing[@]} -eq 0 ] && return 0
   local as_root=()
   if [ "$(id -u)" != 0 ]; then

@@ -264,9 +264,9 @@ def run_demo(args: argparse.Namespace, state: Path, pids, tracking_uri: str, tod
          "--start_date", str(days[0]), "--passthrough_columns", "row_id", "--local_repo", str(repo),
          *shards, "--check_airflow"],
         env=os.environ | {"SOMLIER_AIRFLOW_API_URL": airflow.url, "SOMLIER_CONFIG": "/nonexistent"},
-        capture_output=True, text=True,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,  # one stream, in the order it was written
     )
-    print("    " + (generated.stdout + generated.stderr).strip().replace("\n", "\n    "))
+    print("    " + generated.stdout.strip().replace("\n", "\n    "))
     if generated.returncode:
         return generated.returncode
 
