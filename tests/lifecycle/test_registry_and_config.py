@@ -159,3 +159,29 @@ def test_a_silent_registry_is_reported_after_the_probe_s_deadline():
     finally:
         silent.close()
     assert code == 1 and f"MLflow at http://127.0.0.1:{port} did not answer within 10 s" in err, err
+
+
+def test_the_readme_s_somlier_yaml_uses_every_key_and_is_accepted(tmp_path, monkeypatch):
+    import re
+    from pathlib import Path
+
+    from airflow_provider_somlier.lifecycle.config import SCHEMA
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    example = re.search(r"Every key it accepts:\n\n```yaml\n(.*?)```", readme, re.S).group(1)
+    (tmp_path / "somlier.yaml").write_text(example)
+    (tmp_path / "requirements.txt").write_text("scikit-learn\n")
+    monkeypatch.chdir(tmp_path)
+    code, out, err = somlier("config", "show")
+    assert code == 0, err
+    assert "Docker Image Name: gcr.io/my-project/diabetes:['latest']" in out
+    import yaml
+
+    data = yaml.safe_load(example)
+    for section in ("project", "model"):
+        keys = {key for key, value in SCHEMA[section].items() if not isinstance(value, dict)}
+        keys |= {f"{key}.{sub}" for key, value in SCHEMA[section].items() if isinstance(value, dict) for sub in value}
+        nested = {key for key, value in SCHEMA[section].items() if isinstance(value, dict)}
+        given = {key for key in data[section] if key not in nested}
+        given |= {f"{key}.{sub}" for key in nested & set(data[section]) for sub in data[section][key]}
+        assert given == keys, f"{section}: the README leaves out {sorted(keys - given)}"
