@@ -20,6 +20,9 @@ def online() -> None:
     """Train and register models for online serving."""
 
 
+OWN_TRAIN_OPTIONS = ("github_uri", "max_parallel", "max_combinations", "tracking_uri")
+
+
 @online.command("train", context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
 @click.argument("project_name")
 @click.argument("project_ref")
@@ -44,6 +47,8 @@ def online_train(
     """
 
     def action() -> None:
+        import difflib
+
         from airflow_provider_somlier.errors import InvalidArgumentError
         from airflow_provider_somlier.lifecycle.grid import expand_grid
         from airflow_provider_somlier.lifecycle.train import train_grid
@@ -58,6 +63,12 @@ def online_train(
                 if not extra:
                     raise InvalidArgumentError(f"grid arguments come as --NAME VALUE pairs; {flag!r} has no value")
                 value = extra.pop(0)
+            own = difflib.get_close_matches(name.replace("-", "_"), OWN_TRAIN_OPTIONS, n=1, cutoff=0.8)
+            if own:  # a misspelt option of this command would otherwise become a grid parameter
+                raise InvalidArgumentError(
+                    f"--{name} is not an option of `somlier online train` nor meant as a grid parameter, is it? "
+                    f"did you mean --{own[0]}? (options are spelt with underscores)"
+                )
             if name in specs:  # the last one would silently win: a grid is one list per parameter
                 raise InvalidArgumentError(
                     f"--{name} is given twice ({specs[name]!r} and {value!r}); give its values once, e.g. "

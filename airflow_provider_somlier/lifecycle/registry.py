@@ -84,6 +84,10 @@ def search_runs(
     if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_SEARCH_RESULTS:
         raise InvalidArgumentError(f"--limit {limit!r} is invalid: expected a whole number from 1 to {MAX_SEARCH_RESULTS}")
     experiment = client.get_experiment_by_name(project)
+    if experiment is None and "/" in project:  # the path `online train` took: its runs are under the last part
+        from airflow_provider_somlier.lifecycle.train import experiment_name
+
+        experiment = client.get_experiment_by_name(experiment_name(project))
     if experiment is None:
         raise ModelNotFoundError(f"project {project!r} has no MLflow experiment (train it first)")
     status = " and attributes.status = 'FINISHED'" if finished_only else ""

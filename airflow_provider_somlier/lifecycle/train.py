@@ -191,6 +191,26 @@ def ensure_experiment(tracking_uri: str, experiment: str) -> str:
     return found.experiment_id
 
 
+def _refuse_misspelt_parameters(checkout: Checkout, project_name: str, grid: list[dict[str, object]]) -> None:
+    """Refuse a grid parameter the MLproject does not declare when it is close to one it does
+    (``--alpah`` for ``alpha``): MLflow would append it to the command, every run would fail on
+    it, and each failure would be logged as a run. Other undeclared names pass, as in ``mlflow run``."""
+    import difflib
+
+    try:
+        entry_point = _entry_point(checkout)
+    except Exception:  # noqa: BLE001 - a broken MLproject is reported by each run, by MLflow's words
+        return
+    declared = list(entry_point.parameters) if entry_point is not None else []
+    for name in grid[0] if grid else {}:
+        close = difflib.get_close_matches(name, declared, n=1, cutoff=0.75) if name not in declared else []
+        if close:
+            raise InvalidArgumentError(
+                f"--{name} is not a parameter of {project_name}'s {ENTRY_POINT} entry point; did you mean "
+                f"--{close[0]}? (its MLproject declares {', '.join(declared)}; nothing was trained)"
+            )
+
+
 def train_grid(
     github_uri: str,
     project_name: str,
@@ -212,6 +232,7 @@ def train_grid(
         raise InvalidArgumentError(f"max_parallel {max_parallel!r} must be an integer of at least 1")
     results = []
     with project_checkout(github_uri, project_ref, project_name) as checkout:
+        _refuse_misspelt_parameters(checkout, project_name, grid)
         experiment_id = ensure_experiment(tracking_uri, experiment_name(project_name))
         if on_start:
             on_start(checkout)

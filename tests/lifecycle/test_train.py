@@ -83,6 +83,10 @@ def test_a_grid_trains_in_parallel_on_one_commit_without_touching_the_repository
     assert len(failed) == 2 and all("fails on purpose" in r.data.tags["somlier.failure"] for r in failed)
     searched = CliRunner().invoke(main, ["search", "ridge", "training_mae", "ASC", "--output", "json", "--tracking_uri", uri])
     assert json.loads(searched.stdout)[0]["params"]["alpha"] == "0.5"
+    # the PROJECT_NAME given to train works as well
+    again = CliRunner().invoke(main, ["search", "example-projects/ridge", "training_mae", "ASC", "--output", "json",
+                                      "--tracking_uri", uri])
+    assert json.loads(again.stdout) == json.loads(searched.stdout), again.stderr
 
 
 @pytest.mark.parametrize("args, message", [
@@ -97,6 +101,11 @@ def test_a_grid_trains_in_parallel_on_one_commit_without_touching_the_repository
     (("example-projects/ridge", "main", "--alpha", "1..0..1"), "START 1 must be below END 0"),
     (("example-projects/ridge", "main", "--alpha", "0.1", "--alpha=0.2"),
      "--alpha is given twice ('0.1' and '0.2'); give its values once, e.g. --alpha '0.1,0.2'"),
+    (("example-projects/ridge", "main", "--max-parallel", "1"), "did you mean --max_parallel?"),
+    (("example-projects/ridge", "main", "--max_paralel", "1"), "did you mean --max_parallel?"),
+    (("example-projects/ridge", "main", "--alpah", "0.1"),
+     "--alpah is not a parameter of example-projects/ridge's main entry point; did you mean --alpha? "
+     "(its MLproject declares alpha, fail; nothing was trained)"),
 ])
 def test_bad_training_inputs_exit_2_before_any_run(tmp_path, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
