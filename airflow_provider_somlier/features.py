@@ -66,6 +66,16 @@ def signature_inputs(model: Any) -> list[tuple[str, str]] | None:
     return [(spec.name, str(spec.type.name) if hasattr(spec.type, "name") else str(spec.type)) for spec in schema.inputs]
 
 
+def signature_kind(model: Any) -> str:
+    """What the model's input signature is, in words, for an error that asks for ``feature_columns``."""
+    schema = model.metadata.get_input_schema()
+    if schema is None:
+        return "no input signature"
+    if schema.is_tensor_spec():
+        return "a tensor (numpy) input signature, whose inputs have no column names"
+    return "an input signature without column names (e.g. from type hints)"
+
+
 def plan_features(
     source_types: Mapping[str, str],
     signature: list[tuple[str, str]] | None,
@@ -73,6 +83,7 @@ def plan_features(
     passthrough_columns: Sequence[str],
     *,
     source: str,
+    signature_described: str = "no named input signature",
 ) -> FeaturePlan:
     """Decide the features and check them against the source table and the signature.
 
@@ -85,16 +96,21 @@ def plan_features(
         features = tuple(name for name, _ in signature)
     else:
         raise FeatureMismatchError(
-            "the model has no named input signature, so feature_columns must be given "
-            "(log the model with a signature, or pass feature_columns=[...])"
+            f"the model has {signature_described}, so feature_columns must be given to say which columns of "
+            f"{source} it takes, in order (or log the model with a column signature, e.g. from a DataFrame "
+            "input_example)"
         )
     passthrough = tuple(validate_column_name(c, field="passthrough column") for c in passthrough_columns)
 
     missing = [c for c in features + passthrough if c not in source_types]
     if missing:
+        by_case = {c.lower(): c for c in source_types}
+        other_case = [f"{c!r} is {by_case[c.lower()]!r} there" for c in missing if c.lower() in by_case]
         raise ColumnNotFoundError(
             f"column(s) {', '.join(map(repr, missing))} not found in {source}; "
             f"it has {', '.join(sorted(source_types))}"
+            + (f" ({'; '.join(other_case)}: names must match in letter case too — rename the column in a view, "
+               "or log the model with the table's names)" if other_case else "")
         )
     if signature:
         unknown = [c for c in features if c not in sig_types]

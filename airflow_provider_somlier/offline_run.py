@@ -125,7 +125,7 @@ class OfflineRun:
 
         from airflow_provider_somlier.bq_sql import literal
         from airflow_provider_somlier.errors import ColumnNotFoundError
-        from airflow_provider_somlier.features import missing_allowed, plan_features, signature_inputs
+        from airflow_provider_somlier.features import missing_allowed, plan_features, signature_inputs, signature_kind
         from airflow_provider_somlier.hooks.mlflow import MLflowHook
         from airflow_provider_somlier.output import (
             LINEAGE_COLUMNS,
@@ -168,7 +168,8 @@ class OfflineRun:
             model = mlflow.load_pyfunc(resolved)
         model_seconds = self.clock.seconds("registry") + self.clock.seconds("model_load")
         plan = plan_features(
-            source_types, signature_inputs(model), op.feature_columns, op.passthrough_columns, source=str(source)
+            source_types, signature_inputs(model), op.feature_columns, op.passthrough_columns, source=str(source),
+            signature_described=signature_kind(model),
         )
         if missing_allowed(op.null_features, model):
             plan = dataclasses.replace(plan, missing_allowed=True)

@@ -92,7 +92,8 @@ def parse_model_ref(ref: str) -> ModelRef:
     if not match:
         raise InvalidRefError(
             f"model_ref {ref!r} is malformed: expected 'name/VERSION', 'name@ALIAS', "
-            "'models:/name/VERSION' or 'models:/name@ALIAS'"
+            "'models:/name/VERSION' or 'models:/name@ALIAS', the name of ASCII letters, digits, '_', '.', '-' "
+            "or spaces (up to 256, starting with a letter or digit)"
         )
     name, version, alias = match["name"].strip(), match["version"], match["alias"]
     if version is not None and not _VERSION.match(version):

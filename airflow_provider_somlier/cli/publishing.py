@@ -58,13 +58,23 @@ def deliver(
             f"the GitHub token (last argument or {TOKEN_ENV}) holds spaces or characters other than printable "
             "ASCII: copy it again from GitHub"
         )
+    if isinstance(publisher, LocalGitPublisher):
+        publisher.check()
     say(f"linting {dag_id}.py with Airflow's DagBag ...", err=True)
     lint()
     published = publisher.publish(dag_id, source, description)
     say(f"{published.action}: {published.location}", secrets=(token or "",))
     if check_airflow:
+        from airflow_provider_somlier.generate.airflow_check import AirflowCheckError
+
         say(f"waiting for Airflow at {settings.airflow_api_url} to list {dag_id} ...", err=True)
-        record = wait_for_dag(dag_id, f"{dag_id}.py", settings)
+        try:
+            record = wait_for_dag(dag_id, f"{dag_id}.py", settings)
+        except AirflowCheckError as exc:
+            raise AirflowCheckError(
+                f"{exc} (the DAG file was {published.action} all the same: {published.location}; "
+                "SOMLIER_AIRFLOW_API_URL names the Airflow API that --check_airflow asks)"
+            ) from None
         say(f"Airflow lists {dag_id} (paused: {record.get('is_paused')})")
 
 

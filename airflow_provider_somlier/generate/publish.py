@@ -72,6 +72,17 @@ class LocalGitPublisher:
             raise PublishError(f"git {' '.join(args[:2])} failed in {self.repo_path}: {done.stderr.strip()}")
         return done.stdout.strip()
 
+    def check(self) -> None:
+        """Refuse a path that cannot take the file, before anything is rendered or linted."""
+        from airflow_provider_somlier.errors import InvalidArgumentError
+
+        if not self.repo_path.is_dir():
+            raise InvalidArgumentError(f"--local_repo {str(self.repo_path)!r} does not exist: expected the folder of "
+                                       "a git work tree (the dags repository's clone)")
+        if not (self.repo_path / ".git").exists():
+            raise InvalidArgumentError(f"--local_repo {str(self.repo_path)!r} is not a git repository "
+                                       "(run `git init` there first, or give the clone's folder)")
+
     def publish(self, dag_id: str, source: str, description: str) -> Published:
         if not (self.repo_path / ".git").exists():
             raise PublishError(f"{self.repo_path} is not a git repository (run `git init` there first)")

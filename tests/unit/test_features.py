@@ -42,3 +42,37 @@ def test_a_timestamp_reaches_a_datetime_input_as_utc_without_a_zone():
     at = dt.datetime(2026, 11, 19, 15, 0, tzinfo=dt.timezone.utc)
     frame = _input(pa.array([at], pa.timestamp("us", tz="UTC")), "datetime")
     assert frame["x"].dt.tz is None and frame["x"].tolist() == [at.replace(tzinfo=None)]
+
+
+def test_a_signature_column_in_another_letter_case_is_pointed_at():
+    from airflow_provider_somlier.errors import ColumnNotFoundError
+    from airflow_provider_somlier.features import plan_features
+
+    with pytest.raises(ColumnNotFoundError, match=r"'Age' is 'age' there: names must match in letter case too"):
+        plan_features({"age": "FLOAT64", "bmi": "FLOAT64"}, [("Age", "double"), ("bmi", "double")], None, (),
+                      source="p.d.features")
+
+
+def test_a_model_without_column_names_asks_for_feature_columns_saying_what_it_has():
+    from airflow_provider_somlier.features import plan_features
+
+    with pytest.raises(FeatureMismatchError, match=r"the model has a tensor \(numpy\) input signature, whose inputs "
+                                                   r"have no column names, so feature_columns must be given"):
+        plan_features({"age": "FLOAT64"}, None, None, (), source="p.d.features",
+                      signature_described="a tensor (numpy) input signature, whose inputs have no column names")
+
+
+def test_signature_kind_tells_a_tensor_signature_from_none(tmp_path):
+    import mlflow.pyfunc
+    import mlflow.sklearn
+    import numpy as np
+    from sklearn.linear_model import Ridge
+
+    from airflow_provider_somlier.features import signature_inputs, signature_kind
+
+    X = np.arange(12, dtype="float64").reshape(6, 2)
+    mlflow.sklearn.save_model(Ridge().fit(X, X[:, 0]), tmp_path / "tensor", input_example=X[:2])
+    mlflow.sklearn.save_model(Ridge().fit(X, X[:, 0]), tmp_path / "none")
+    tensor, none = (mlflow.pyfunc.load_model(str(tmp_path / name)) for name in ("tensor", "none"))
+    assert signature_inputs(tensor) is None and signature_kind(tensor).startswith("a tensor (numpy) input signature")
+    assert signature_kind(none) == "no input signature"
