@@ -116,6 +116,9 @@ class Settings:
             raise SettingsError(f"MODEL_TYPE={self.model_type!r}: expected one of {', '.join(MODEL_TYPES)}")
         if self.storage not in STORAGES:
             raise SettingsError(f"STORAGE={self.storage!r}: expected one of {', '.join(STORAGES)}")
+        if self.model_type == "mlflow" and not self.model_ref.strip():
+            raise SettingsError("MODEL_TYPE=mlflow needs MODEL_REF: expected the registry model to serve, "
+                                "e.g. MODEL_REF=diabetes-ridge@champion")
         if not self.work_dir:
             object.__setattr__(self, "work_dir", default_work_dir(self.model_name))
         # the seed's rule: the custom module and class default to the model's name
