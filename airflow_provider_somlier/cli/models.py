@@ -116,22 +116,37 @@ def deploy(
     project_name: str, model_name: str, model_version: str, use_k8s_job: str, istio_enabled: str, image: str,
     namespace: str, mlflow_secret: str, cpu: str | None, memory: str | None, dry_run: bool, tracking_uri: str | None,
 ) -> None:
-    """Serve MODEL_NAME version MODEL_VERSION with the online server on Kubernetes (create or update)."""
+    """Serve MODEL_NAME version MODEL_VERSION (a number, or an alias resolved to its version now) with the
+    online server on Kubernetes (create or update)."""
 
     def action() -> None:
         from airflow_provider_somlier.answer_stdout import work_output_to_stderr
-        from airflow_provider_somlier.lifecycle.deploy import apply, check_version, manifests, to_yaml, validate
+        from airflow_provider_somlier.lifecycle.deploy import (
+            apply,
+            check_version,
+            manifests,
+            resolve_version,
+            to_yaml,
+            validate,
+        )
         from airflow_provider_somlier.window import parse_bool
 
+        client = mlflow_client(tracking_uri)
+        version = model_version
+        with work_output_to_stderr():
+            version = resolve_version(client, model_name, model_version)
+        if version != model_version.strip():
+            click.echo(f"{model_name}@{model_version.strip().removeprefix('@')} is version {version}: deploying it",
+                       err=True)
         objects = manifests(
-            project_name, model_name, model_version, image=image, namespace=namespace,
+            project_name, model_name, version, image=image, namespace=namespace,
             use_k8s_job=parse_bool(use_k8s_job, field="--use_k8s_job"),
             istio_enabled=parse_bool(istio_enabled, field="--istio_enabled"),
             mlflow_secret=mlflow_secret, cpu=cpu, memory=memory,
         )
         validate(objects)
         with work_output_to_stderr():
-            check_version(mlflow_client(tracking_uri), model_name, model_version)
+            check_version(client, model_name, version)
         if dry_run:
             click.echo(to_yaml(objects), nl=False)
             return

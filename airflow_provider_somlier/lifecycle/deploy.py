@@ -160,6 +160,27 @@ def to_yaml(objects: list[dict[str, Any]]) -> str:
     return yaml.dump_all(objects, Dumper=_Plain, sort_keys=False)
 
 
+def resolve_version(client: Any, model_name: str, model_version: str) -> str:
+    """MODEL_VERSION as a version number: a number as it is; an alias (``champion`` or ``@champion``)
+    resolved to the version it names now, so what is deployed stays put when the alias moves."""
+    from mlflow.exceptions import MlflowException
+
+    text = str(model_version).strip()
+    if text.isascii() and text.isdigit():
+        return text
+    alias = text.removeprefix("@")
+    ref = parse_model_ref(f"{model_name}@{alias}")  # refuses what is neither a number nor an alias, by name
+    try:
+        return str(client.get_model_version_by_alias(ref.name, ref.alias).version)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            raise ModelNotFoundError(
+                f"MODEL_VERSION {model_version!r} is neither a version number nor an alias of {ref.name!r} in the "
+                f"registry at {client._registry_uri}: expected e.g. 3 or champion"
+            ) from None
+        raise RegistryUnavailableError(f"the registry at {client._registry_uri} failed: {exc.message}") from None
+
+
 def check_version(client: Any, model_name: str, model_version: str) -> None:
     """Refuse to deploy a version the registry does not hold."""
     from mlflow.exceptions import MlflowException

@@ -39,6 +39,16 @@ def test_a_deployment_and_service_serve_the_registry_version(deploy):
     assert objects[0]["metadata"]["name"] == "diabetes-diabetes-ridge-v2"
 
 
+@pytest.mark.parametrize("given", ["champion", "@champion"])
+def test_an_alias_deploys_the_version_it_names_now(deploy, given):
+    """The alias is resolved once: moving it later does not change what the pods serve."""
+    code, out, err = deploy("diabetes", "diabetes-ridge", given)
+    assert code == 0, err
+    assert "diabetes-ridge@champion is version 1: deploying it" in err
+    env = {e["name"]: e.get("value") for e in next(yaml.safe_load_all(out))["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["MODEL_REF"] == "diabetes-ridge/1"
+
+
 @pytest.mark.parametrize("flags, kinds", [
     (("--use_k8s_job", "True"), ["Job"]),
     (("--istio_enabled", "True"), ["Deployment", "Service", "VirtualService"]),
@@ -49,8 +59,9 @@ def test_job_and_istio_variants(deploy, flags, kinds):
 
 
 @pytest.mark.parametrize("args, message", [
-    (("p", "diabetes-ridge", "latest"), "'latest'"),
+    (("p", "diabetes-ridge", "1bad"), "'1bad'"),
     (("p", "diabetes-ridge", "99"), "has no version 99"),
+    (("p", "diabetes-ridge", "nope"), "MODEL_VERSION 'nope' is neither a version number nor an alias of 'diabetes-ridge'"),
     (("p", "m", "1", "--use_k8s_job", "sometimes"), "--use_k8s_job must be true or false"),
     (("p", "diabetes-ridge", "1", "--use_k8s_job", "true", "--istio_enabled", "true"), "contradict each other"),
     (("p", "diabetes-ridge", "1", "--memory", "lots"), "--memory 'lots' is not a Kubernetes quantity"),
