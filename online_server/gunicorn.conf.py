@@ -3,14 +3,17 @@
 import os
 import tempfile
 
-from online_server.settings import Settings, env_number
-from online_server.swap import refuse_foreign_pointer
+from online_server.settings import Settings, SettingsError, env_number
+from online_server.swap import ForeignPointerError, refuse_foreign_pointer
 
 # Every setting is read and checked here, before any worker starts: a bad value (MAX_BATCH=abc,
 # MODEL_TYPE=bogus, EVENT_LOOP=tornado, no MODEL_NAME) stops the server with a message naming it,
 # and so does a WORK_DIR whose current.json is another model's.
-settings = Settings.from_env()
-refuse_foreign_pointer(settings)
+try:
+    settings = Settings.from_env()
+    refuse_foreign_pointer(settings)
+except (SettingsError, ForeignPointerError) as bad:  # one line naming it, not gunicorn's "Failed to read config file" + traceback
+    raise SystemExit(f"online server: {bad}") from None
 
 bind = os.environ.get("BIND", "0.0.0.0:8000")
 workers = env_number(os.environ, "WORKERS", int, 2)

@@ -80,6 +80,7 @@ def test_an_unknown_model_type_or_storage_is_refused_at_start_naming_the_accepte
     checked = check_config({"MODEL_NAME": "m", "MODEL_TYPE": "bogus"})
     assert checked.returncode != 0, checked.stderr
     assert "MODEL_TYPE='bogus': expected one of sklearn, custom, tf, mlflow" in checked.stderr, checked.stderr
+    assert "Traceback" not in checked.stderr and len(checked.stderr.strip().splitlines()) == 1, checked.stderr
     assert "MODEL_NAME is not set" in check_config({}).stderr
     with pytest.raises(ValueError, match="MODEL_TYPE=mlflow needs MODEL_REF: expected the registry model to serve"):
         Settings.from_env({"MODEL_NAME": "m", "MODEL_TYPE": "mlflow"})
