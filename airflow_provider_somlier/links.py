@@ -26,7 +26,17 @@ if TYPE_CHECKING:
 BIGQUERY_CONSOLE = "https://console.cloud.google.com"
 
 
-def _summary(ti_key: TaskInstanceKey) -> dict[str, Any] | None:
+_NOT_AN_OFFLINE_TASK = object()
+
+
+def _summary(operator: BaseOperator, ti_key: TaskInstanceKey) -> dict[str, Any] | None:
+    """The day's summary: from the run that just finished in this process (where Airflow resolves
+    links), else from the task's ``return_value``. A task that failed, or a step that writes no day
+    (a shard's plan or score), has none, and no XCom is asked for (Airflow would log "XCom not found")."""
+    run = getattr(operator, "_run", _NOT_AN_OFFLINE_TASK)
+    if run is not _NOT_AN_OFFLINE_TASK:
+        summary = getattr(run, "summary", None)
+        return summary if isinstance(summary, dict) else None
     from airflow.sdk.execution_time.xcom import XCom
 
     summary = XCom.get_value(ti_key=ti_key, key="return_value")
@@ -56,7 +66,7 @@ class MLflowModelVersionLink(BaseOperatorLink):
     name = "MLflow model version"
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
-        summary = _summary(ti_key)
+        summary = _summary(operator, ti_key)
         if not summary:
             return ""
         from airflow_provider_somlier.hooks.mlflow import MLflowHook
@@ -71,7 +81,7 @@ class BigQueryTableLink(BaseOperatorLink):
     name = "BigQuery table"
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
-        summary = _summary(ti_key)
+        summary = _summary(operator, ti_key)
         if not summary:
             return ""
         from airflow_provider_somlier.hooks.bigquery import SomlierBigQueryHook

@@ -59,6 +59,7 @@ class OfflineRun:
         self.bigquery: SomlierBigQueryHook | None = None
         self.lineage: Any = None  # what OpenLineage is told once the day is written
         self.sweep: Any = None  # the stale-staging sweep running alongside (a Future), once prepared
+        self.summary: dict[str, Any] | None = None  # the day's summary once it is written (links.py reads it)
         from airflow_provider_somlier.phases import PhaseClock
 
         self.clock = PhaseClock()  # where this run's time goes, phase by phase
@@ -99,7 +100,7 @@ class OfflineRun:
     def finish(self, summary: dict[str, Any]) -> dict[str, Any]:
         """The summary with the run's phase timings (XCom and log; the asset extra leaves them out)."""
         self.collect_sweep()
-        summary = {**summary, "phases": self.clock.as_dict()}
+        summary = self.summary = {**summary, "phases": self.clock.as_dict()}
         self.log.info("SoMLier phases: %s", self.clock.line())
         self.log.info("SoMLier summary: %s", summary)
         return summary

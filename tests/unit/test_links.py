@@ -22,3 +22,15 @@ def test_the_table_url_is_the_bigquery_console_page_of_the_table():
 
 def test_an_emulator_table_has_no_console_url():
     assert table_console_url("somlier-local.preds.t", "http://127.0.0.1:9050") == ""
+
+
+def test_a_failed_task_s_links_are_empty_without_asking_for_an_xcom():
+    """Airflow resolves links in the worker when the task ends, failed or not; the run in hand has the answer."""
+    from types import SimpleNamespace
+
+    from airflow_provider_somlier.links import BigQueryTableLink, MLflowModelVersionLink
+
+    for run in (None, SimpleNamespace(summary=None)):  # failed before or after execute() made its run
+        failed = SimpleNamespace(_run=run, mlflow_conn_id="mlflow_default", gcp_conn_id="google_cloud_default")
+        for link in (MLflowModelVersionLink(), BigQueryTableLink()):
+            assert link.get_link(failed, ti_key=None) == ""  # ti_key=None: an XCom lookup would raise
