@@ -80,14 +80,17 @@ def test_a_gradient_boosted_model_scores_a_day_with_null_features(hgb, sparse_so
 
 
 def test_a_gradient_boosted_model_fitted_on_integer_columns_scores_their_nulls(
-    registry, sparse_source, emulator, bq_client
+    registry, sparse_source, emulator, bq_client, session_dir
 ):
     """Trained the MLflow docs' way on int64 columns: the signature says ``long``, which MLflow's own
     check refuses to fill with NaN; the estimator itself takes them, as it does in scikit-learn."""
-    import mlflow
+    import mlflow.models
+    import mlflow.sklearn
     import numpy as np
     import pandas as pd
     from sklearn.ensemble import HistGradientBoostingRegressor
+
+    from airflow_provider_somlier.lifecycle.registry import register_model
 
     table = f"{emulator.project}.features.int_features_with_nulls"
     bq_client.query(f"CREATE OR REPLACE TABLE `{table}` AS SELECT row_id, load_date, "
@@ -96,15 +99,17 @@ def test_a_gradient_boosted_model_fitted_on_integer_columns_scores_their_nulls(
     rng = np.random.default_rng(7)
     train = pd.DataFrame({"age": rng.integers(-100, 100, 500), "bmi": rng.integers(-100, 100, 500)})
     model = HistGradientBoostingRegressor(max_iter=20).fit(train, train["bmi"] * 2.0 + train["age"])
-    mlflow.set_tracking_uri(registry["uri"])
-    with mlflow.start_run():
-        info = mlflow.sklearn.log_model(
-            model, name="model", input_example=train.head(3), registered_model_name="hgb-int-features",
+    def save(path: str) -> None:  # as log_model saves it: the signature inferred from the int64 example
+        mlflow.sklearn.save_model(
+            model, path, input_example=train.head(3),
             skops_trusted_types=["sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor"],
         )
-    assert info.signature.inputs.to_dict()[0]["type"] == "long"
+        assert mlflow.models.Model.load(path).signature.inputs.to_dict()[0]["type"] == "long"
+
+    registered = register_model(registry["uri"], "hgb-int-features", save,
+                                artifact_root=(session_dir / "mlartifacts").as_uri())
     destination = _destination(emulator, bq_client, "hgb_int_nulls")
-    summary = _run(_operator(f"hgb-int-features/{info.registered_model_version}", table, destination), DAY)
+    summary = _run(_operator(f"hgb-int-features/{registered.version}", table, destination), DAY)
     assert summary["rows_written"] == ROWS and summary["quality"]["nulls"]["bmi"] == ROWS // 20
     written = bq_client.query(f"SELECT row_id, prediction FROM `{destination}` ORDER BY row_id").to_dataframe(
         create_bqstorage_client=False)
