@@ -12,7 +12,8 @@ from online_server.swap import ForeignPointerError, refuse_foreign_pointer
 try:
     settings = Settings.from_env()
     refuse_foreign_pointer(settings)
-except (SettingsError, ForeignPointerError) as bad:  # one line naming it, not gunicorn's "Failed to read config file" + traceback
+except (SettingsError, ForeignPointerError) as bad:
+    # one line naming it, instead of gunicorn's "Failed to read config file" and a traceback
     raise SystemExit(f"online server: {bad}") from None
 
 bind = os.environ.get("BIND", "0.0.0.0:8000")

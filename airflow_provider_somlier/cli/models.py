@@ -132,7 +132,6 @@ def deploy(
         from airflow_provider_somlier.window import parse_bool
 
         client = mlflow_client(tracking_uri)
-        version = model_version
         with work_output_to_stderr():
             version = resolve_version(client, model_name, model_version)
         if version != model_version.strip():

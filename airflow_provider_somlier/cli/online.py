@@ -66,8 +66,8 @@ def online_train(
             own = difflib.get_close_matches(name.replace("-", "_"), OWN_TRAIN_OPTIONS, n=1, cutoff=0.8)
             if own:  # a misspelt option of this command would otherwise become a grid parameter
                 raise InvalidArgumentError(
-                    f"--{name} is not an option of `somlier online train` nor meant as a grid parameter, is it? "
-                    f"did you mean --{own[0]}? (options are spelt with underscores)"
+                    f"--{name} looks like a misspelt option of `somlier online train`: did you mean --{own[0]}? "
+                    "(options are spelt with underscores; nothing was trained)"
                 )
             if name in specs:  # the last one would silently win: a grid is one list per parameter
                 raise InvalidArgumentError(
