@@ -346,12 +346,37 @@ class SomlierBigQueryHook(DayWrites, StagingTables, BigQueryHook):
         )
         return [dict(row.items()) for row in rows]
 
-    def _query_rows(self, step: str, sql: str) -> list[Any]:
-        """Run a small query within the deadline and return its rows."""
+    def _query_rows(self, step: str, sql: str, *, cancellable: bool = False) -> list[Any]:
+        """Run a query within the deadline and return its rows.
+
+        Its job id is chosen here, so a submit resent after a lost answer finds the job instead
+        of running it twice. ``cancellable``: held as the job in flight while it runs, so
+        ``on_kill`` cancels it (the copy of a view's day can be a long query); only for queries
+        of the task's own thread — the baseline's, on a thread of its own, must not displace
+        the load or transaction that ``on_kill`` is there to cancel.
+        """
+        import uuid
+
+        from google.api_core.exceptions import Conflict
+
         client = self.client()
-        job = self.rest.call(f"{step} submit", client.query, sql, retry=None, job_retry=None)
-        self._wait_for_job(step, job)
-        return list(self.rest.call(f"{step} result", job.result, retry=None))
+        job_id = f"somlier_query_{uuid.uuid4().hex}"
+        if cancellable:
+            self._job_in_flight = job_id
+
+        def submit(timeout: float) -> Any:
+            try:
+                return client.query(sql, job_id=job_id, retry=None, job_retry=None, timeout=timeout)
+            except Conflict:
+                return client.get_job(job_id, retry=None, timeout=timeout)
+
+        try:
+            job = self.rest.call(f"{step} submit", submit)
+            self._wait_for_job(step, job)
+            return list(self.rest.call(f"{step} result", job.result, retry=None))
+        finally:
+            if cancellable:
+                self._job_in_flight = None
 
 def _is_not_found(exc: BaseException | None) -> bool:
     """Whether ``exc`` (a gRPC or API error) says the thing asked for does not exist."""

@@ -104,6 +104,7 @@ class StagingTables:
             f"CREATE OR REPLACE TABLE {into.sql} "
             f"OPTIONS(expiration_timestamp=TIMESTAMP_ADD(CURRENT_TIMESTAMP(), INTERVAL {hours} HOUR)) "
             f"AS SELECT {select} FROM {source.sql} WHERE {row_restriction}",
+            cancellable=True,
         )
 
     def count_staged(self, stagings: Sequence[TableRef]) -> list[int]:

@@ -79,3 +79,38 @@ def test_on_kill_with_nothing_in_flight_does_nothing():
         task_id="predict", model_ref="m/1", dataset_ref="d.t", dataset_load_column="c", destination_table_ref="d.o",
     )
     operator.on_kill()  # before execute: no hook, no job, no error
+
+
+def test_on_kill_while_a_view_s_day_is_copied_cancels_that_query(
+    emulator, registry, features_table, destination, bq_client, monkeypatch
+):
+    """The copy of a view's day is a query that can run long: a kill cancels it, not only loads and transactions."""
+    view = f"{emulator.project}.features.diabetes_on_kill_view"
+    bq_client.query(f"CREATE OR REPLACE VIEW `{view}` AS SELECT * FROM `{features_table}`").result()
+    with FaultProxy(emulator.rest_port) as rest:
+        extras = {**emulator.connection_extras(), "api_endpoint": rest.url, "retry_deadline_seconds": 8}
+        monkeypatch.setenv("AIRFLOW_CONN_BQ_KILLED", json.dumps({"conn_type": "google_cloud_platform", "extra": extras}))
+        operator = MLOpsOfflineOperator(
+            task_id="predict", model_ref="diabetes-ridge/1", dataset_ref=view, dataset_load_column="load_date",
+            destination_table_ref=destination, passthrough_columns=["row_id"], gcp_conn_id="bq_killed",
+            baseline="none",
+        )
+        rest.fault_on_request(b"CREATE OR REPLACE TABLE", "hold")  # the warehouse runs it; its answer never comes
+        outcome: dict = {}
+
+        def execute():
+            try:
+                outcome["summary"] = operator.execute(run_context(RUN_AT))
+            except BaseException as exc:  # noqa: BLE001 - inspected below
+                outcome["error"] = exc
+
+        worker = threading.Thread(target=execute, daemon=True)
+        worker.start()
+        assert rest.triggered.wait(60), "the copy was never submitted"
+        job_id = operator._bigquery._job_in_flight
+        assert job_id and job_id.startswith("somlier_query_")
+        _wait_until_known(bq_client, job_id)
+        cancelled = operator._bigquery.cancel_running_job()
+        assert cancelled == job_id
+        worker.join(60)
+    assert "error" in outcome, outcome  # left alone after on_kill, the task fails at the deadline, writing nothing
