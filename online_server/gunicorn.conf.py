@@ -46,7 +46,30 @@ def post_fork(server, worker):
     limit_native_threads(threads_per_worker(server.cfg.workers, settings.native_threads))
 
 
+# gunicorn stops the whole server when a worker exits with code 3 or 4 ("failed to boot", "app
+# failed to load"), to avoid restarting a broken app forever. A model calling os._exit(3) while
+# serving would stop it just the same. So the arbiter is given codes no exit status can equal,
+# and a worker that really failed to boot says so itself (worker_exit, in the worker, which a
+# model's os._exit skips); child_exit, in the arbiter, halts the server as gunicorn would.
+_BOOT_FAILURES = tempfile.mkdtemp(prefix="somlier-boot-")
+
+
+def when_ready(server):
+    server.WORKER_BOOT_ERROR = server.APP_LOAD_ERROR = 1 << 16  # an exit status is 0..255
+
+
+def worker_exit(server, worker):
+    if not worker.booted:
+        open(os.path.join(_BOOT_FAILURES, str(worker.pid)), "w").close()
+
+
 def child_exit(server, worker):
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+    failed = os.path.join(_BOOT_FAILURES, str(worker.pid))
+    if os.path.exists(failed):
+        os.unlink(failed)
+        from gunicorn.errors import HaltServer
+
+        raise HaltServer("Worker failed to boot.", 3)
