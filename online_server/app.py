@@ -8,6 +8,7 @@ import shutil
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 from flask import Flask, Response, g, jsonify, request
 from werkzeug.exceptions import HTTPException
@@ -133,7 +134,7 @@ def create_app(settings: Settings | None = None) -> Flask:
         """
         storage = storage_from_settings(settings)
         with open(work_dir / ".download.lock", "w") as lock:
-            fcntl.flock(lock, fcntl.LOCK_EX)
+            wait_for_download_lock(lock)
             try:
                 current = state.pointer.read()  # ForeignPointerError: another model's, left alone (409)
             except UnnamedPointerError:  # an older server's pointer, maybe another model's: replaced, none of it kept
@@ -172,6 +173,28 @@ def create_app(settings: Settings | None = None) -> Flask:
             previous = current.src if kind == "src" else current.model
             prune(work_dir / kind, keep={str(folder), previous})
             return candidate, new.version if new is not None else ""
+
+    def wait_for_download_lock(lock: Any) -> None:
+        """The download lock (shared by every worker), waited for at most DOWNLOAD_TIMEOUT_SECONDS.
+
+        A download stuck in a model's ``load()`` cannot be interrupted; it keeps the lock, and
+        every later download would wait on it for good. Instead they are answered 409 at the
+        deadline, naming it, while the current model keeps serving.
+        """
+        deadline = time.monotonic() + settings.download_timeout_seconds
+        pause = 0.01
+        while True:
+            try:
+                fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    raise ApiError(409, "DOWNLOAD_IN_PROGRESS", (
+                        f"another download has held the lock for over DOWNLOAD_TIMEOUT_SECONDS="
+                        f"{settings.download_timeout_seconds:g}; the current model keeps serving (a model whose "
+                        "load never ends needs the server restarted)")) from None
+                time.sleep(pause)
+                pause = min(pause * 2, 0.25)
 
     def install_registry_version(current: Current) -> tuple[Current, str]:
         """MODEL_TYPE=mlflow: resolve MODEL_REF again (an alias may have moved) and switch to it."""

@@ -106,6 +106,8 @@ class Settings:
     follow_pointer_seconds: float = 1.0  # how often an idle worker checks for a switch (0: only on requests)
     read_timeout_seconds: float = 10.0  # a request's head and body must arrive within this of its accept (else 408)
     predict_timeout_seconds: float = 30.0  # a /result answered later is a 504 and its worker is replaced
+    # a download's storage exchange must end within this; a download waits this long for another to end (else 409)
+    download_timeout_seconds: float = 300.0
     event_loop: str = "auto"  # the front worker's loop: uvloop | asyncio | auto (uvloop when installed)
 
     def __post_init__(self) -> None:
@@ -116,6 +118,8 @@ class Settings:
             raise SettingsError(f"MODEL_TYPE={self.model_type!r}: expected one of {', '.join(MODEL_TYPES)}")
         if self.storage not in STORAGES:
             raise SettingsError(f"STORAGE={self.storage!r}: expected one of {', '.join(STORAGES)}")
+        if not self.download_timeout_seconds > 0:
+            raise SettingsError(f"DOWNLOAD_TIMEOUT_SECONDS={self.download_timeout_seconds!r}: expected a number > 0, e.g. 300")
         if self.model_type == "mlflow" and not self.model_ref.strip():
             raise SettingsError("MODEL_TYPE=mlflow needs MODEL_REF: expected the registry model to serve, "
                                 "e.g. MODEL_REF=diabetes-ridge@champion")

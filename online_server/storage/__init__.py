@@ -55,7 +55,8 @@ def storage_from_settings(settings) -> Storage:
         from online_server.storage.ftp import FtpStorage
 
         return FtpStorage(settings.ftp_host, settings.ftp_port, settings.ftp_user, settings.ftp_password,
-                          f"{settings.storage_root.rstrip('/')}/{settings.model_name}")
+                          f"{settings.storage_root.rstrip('/')}/{settings.model_name}",
+                          deadline_seconds=settings.download_timeout_seconds)
     if kind == "gcs":
         from online_server.storage.gcs import GcsStorage
 
