@@ -15,7 +15,7 @@ from werkzeug.exceptions import HTTPException
 
 from online_server import access, metrics, wire
 from online_server.guard import JsonGuard
-from online_server.hot_path import ResultHotPath
+from online_server.hot_path import PREDICT_FAILURE, ResultHotPath
 from online_server.models import BadInputError, ModelFailedError, ModelLoadError, load_predictor
 from online_server.settings import Settings
 from online_server.smoke import smoke_test
@@ -118,12 +118,20 @@ def create_app(settings: Settings | None = None) -> Flask:
         if "test" not in body:
             raise ApiError(400, "BAD_REQUEST", "missing key 'test': send {\"test\": input}")
         model = predictor()
+        failed = request.environ.pop(PREDICT_FAILURE, None)  # the hot path's predict already raised this
         try:
+            if failed is not None:
+                raise failed
             answer = wire.encode_answer(model.predict(body["test"]))
         except BadInputError as exc:
             raise ApiError(400, "BAD_INPUT", str(exc)) from None
         except (ModelFailedError, wire.AnswerNotJsonError) as exc:
             raise ApiError(500, "MODEL_FAILED", str(exc)) from None
+        except ApiError:
+            raise
+        except BaseException as exc:  # noqa: BLE001 - any other failure of the model's code (a scikit-learn error, sys.exit)
+            app.logger.warning("the model raised", exc_info=(type(exc), exc, exc.__traceback__))
+            raise ApiError(500, "MODEL_FAILED", f"the model failed: {type(exc).__name__}: {exc}") from None
         return Response(answer, content_type="application/json")
 
     def switch(kind: str) -> tuple[Current, str]:

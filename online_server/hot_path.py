@@ -25,6 +25,10 @@ from online_server.wire import encode_answer, is_json, parse_json
 
 ENDPOINT = "result"
 TICKET = "somlier.ticket"  # the WSGI environ key a server uses to hand the app a request's Ticket
+# What the model raised on this request, handed to the Flask route with it: the route answers
+# that error instead of predicting again (a failing predict ran twice, and a slow failure's
+# second run could pass the predict deadline and cost the worker).
+PREDICT_FAILURE = "somlier.predict_failure"
 
 
 def is_one_row(data: Any) -> bool:
@@ -59,12 +63,19 @@ class ResultHotPath:
             if not 0 < length <= self.max_body_bytes or not is_json(environ.get("CONTENT_TYPE", "")):
                 raise LookupError("for the Flask route")
             body = environ["wsgi.input"].read(length)
-            predictor, output = self.predict(parse_json(body)["test"], ticket)
-            answer = encode_answer(output)
+            data = parse_json(body)["test"]
         except Exception:  # noqa: BLE001 - Flask answers it again and owns every error reply
             ticket.leave()
             if body is not None:
                 environ["wsgi.input"] = io.BytesIO(body)
+            return self.flask_wsgi(environ, start_response)
+        try:
+            predictor, output = self.predict(data, ticket)
+            answer = encode_answer(output)
+        except BaseException as exc:  # noqa: BLE001 - the model's own failure: Flask answers it, without predicting again
+            ticket.leave()
+            environ["wsgi.input"] = io.BytesIO(body)
+            environ[PREDICT_FAILURE] = exc
             return self.flask_wsgi(environ, start_response)
         version = predictor.version
         start_response("200 OK", [
@@ -91,7 +102,7 @@ class ResultHotPath:
         if len(rows) > 1:
             try:
                 values = predictor.predict(rows)
-            except Exception:  # noqa: BLE001 - some row is bad: each row gets its own answer or error
+            except BaseException:  # noqa: BLE001 - some row is bad (even sys.exit): each row gets its own answer or error
                 values = None
             if isinstance(values, list) and len(values) == len(rows):
                 return predictor, [[value] for value in values]
@@ -99,6 +110,6 @@ class ResultHotPath:
         for row in rows:
             try:
                 outcomes.append(predictor.predict(row))
-            except Exception as exc:  # noqa: BLE001 - the Flask route answers this request's error
+            except BaseException as exc:  # noqa: BLE001 - the Flask route answers this request's error
                 outcomes.append(exc)
         return predictor, outcomes

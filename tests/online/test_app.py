@@ -366,7 +366,8 @@ def test_a_base_exception_from_an_estimator_is_a_json_500(tmp_path):
 
     state.install(Current(None, None, "1"), SklearnPredictor(InterruptingEstimator(), "1"))
     answer = client.post("/result", json={"test": ROW})
-    assert answer.status_code == 500 and answer.get_json()["error_code"] == "INTERNAL_ERROR"
+    assert answer.status_code == 500 and answer.get_json()["error_code"] == "MODEL_FAILED"
+    assert "KeyboardInterrupt" in answer.get_json()["message"]
 
 
 def test_metrics_show_only_the_version_served_now(tmp_path, storage_root, zips):

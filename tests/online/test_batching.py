@@ -189,3 +189,27 @@ def test_a_record_refused_alone_is_refused_the_same_way_in_a_batch(frame_model_c
     assert alone.status_code == 400 and "missing feature(s)" in alone.get_json()["message"]
     assert [a.status_code for a in answers] == [200, 400, 200, 200]
     assert answers[1].get_json() == alone.get_json()
+
+
+def test_a_row_whose_predict_calls_sys_exit_fails_only_its_own_request_in_a_batch(tmp_path, storage_root):
+    """sys.exit (a BaseException) in the batch's predict: each row is then computed alone, as for any error."""
+    client = make_client(tmp_path, storage_root, max_batch_wait_ms=WAIT_FOREVER * 1000)
+    client.post("/model_download")
+    predictor = client.application.wsgi_app.state.predictor
+    real_predict = predictor.predict
+
+    def predict(data):
+        rows = data if isinstance(data[0], list) else [data]
+        if any(row[0] == 99.0 for row in rows):
+            raise SystemExit("a model that exits on this row")
+        return real_predict(data)
+
+    predictor.predict = predict
+    tickets = client.application.wsgi_app.gathering.arrive(3)
+    bodies = [{"test": ROW}, {"test": [99.0, *ROW[1:]]}, {"test": ROW}]
+    answers = run_concurrently([
+        lambda body=body, ticket=ticket: client.post("/result", json=body, environ_overrides={TICKET: ticket})
+        for body, ticket in zip(bodies, tickets)
+    ])
+    assert [a.status_code for a in answers] == [200, 500, 200]
+    assert answers[1].get_json()["error_code"] == "MODEL_FAILED" and "SystemExit" in answers[1].get_json()["message"]

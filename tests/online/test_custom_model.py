@@ -115,3 +115,23 @@ def test_a_model_message_reaches_the_client_as_one_bounded_line_without_paths(tm
     assert len(message) <= 300 and "\n" not in message
     assert "/srv/secret" not in message and str(tmp_path) not in message and "Traceback" not in message
     assert "/srv/secret/models/weights.bin" in caplog.text  # the log keeps it whole
+
+
+def test_a_failing_predict_runs_once_per_request(tmp_path):
+    """The fast path's failure is answered by the Flask route without predicting again."""
+    calls = tmp_path / "calls.txt"
+    client, _ = make_client(tmp_path, f'''
+def answer(data):
+    with open({str(calls)!r}, "a") as out:
+        out.write("x")
+    if data == "bad":
+        raise ValueError("not a row this model takes")
+    raise RuntimeError("the model broke")
+''')
+    assert client.post("/src_download").status_code == 200 and client.post("/model_download").status_code == 200
+    refused = client.post("/result", json={"test": "bad"})
+    assert refused.status_code == 400 and refused.get_json()["error_code"] == "BAD_INPUT"
+    assert calls.read_text() == "x"
+    broken = client.post("/result", json={"test": "other"})
+    assert broken.status_code == 500 and broken.get_json()["error_code"] == "MODEL_FAILED"
+    assert calls.read_text() == "xx"
