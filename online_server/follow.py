@@ -35,7 +35,7 @@ def follow_pointer(state: ServingState, every_seconds: float) -> threading.Threa
                 if str(exc) != reported:
                     log.warning("the switched-to model did not load: %s", exc)
                 reported = str(exc)
-            except Exception:  # noqa: BLE001 - the follower must outlive a model's odd failure
+            except BaseException:  # noqa: BLE001 - the follower must outlive a model's odd failure (sys.exit too)
                 log.exception("following the model pointer failed")
 
     state.followed = True

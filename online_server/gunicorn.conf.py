@@ -31,6 +31,10 @@ worker_class = os.environ.get("WORKER_CLASS", "online_server.front_worker.FrontW
 threads = env_number(os.environ, "THREADS", int, 1)
 keepalive = env_number(os.environ, "KEEPALIVE", int, 5)
 timeout = env_number(os.environ, "TIMEOUT", int, 120)
+# A model that leaks memory on every call: MAX_REQUESTS=N replaces a worker after about N requests
+# (gunicorn's jitter spreads the restarts; 0, the default, never).
+max_requests = env_number(os.environ, "MAX_REQUESTS", int, 0)
+max_requests_jitter = max_requests // 10
 wsgi_app = "online_server.wsgi:app"
 accesslog = None  # the app writes structured access logs itself
 loglevel = os.environ.get("LOG_LEVEL", "info")

@@ -73,6 +73,8 @@ def check_members(archive_name: str, members: list[zipfile.ZipInfo], *, max_byte
         if member.is_dir():
             folders.add(str(Path(*parts)))
         else:
+            if str(Path(*parts)) in files:  # the last copy would silently win: which one was meant?
+                raise UnsafeArchiveError(f"{archive_name}: entry {name!r} is in the archive twice")
             files.add(str(Path(*parts)))
     clash = sorted(files & folders)
     if clash:

@@ -129,6 +129,11 @@ def _patched_central(archive: bytes, **fields: int) -> bytes:
     return bytes(data)
 
 
+def _duplicated(archive: bytes) -> bytes:
+    """The archive with its second entry renamed to its first's (same length): two entries of one name."""
+    return archive.replace(b"modeX.pkl", b"model.pkl")
+
+
 def _zip(entries: dict[str, bytes], symlink: str | None = None) -> bytes:
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as zipped:
@@ -156,6 +161,7 @@ BAD_ARCHIVES = [
     (_patched_central(_zip({"model.pkl": b"x" * 100}), flag_bits=0x1), "encrypted"),
     (_patched_central(_zip({"model.pkl": b"x" * 100}), method=99), "compression method 99"),
     (_zip({"a": b"x", "a/b": b"y"}), "both a file and a folder"),
+    (_duplicated(_zip({"model.pkl": b"x" * 10, "modeX.pkl": b"y" * 10})), "'model.pkl' is in the archive twice"),
     (_zip({"x" * 300 + ".pkl": b"x"}), "over 255 bytes"),
     (_zip({"model.pkl": b"x"})[:-30], "not a zip"),
 ]
