@@ -119,6 +119,8 @@ def create_app(settings: Settings | None = None) -> Flask:
             raise ApiError(400, "BAD_REQUEST", "missing key 'test': send {\"test\": input}")
         model = predictor()
         failed = request.environ.pop(PREDICT_FAILURE, None)  # the hot path's predict already raised this
+        if isinstance(failed, ModelLoadError):  # not the model's answer: no model then; predictor() decided now
+            failed = None
         try:
             if failed is not None:
                 raise failed
