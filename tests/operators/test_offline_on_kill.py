@@ -30,16 +30,7 @@ def test_on_kill_while_the_transactions_answer_is_lost_cancels_that_job(
         monkeypatch.setenv("AIRFLOW_CONN_BQ_KILLED", json.dumps({"conn_type": "google_cloud_platform", "extra": extras}))
         operator = MLOpsOfflineOperator(**{**base, "model_ref": "diabetes-ridge/2", "gcp_conn_id": "bq_killed"})
         rest.fault_on_request(b"BEGIN TRANSACTION", "hold")  # the warehouse runs it; its answer never comes
-        outcome: dict = {}
-
-        def execute():
-            try:
-                outcome["summary"] = operator.execute(run_context(RUN_AT))
-            except BaseException as exc:  # noqa: BLE001 - inspected below
-                outcome["error"] = exc
-
-        worker = threading.Thread(target=execute, daemon=True)
-        worker.start()
+        worker, outcome = _execute_in_background(operator)
         assert rest.triggered.wait(60), "the transaction was never submitted"
         job_id = operator._bigquery._job_in_flight
         assert job_id and job_id.startswith("somlier_replace_")
@@ -58,6 +49,21 @@ def test_on_kill_while_the_transactions_answer_is_lost_cancels_that_job(
     assert rows_per_day(bq_client, destination) == {"2026-11-19": 50}
     versions = {r.v for r in bq_client.query(f"SELECT DISTINCT model_version AS v FROM `{destination}`").result()}
     assert len(versions) == 1
+
+
+def _execute_in_background(operator: MLOpsOfflineOperator) -> tuple[threading.Thread, dict]:
+    """The task running on a thread, as in a worker: its summary or error lands in the dict."""
+    outcome: dict = {}
+
+    def execute():
+        try:
+            outcome["summary"] = operator.execute(run_context(RUN_AT))
+        except BaseException as exc:  # noqa: BLE001 - inspected by the test
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=execute, daemon=True)
+    worker.start()
+    return worker, outcome
 
 
 def _wait_until_known(bq_client, job_id: str) -> None:
@@ -96,16 +102,7 @@ def test_on_kill_while_a_view_s_day_is_copied_cancels_that_query(
             baseline="none",
         )
         rest.fault_on_request(b"CREATE OR REPLACE TABLE", "hold")  # the warehouse runs it; its answer never comes
-        outcome: dict = {}
-
-        def execute():
-            try:
-                outcome["summary"] = operator.execute(run_context(RUN_AT))
-            except BaseException as exc:  # noqa: BLE001 - inspected below
-                outcome["error"] = exc
-
-        worker = threading.Thread(target=execute, daemon=True)
-        worker.start()
+        worker, outcome = _execute_in_background(operator)
         assert rest.triggered.wait(60), "the copy was never submitted"
         job_id = operator._bigquery._job_in_flight
         assert job_id and job_id.startswith("somlier_query_")
