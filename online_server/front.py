@@ -287,6 +287,8 @@ class RequestReader(asyncio.Protocol):
             if end < 0:
                 if len(self.buffer) > limits.head:
                     raise FramingError(431, "HEADERS_TOO_LARGE", f"the request head is over {limits.head} bytes")
+                if b"\n\n" in self.buffer:  # a head ended by bare LFs would wait for a CRLF until READ_TIMEOUT (408)
+                    raise FramingError(400, "BAD_REQUEST", "the request head's lines must end with CRLF (\\r\\n)")
                 return
             self.head = parse_head(bytes(self.buffer[:end]), limits)
             del self.buffer[:end + 4]

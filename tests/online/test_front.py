@@ -162,6 +162,7 @@ def _first_bytes_after(socks: list[socket.socket], since: float) -> list[float]:
     (b"POST /result HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nabc\r\n0\r\n\r\n", "longer than its size"),
     (b"GET / HTTP/1.1\r\n bad folding\r\n\r\n", "malformed header"),
     (b"GARBAGE\r\n\r\n", "request line"),
+    (b"POST /result HTTP/1.1\nHost: x\nContent-Length: 2\n\n{}", "must end with CRLF"),  # not a 408 at READ_TIMEOUT
 ])
 def test_bad_framing_is_a_json_400(request_bytes, fragment):
     with running(SlowApp()) as (port, _):
