@@ -221,6 +221,7 @@ SLOW_MODULES = (
     "tests/lifecycle/",
     "tests/online/test_mlflow_model.py",
     "tests/online/test_gunicorn_switch.py",
+    "tests/online/test_worker_exits.py",
     "tests/online/test_slow_clients.py",
     "tests/online/test_native_threads.py",
     "tests/online/test_follow.py",
