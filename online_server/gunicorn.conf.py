@@ -1,6 +1,7 @@
 """gunicorn settings for the online server: ``gunicorn -c online_server/gunicorn.conf.py``."""
 
 import os
+import shutil
 import tempfile
 
 from online_server.settings import Settings, SettingsError, env_number
@@ -65,6 +66,10 @@ def when_ready(server):
 def worker_exit(server, worker):
     if not worker.booted:
         open(os.path.join(_BOOT_FAILURES, str(worker.pid)), "w").close()
+
+
+def on_exit(server):
+    shutil.rmtree(_BOOT_FAILURES, ignore_errors=True)
 
 
 def child_exit(server, worker):

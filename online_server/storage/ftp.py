@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import contextlib
 import ftplib
+import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -34,10 +36,8 @@ class FtpStorage:
 
         def expire() -> None:
             expired.set()
-            with contextlib.suppress(OSError):
-                if ftp.sock is not None:
-                    ftp.sock.shutdown(2)  # wakes a blocked read at once; close() alone may not
-                ftp.close()
+            with contextlib.suppress(OSError, AttributeError):  # shut down, not closed: the session's own
+                ftp.sock.shutdown(socket.SHUT_RDWR)  # thread closes it; a blocked read wakes at once
 
         watchdog = threading.Timer(self.deadline_seconds, expire)
         watchdog.daemon = True
@@ -76,12 +76,21 @@ class FtpStorage:
 
     def fetch(self, path: str, destination: Path, max_bytes: int) -> None:
         received = 0
+        # The data arrives on a connection of its own, which the watchdog does not reach: a transfer
+        # that trickles is ended here, at the next block past the deadline.
+        deadline = time.monotonic() + self.deadline_seconds
         with self._session(f"download of {path}") as ftp, open(destination, "wb") as out:
             def write(block: bytes) -> None:
                 nonlocal received
                 received += len(block)
                 if received > max_bytes:
                     raise ArchiveTooLargeError(f"{path} is over the {max_bytes}-byte limit")
+                if time.monotonic() > deadline:
+                    raise StorageError(
+                        f"FTP {self.host}:{self.port}: download of {path} did not end within "
+                        f"DOWNLOAD_TIMEOUT_SECONDS={self.deadline_seconds:g} ({received} bytes received); "
+                        "the previous model keeps serving"
+                    )
                 out.write(block)
 
             try:

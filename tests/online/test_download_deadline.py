@@ -62,6 +62,38 @@ def test_storage_that_trickles_fails_the_download_at_its_deadline_by_name(tmp_pa
     assert elapsed < 15, f"took {elapsed:.1f} s"
 
 
+def test_a_transfer_that_trickles_fails_at_the_deadline_by_name(tmp_path, zips):
+    """A real FTP server (pyftpdlib) that sends the zip at 128 bytes a second ends at the deadline, mid-transfer.
+
+    pyftpdlib drops the data connection when the watchdog shuts the control one; a server that
+    would not is stopped at the next data block past the deadline (``FtpStorage.fetch``)."""
+    from pyftpdlib.authorizers import DummyAuthorizer
+    from pyftpdlib.handlers import FTPHandler, ThrottledDTPHandler
+    from pyftpdlib.servers import FTPServer
+
+    from tests.online.conftest import write_tree
+
+    root = write_tree(tmp_path / "ftp", zips, with_src=False)
+    assert (root / MODEL / "model" / "20261120.zip").stat().st_size > 500  # seconds at 128 bytes a second
+    authorizer = DummyAuthorizer()
+    authorizer.add_user("u", "p", str(root), perm="elr")
+    slow = type("Slow", (ThrottledDTPHandler,), {"write_limit": 128})
+    server = FTPServer(("127.0.0.1", 0), type("Handler", (FTPHandler,), {"authorizer": authorizer, "dtp_handler": slow}))
+    threading.Thread(target=server.serve_forever, kwargs={"timeout": 0.2}, daemon=True).start()
+    try:
+        # 3 s: each read waits ~1 s, within the socket timeout; the whole transfer takes ~6 s
+        client = create_app(_ftp_settings(tmp_path, server.address[1], download_timeout_seconds=3)).test_client()
+        started = time.monotonic()
+        answer = client.post("/model_download")
+        elapsed = time.monotonic() - started
+    finally:
+        server.close_all()
+    assert answer.status_code == 502, answer.get_json()
+    message = answer.get_json()["message"]
+    assert "download of model/20261120.zip did not end within DOWNLOAD_TIMEOUT_SECONDS=3" in message
+    assert elapsed < 5.5, (message, elapsed)  # ended mid-transfer, not after it
+
+
 def test_a_folder_named_like_a_model_zip_on_ftp_is_not_a_model(tmp_path, ftp_server):
     (ftp_server["root"] / MODEL / "model" / "20991231.zip").mkdir()
     settings = _ftp_settings(tmp_path, ftp_server["port"], model_type="sklearn")
