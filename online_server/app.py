@@ -16,6 +16,7 @@ from werkzeug.exceptions import HTTPException
 from online_server import access, metrics, wire
 from online_server.guard import JsonGuard
 from online_server.hot_path import PREDICT_FAILURE, ResultHotPath
+from online_server.load_deadline import RETIRE_WORKER, LoadTimeoutError, within
 from online_server.models import BadInputError, ModelFailedError, ModelLoadError, load_predictor
 from online_server.settings import Settings
 from online_server.smoke import smoke_test
@@ -172,8 +173,7 @@ def create_app(settings: Settings | None = None) -> Flask:
             try:
                 new = None
                 if candidate.model is not None:
-                    new = load_predictor(settings, as_path(candidate.src), as_path(candidate.model), candidate.version)
-                    smoke_test(new, as_path(candidate.model))
+                    new = load_checked(candidate, f"the load of {kind}/{name}")
             except BaseException:
                 shutil.rmtree(folder, ignore_errors=True)
                 raise
@@ -187,9 +187,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     def wait_for_download_lock(lock: Any) -> None:
         """The download lock (shared by every worker), waited for at most DOWNLOAD_TIMEOUT_SECONDS.
 
-        A download stuck in a model's ``load()`` cannot be interrupted; it keeps the lock, and
-        every later download would wait on it for good. Instead they are answered 409 at the
-        deadline, naming it, while the current model keeps serving.
+        The download holding it ends within its own deadlines (the storage exchange's, the
+        load's); a later one is answered 409 when its wait passes this one, naming it, while
+        the current model keeps serving.
         """
         deadline = time.monotonic() + settings.download_timeout_seconds
         pause = 0.01
@@ -201,15 +201,23 @@ def create_app(settings: Settings | None = None) -> Flask:
                 if time.monotonic() >= deadline:
                     raise ApiError(409, "DOWNLOAD_IN_PROGRESS", (
                         f"another download has held the lock for over DOWNLOAD_TIMEOUT_SECONDS="
-                        f"{settings.download_timeout_seconds:g}; the current model keeps serving (a model whose "
-                        "load never ends needs the server restarted)")) from None
+                        f"{settings.download_timeout_seconds:g}; the current model keeps serving; try again when "
+                        "it has ended")) from None
                 time.sleep(pause)
                 pause = min(pause * 2, 0.25)
 
+    def load_checked(candidate: Current, what: str):
+        """The candidate's predictor, loaded and smoke-tested within LOAD_TIMEOUT_SECONDS (LoadTimeoutError)."""
+        def load_and_test():
+            new = load_predictor(settings, as_path(candidate.src), as_path(candidate.model), candidate.version)
+            smoke_test(new, as_path(candidate.model))
+            return new
+
+        return within(settings.load_timeout_seconds, what, load_and_test)
+
     def install_registry_version(current: Current) -> tuple[Current, str]:
         """MODEL_TYPE=mlflow: resolve MODEL_REF again (an alias may have moved) and switch to it."""
-        new = load_predictor(settings, as_path(current.src), None, None)
-        smoke_test(new, None)
+        new = load_checked(Current(current.src, None, None), f"the load of {settings.model_ref}")
         candidate = Current(current.src, None, new.version)
         state.pointer.write(candidate)
         state.install(candidate, new, state.pointer.identity())  # under the download lock
@@ -227,6 +235,9 @@ def create_app(settings: Settings | None = None) -> Flask:
             raise ApiError(409, "WORK_DIR_TAKEN", str(exc)) from None
         except ModelLoadError as exc:
             raise ApiError(422, "MODEL_REJECTED", f"{exc}; the previous model keeps serving") from None
+        except LoadTimeoutError as exc:  # the download lock is released; the stuck thread ends with this worker
+            request.environ[RETIRE_WORKER] = str(exc)
+            raise ApiError(504, "LOAD_TIMEOUT", str(exc)) from None
         g.model_version = serving
         return jsonify({"state": "done", "version": current.version})
 

@@ -33,6 +33,7 @@ from online_server import access
 from online_server.batching import Gathering
 from online_server.framing import ChunkedBody, FramingError, Head, Limits, parse_head
 from online_server.hot_path import TICKET
+from online_server.load_deadline import RETIRE_WORKER
 from online_server.raw_http import call_app, environ_for, json_error, response
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,7 @@ class Front:
         self.connections = 0  # open, being read or answered
         self.held = 0  # whole requests handed to a thread and not answered yet
         self.overdue = 0  # of those, answered 504 while their thread still runs
+        self.abandoned = False  # a model's load was given up while its thread still runs
         self.answered = 0
 
     # -- accepting -------------------------------------------------------------------------
@@ -200,6 +202,10 @@ class Front:
             if request.deadline is not None:
                 request.deadline.cancel()
             request.reader.finish_with(future)
+        why = request.environ.get(RETIRE_WORKER)
+        if why:  # the app left a thread running that cannot be stopped
+            self.abandoned = True
+            self.retire(why)
         self._resume()
 
     def _too_late(self, request: HeldRequest) -> None:

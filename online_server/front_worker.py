@@ -81,7 +81,7 @@ class FrontWorker(Worker):
         finally:
             front.close()
             loop.close()
-        if front.overdue:  # a thread that may never return must not keep the process alive
+        if front.overdue or front.abandoned:  # a thread that may never return must not keep the process alive
             logging.shutdown()
             sys.stderr.flush()
             os._exit(0)

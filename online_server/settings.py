@@ -108,6 +108,8 @@ class Settings:
     predict_timeout_seconds: float = 30.0  # a /result answered later is a 504 and its worker is replaced
     # a download's storage exchange must end within this; a download waits this long for another to end (else 409)
     download_timeout_seconds: float = 300.0
+    # a new version's load and smoke test must end within this (else 504, and its worker is replaced)
+    load_timeout_seconds: float = 300.0
     event_loop: str = "auto"  # the front worker's loop: uvloop | asyncio | auto (uvloop when installed)
 
     def __post_init__(self) -> None:
@@ -120,6 +122,8 @@ class Settings:
             raise SettingsError(f"STORAGE={self.storage!r}: expected one of {', '.join(STORAGES)}")
         if not self.download_timeout_seconds > 0:
             raise SettingsError(f"DOWNLOAD_TIMEOUT_SECONDS={self.download_timeout_seconds!r}: expected a number > 0, e.g. 300")
+        if not self.load_timeout_seconds > 0:
+            raise SettingsError(f"LOAD_TIMEOUT_SECONDS={self.load_timeout_seconds!r}: expected a number > 0, e.g. 300")
         if self.model_type == "mlflow" and not self.model_ref.strip():
             raise SettingsError("MODEL_TYPE=mlflow needs MODEL_REF: expected the registry model to serve, "
                                 "e.g. MODEL_REF=diabetes-ridge@champion")
