@@ -233,7 +233,7 @@ def register_run(
     artifact_path: str | None = None, alias: str | None = None, training_columns: list[str] | None = None,
     log_profile: Callable[[], str] | None = None,
 ) -> dict[str, object]:
-    """Register the model ``run_id`` logged as a new version of ``model_name``.
+    """Register the model ``run_id`` logged as a new version of ``model_name`` (once: again, it is that version).
 
     The run must be FINISHED and have logged ``metric`` and a model (MLflow 3's logged
     model, or an MLflow 2-style ``artifact_path`` folder). ``is_newer_version`` says whether
@@ -278,18 +278,38 @@ def register_run(
     answer: dict[str, object] = {}
     if log_profile is not None:  # before the version: no version is ever without its baseline
         answer["training_profile"] = log_profile()
-    version, created_model = _create_version(client, name, model, run_id)
+    existing = _registered_version_of(client, name, model, run_id)
+    if existing is not None:
+        version, created_model, made = existing, False, False
+    else:
+        (version, created_model), made = _create_version(client, name, model, run_id), True
     try:
         newer, message = _compare(new_value, best, metric, order)
+        if not made:
+            message = f"run {run_id}'s model is already version {version} of {name!r}, nothing new registered; {message}"
         if alias is not None and newer:
             client.set_registered_model_alias(name, alias, version)
             message = f"{message}; alias {alias!r} now points at version {version}"
         elif alias is not None:
             message = f"{message}; alias {alias!r} left where it was"
     except BaseException as failure:
-        _undo_version(client, name, version, created_model, failure)
+        if made:
+            _undo_version(client, name, version, created_model, failure)
         raise
     return {"model_version": version, "is_newer_version": newer, "message": message, **answer}
+
+
+def _registered_version_of(client: MlflowClient, name: str, model: RunModel, run_id: str) -> str | None:
+    """The version of ``name`` already made from this run's ``model``, if one is: registering is idempotent.
+
+    A retried ``somlier register`` (a CI step run again, a lost answer) must not stack copies of one
+    model as new versions, each moving the alias and making every worker fetch it again.
+    """
+    for version in client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'"):
+        same_model = model.model_id is not None and getattr(version, "model_id", None) == model.model_id
+        if (same_model or version.source == model.source) and version.status == "READY":
+            return str(version.version)
+    return None
 
 
 def _compare(new_value: float, best: tuple[str, float] | None, metric: str, order: str) -> tuple[bool, str]:

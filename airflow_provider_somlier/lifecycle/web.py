@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 from typing import Any
 
 from flask import Flask, jsonify, request
@@ -98,6 +99,12 @@ def parse_body(mimetype: str, raw: bytes) -> dict[str, Any]:
     return data
 
 
+def error_code(exc: Exception) -> str:
+    """An error's code in the UPPER_SNAKE form of every other code (``ModelNotFoundError`` → ``MODEL_NOT_FOUND``)."""
+    name = type(exc).__name__.removesuffix("Error")
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).upper()
+
+
 def create_app(tracking_uri: str | None = None, *, github_uri: str | None = None, deploy_dry_run: bool = True) -> Flask:
     from airflow_provider_somlier.lifecycle.jobs import TrainJobs
 
@@ -126,7 +133,7 @@ def create_app(tracking_uri: str | None = None, *, github_uri: str | None = None
 
     @app.errorhandler(SomlierError)
     def _somlier_error(exc: SomlierError):
-        return error(400 if isinstance(exc, SomlierInputError) else 502, type(exc).__name__, str(exc))
+        return error(400 if isinstance(exc, SomlierInputError) else 502, error_code(exc), str(exc))
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):

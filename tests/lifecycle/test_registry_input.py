@@ -30,14 +30,18 @@ def test_an_alias_mlflow_reserves_is_refused_before_a_version_is_made(mlflow_ser
     assert _versions(mlflow_server, "reserved-alias") == []
 
 
-def test_a_run_registered_again_is_compared_with_the_other_runs_not_itself(mlflow_server, run_id):
+def test_a_run_registered_again_is_its_version_compared_with_the_other_runs_not_itself(mlflow_server, run_id):
+    """A retried register (a CI step run again) finds the version it made instead of stacking a copy."""
     first = json.loads(somlier("register", run_id, "registered-twice", uri=mlflow_server)[1])
     code, out, err = somlier("register", run_id, "registered-twice", "--alias", "champion", uri=mlflow_server)
     assert code == 0, err
     again = json.loads(out)
     assert (first["is_newer_version"], again["is_newer_version"]) == (True, True)
+    assert first["model_version"] == again["model_version"] == "1"
+    assert "already version 1 of 'registered-twice', nothing new registered" in again["message"]
+    assert [v.version for v in _versions(mlflow_server, "registered-twice")] == ["1"]
     champion = MlflowClient(tracking_uri=mlflow_server).get_model_version_by_alias("registered-twice", "champion")
-    assert champion.version == again["model_version"] == "2"
+    assert champion.version == "1"
 
 
 @pytest.mark.parametrize("name", ["", "모델", "bad/name", " "])
@@ -98,10 +102,10 @@ def test_the_same_run_registered_again_keeps_its_training_profile(mlflow_server,
     assert somlier(*args, str(tmp_path / "train.parquet"), uri=mlflow_server)[0] == 0
     code, out, err = somlier(*args, str(tmp_path / "train.parquet"), uri=mlflow_server)
     assert code == 0, err
-    assert json.loads(out)["model_version"] == "2"
+    assert json.loads(out)["model_version"] == "1"  # the version it made, not a copy
     code, _, err = somlier(*args, str(tmp_path / "other.parquet"), uri=mlflow_server)
     assert code == 2 and f"run {run} already holds another training profile" in err and f"{len(features)} rows" in err
-    assert len(_versions(mlflow_server, "profiled-once")) == 2
+    assert len(_versions(mlflow_server, "profiled-once")) == 1
     assert logged_profile(MlflowClient(tracking_uri=mlflow_server), run)["rows"] == len(features)
 
 

@@ -1,5 +1,7 @@
 """The lifecycle web server's seed-shaped answers, through Flask's test client on a real registry."""
 
+import re
+
 import pytest
 
 from airflow_provider_somlier.devtools.sample_model import train_and_register
@@ -51,6 +53,15 @@ def test_bad_requests_are_400_with_a_message(web, path, payload, message):
     client, _ = web
     answer = client.post(path, json=payload)
     assert answer.status_code == 400 and message in answer.get_json()["message"]
+    assert re.fullmatch(r"[A-Z]+(_[A-Z]+)*", answer.get_json()["error_code"]), answer.get_json()
+
+
+def test_an_error_code_is_upper_snake_like_every_other():
+    from airflow_provider_somlier.errors import ModelNotFoundError, RunNotRegistrableError
+    from airflow_provider_somlier.lifecycle.web import error_code
+
+    assert (error_code(ModelNotFoundError("x")), error_code(RunNotRegistrableError("x"))) == (
+        "MODEL_NOT_FOUND", "RUN_NOT_REGISTRABLE")
 
 
 def test_a_string_false_is_false(web):
