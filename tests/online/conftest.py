@@ -22,6 +22,15 @@ MODEL = "test_model_sci"
 ROW = [0.03, 0.05, 0.06, 0.02, -0.04, -0.03, -0.04, -0.002, 0.02, -0.02]
 
 
+def zip_bytes(entries: dict[str, str | bytes]) -> bytes:
+    """A zip archive holding ``entries`` (name → text or bytes)."""
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as zipped:
+        for name, data in entries.items():
+            zipped.writestr(name, data)
+    return buffer.getvalue()
+
+
 def ridge_zip(alpha: float) -> bytes:
     from sklearn.datasets import load_diabetes
     from sklearn.linear_model import Ridge

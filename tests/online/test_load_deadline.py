@@ -3,9 +3,7 @@ released, the previous version serving, and (under gunicorn) the worker that ran
 
 from __future__ import annotations
 
-import io
 import time
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -13,7 +11,7 @@ import requests
 
 from online_server.app import create_app
 from online_server.settings import Settings
-from tests.online.conftest import gunicorn_server
+from tests.online.conftest import gunicorn_server, zip_bytes
 
 NAME = "hangs_model"
 # load() of a version whose zip holds "hang" waits for good, as a model blocked on a socket
@@ -33,25 +31,18 @@ class hangs_model:
 '''
 
 
-def _zip(files: dict[str, str]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as zipped:
-        for name, text in files.items():
-            zipped.writestr(name, text)
-    return buffer.getvalue()
-
 
 def _storage(root: Path) -> Path:
     (root / NAME / "src").mkdir(parents=True)
     (root / NAME / "model").mkdir()
-    (root / NAME / "src" / f"{NAME}.zip").write_bytes(_zip({f"{NAME}.py": MAIN}))
-    (root / NAME / "model" / "20261120.zip").write_bytes(_zip({"version.txt": "20261120"}))
+    (root / NAME / "src" / f"{NAME}.zip").write_bytes(zip_bytes({f"{NAME}.py": MAIN}))
+    (root / NAME / "model" / "20261120.zip").write_bytes(zip_bytes({"version.txt": "20261120"}))
     return root
 
 
 def _publish(root: Path, version: str, hang: bool) -> None:
     files = {"version.txt": version} | ({"hang": "until the test removes it"} if hang else {})
-    (root / NAME / "model" / f"{version}.zip").write_bytes(_zip(files))
+    (root / NAME / "model" / f"{version}.zip").write_bytes(zip_bytes(files))
 
 
 def _release_hung_loads(work_dir: Path) -> None:

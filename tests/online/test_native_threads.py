@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import io
 import os
-import zipfile
 
 import requests
 
 from online_server.native_threads import VARIABLES, available_cores, threads_per_worker
-from tests.online.conftest import gunicorn_server
+from tests.online.conftest import gunicorn_server, zip_bytes
 
 REPORTER = '''
 class threads_model:
@@ -41,20 +39,13 @@ def test_a_cgroup_cpu_quota_caps_the_cores(tmp_path):
     assert available_cores(tmp_path) == len(os.sched_getaffinity(0))
 
 
-def _zip(entries: dict[str, str]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as zipped:
-        for name, text in entries.items():
-            zipped.writestr(name, text)
-    return buffer.getvalue()
-
 
 def test_each_gunicorn_worker_predicts_with_its_share_of_the_cores(tmp_path):
     root = tmp_path / "storage" / "threads_model"
     (root / "src").mkdir(parents=True)
     (root / "model").mkdir()
-    (root / "src" / "threads_model.zip").write_bytes(_zip({"threads_model.py": REPORTER}))
-    (root / "model" / "20261120.zip").write_bytes(_zip({"empty.txt": ""}))
+    (root / "src" / "threads_model.zip").write_bytes(zip_bytes({"threads_model.py": REPORTER}))
+    (root / "model" / "20261120.zip").write_bytes(zip_bytes({"empty.txt": ""}))
     env = {"MODEL_NAME": "threads_model", "MODEL_TYPE": "custom", "STORAGE_ROOT": str(tmp_path / "storage"),
            "WORK_DIR": str(tmp_path / "work")} | {name: None for name in VARIABLES}  # nothing inherited
     expected = max(1, available_cores() // 2)

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import io
 import runpy
 import time
-import zipfile
 from types import SimpleNamespace
 
 import pytest
 import requests
 
-from tests.online.conftest import REPO, gunicorn_server
+from tests.online.conftest import REPO, gunicorn_server, zip_bytes
 
 NAME = "exits_model"
 MAIN = '''
@@ -28,21 +26,14 @@ class exits_model:
 '''
 
 
-def _zip(files: dict[str, str]) -> bytes:
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as zipped:
-        for name, text in files.items():
-            zipped.writestr(name, text)
-    return buffer.getvalue()
-
 
 @pytest.mark.parametrize("code", [3, 4])
 def test_a_model_calling_os_exit_3_or_4_costs_its_worker_not_the_server(tmp_path, code):
     root = tmp_path / "storage" / NAME
     (root / "src").mkdir(parents=True)
     (root / "model").mkdir()
-    (root / "src" / f"{NAME}.zip").write_bytes(_zip({f"{NAME}.py": MAIN}))
-    (root / "model" / "20261120.zip").write_bytes(_zip({"weights.txt": "none"}))
+    (root / "src" / f"{NAME}.zip").write_bytes(zip_bytes({f"{NAME}.py": MAIN}))
+    (root / "model" / "20261120.zip").write_bytes(zip_bytes({"weights.txt": "none"}))
     env = {"MODEL_NAME": NAME, "MODEL_TYPE": "custom", "STORAGE_ROOT": str(tmp_path / "storage"),
            "WORK_DIR": str(tmp_path / "work"), "MAX_BATCH": "1"}
     with gunicorn_server(tmp_path, env) as url:
