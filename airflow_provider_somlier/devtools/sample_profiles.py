@@ -48,7 +48,6 @@ def write_profile_days(
     from airflow_provider_somlier.quality.gate import evaluate, parse_settings
     from airflow_provider_somlier.quality.profile import FEATURE, PREDICTION, profile_table
     from airflow_provider_somlier.quality.store import (
-        merge_days,
         profile_rows,
         profile_schema,
         profile_table_ref,
@@ -70,13 +69,9 @@ def write_profile_days(
     for index, day in enumerate(sorted(days)):
         frame = day_frame(rows, index, unit=1000.0 if day in bad_days else 1.0, extra_features=extra_features)
         profile = profile_table(frame, roles)
-        earlier = [written[d] for d in sorted(written)[-baseline_days:]]
-        baseline = None
-        if earlier:
-            merged = merge_days(earlier)
-            baseline = Baseline(profile=merged, source=f"previous_days:{baseline_days}",
-                                daily_rows=merged.rows / len(earlier))
-        verdict = evaluate(profile, compare(profile, baseline) if baseline else None, settings)
+        earlier = {d: written[d] for d in sorted(written)[-baseline_days:]}
+        baseline = Baseline.of_days(earlier, f"previous_days:{baseline_days}") if earlier else None
+        verdict = evaluate(profile, compare(profile, baseline, day) if baseline else None, settings)
         verdicts[day] = verdict
         written[day] = profile
         lineage = {

@@ -56,8 +56,11 @@ class DayGate:
     """
 
     def __init__(self, settings: QualitySettings, baseline: Baseline | None, table: TableRef, table_exists: bool,
-                 log: logging.Logger, pending: Any = None) -> None:
+                 log: logging.Logger, pending: Any = None, day: dt.date | None = None,
+                 destination: TableRef | None = None) -> None:
         self.settings = settings
+        self.day = day  # the target date judged (its weekday picks the row-count reference)
+        self.destination = destination
         self._baseline = baseline
         self._pending = pending  # a concurrent.futures.Future of the baseline, or None
         self.table = table
@@ -69,7 +72,11 @@ class DayGate:
         if self._pending is not None:
             pending, self._pending = self._pending, None
             self._baseline = pending.result()
-            if self._baseline is None and self.settings.baseline != "none":
+            if self._baseline is None and self.settings.baseline == "training":
+                self.log.warning("baseline='training', but the model's run logged no training profile (%s): drift "
+                                 "checks are skipped; log one with log_training_profile or register with "
+                                 "--training_data", TRAINING_PROFILE_PATH)
+            elif self._baseline is None and self.settings.baseline != "none":
                 self.log.info("No baseline yet for %s (%s): this day's profile is written and drift checks are "
                               "skipped", self.table, self.settings.baseline)
             elif self._baseline is not None:
@@ -81,15 +88,17 @@ class DayGate:
         from airflow_provider_somlier.quality.drift import compare
         from airflow_provider_somlier.quality.gate import evaluate
 
-        drift = compare(profile, self.baseline) if self.baseline is not None else None
+        drift = compare(profile, self.baseline, self.day) if self.baseline is not None else None
         verdict = evaluate(profile, drift, self.settings)
         for check, why in verdict.skipped.items():
             self.log.info("Quality check %s skipped: %s", check, why)
         if verdict.outcome == "fail":
             from airflow_provider_somlier.errors import QualityCheckError
 
+            where = " ".join(str(part) for part in (self.destination, self.day) if part is not None)
             raise QualityCheckError(
-                f"{verdict.message()} (baseline: {drift.baseline if drift else 'none'}); the day keeps its old rows "
+                f"{where + ': ' if where else ''}{verdict.message()} (baseline: {drift.baseline if drift else 'none'}); "
+                "the day keeps its old rows "
                 "and nothing was written. Fix the upstream data, or set on_quality_failure='warn' or adjust "
                 "quality_checks if the change is expected",
                 failures=[f.to_dict() for f in verdict.failures],
@@ -142,7 +151,8 @@ def prepare_gate(
     table = profile_table_ref(destination)
     exists = hook.get_table_or_none(table) is not None
     if not getattr(operator, "loads_quality_baseline", True):
-        return DayGate(settings=settings, baseline=None, table=table, table_exists=exists, log=log)
+        return DayGate(settings=settings, baseline=None, table=table, table_exists=exists, log=log, day=day,
+                       destination=destination)
     def load() -> Baseline | None:
         return load_baseline(settings, hook, table, exists, day, features, operator.mlflow_conn_id, model_run_id)
 
@@ -150,8 +160,10 @@ def prepare_gate(
         from airflow_provider_somlier.background import in_background
 
         pending = in_background("baseline", load)
-        return DayGate(settings=settings, baseline=None, table=table, table_exists=exists, log=log, pending=pending)
-    gate = DayGate(settings=settings, baseline=None, table=table, table_exists=exists, log=log, pending=_Done(load()))
+        return DayGate(settings=settings, baseline=None, table=table, table_exists=exists, log=log, pending=pending,
+                       day=day, destination=destination)
+    gate = DayGate(settings=settings, baseline=None, table=table, table_exists=exists, log=log, pending=_Done(load()),
+                   day=day, destination=destination)
     gate.baseline  # logs what it found
     return gate
 
@@ -172,7 +184,7 @@ def load_baseline(
 ) -> Baseline | None:
     """The baseline the settings name, or None when there is none yet."""
     from airflow_provider_somlier.quality.drift import Baseline
-    from airflow_provider_somlier.quality.store import days_from_rows, merge_days
+    from airflow_provider_somlier.quality.store import days_from_rows
 
     days = settings.baseline_days
     if days is not None:
@@ -181,11 +193,9 @@ def load_baseline(
         by_day = days_from_rows(hook.rows_of_latest_days(table, "target_date", day, days))
         if not by_day:
             return None
-        profile = merge_days([by_day[d] for d in sorted(by_day)])
         first, last = min(by_day), max(by_day)
-        return Baseline(
-            profile=profile, daily_rows=profile.rows / len(by_day),
-            source=f"{settings.baseline} ({len(by_day)} day(s), {first.isoformat()} to {last.isoformat()})",
+        return Baseline.of_days(
+            by_day, f"{settings.baseline} ({len(by_day)} day(s), {first.isoformat()} to {last.isoformat()})"
         )
     if settings.baseline == "training":
         from airflow_provider_somlier.hooks.mlflow import MLflowHook
@@ -195,7 +205,7 @@ def load_baseline(
             return None
         profile = DayProfile.from_dict(data)
         check_training_columns(profile, features, model_run_id)
-        return Baseline(profile=profile, daily_rows=None, source=f"training profile of run {model_run_id}")
+        return Baseline(profile=profile, source=f"training profile of run {model_run_id}")
     return None
 
 

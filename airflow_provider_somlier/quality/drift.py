@@ -3,15 +3,26 @@
 The population stability index compares two distributions over the same bins:
 ``PSI = Σ (day_i − base_i) · ln(day_i / base_i)`` over bin fractions. The bins come from the
 baseline: numeric columns group the profile's fixed fine bins into ``PSI_GROUPS`` coarse ones
-at the baseline's quantiles (so each holds about a tenth of the baseline's values, and a
-×1000 unit change moves the whole day into the last one); categorical columns use the
-baseline's categories plus one bucket for every other value (an unseen category lands
-there). Empty bins are floored at ``PSI_FLOOR`` so one new bucket gives a large, finite PSI.
-Conventional reading: below 0.1 stable, 0.1–0.25 a shift worth a look, above 0.25 a change.
+at the baseline's quantiles (so each holds about a tenth of the baseline's values), plus one
+group below and one above every value the baseline held -- a ×1000 unit change, a column
+gone to 0 or a shift past the baseline's range lands there, however narrow the baseline (a
+latitude, a year: all in one fine bin). Categorical columns use the baseline's categories
+that a day of this size is expected to hold at least ``MIN_EXPECTED_PER_GROUP`` times, plus
+one bucket for every other value (an unseen category lands there): more, rarer buckets would
+measure sampling noise. Empty bins are floored at ``PSI_FLOOR`` so one new bucket gives a
+large, finite PSI. Conventional reading: below 0.1 stable, 0.1–0.25 a shift worth a look,
+above 0.25 a change.
+
+On two samples of one distribution PSI is about ``(groups − 1) · (1/day values + 1/baseline
+values)`` on average (a χ² scaled by that sum); :func:`psi_noise` is that mean plus five of
+its standard deviations, and a column whose noise reaches its limit is not judged on PSI.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import math
+import statistics
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,15 +31,78 @@ from airflow_provider_somlier.quality.profile import CATEGORICAL, NUMERIC, Colum
 
 PSI_GROUPS = 10
 PSI_FLOOR = 1e-4
+# A category is its own PSI bucket when the day is expected to hold it at least this often
+# (the χ² rule of thumb is 5); rarer ones share the "other" bucket.
+MIN_EXPECTED_PER_GROUP = 10
+BELOW, ABOVE = "below", "above"  # numeric groups beyond every value of the baseline
 
 
 @dataclass(frozen=True)
 class Baseline:
-    """What a day is compared with: a merged profile, where it came from, and a typical day's rows."""
+    """What a day is compared with: a merged profile, where it came from, and each baseline day's rows."""
 
     profile: DayProfile
     source: str  # "previous_days:N (2026-11-10 … 2026-11-16)" or "training run <id>"
-    daily_rows: float | None  # mean rows of the baseline's days; None for a training frame
+    day_rows: Mapping[dt.date, int] = field(default_factory=dict)  # empty for a training frame
+
+    @classmethod
+    def of_days(cls, days: Mapping[dt.date, DayProfile], source: str) -> Baseline:
+        """The baseline of several scored days (``merge_days``: category counts kept only where exact)."""
+        from airflow_provider_somlier.quality.store import merge_days
+
+        merged = merge_days([days[d] for d in sorted(days)])
+        return cls(profile=merged, source=source, day_rows={d: days[d].rows for d in sorted(days)})
+
+    @property
+    def daily_rows(self) -> float | None:
+        """The baseline days' mean rows; None for a training frame."""
+        return sum(self.day_rows.values()) / len(self.day_rows) if self.day_rows else None
+
+    def rows_reference(self, day: dt.date | None) -> RowsReference | None:
+        """What a day's row count is judged against (None for a training frame).
+
+        With at least two baseline days of ``day``'s weekday, their median: a business with quiet
+        weekends is compared weekend with weekend (a weekend with every row doubled is caught).
+        Otherwise the range of the baseline days: a day between the quietest and the busiest
+        (within the factor) is normal, whichever weekday it is.
+        """
+        if not self.day_rows:
+            return None
+        same = [n for d, n in self.day_rows.items() if day is not None and d.weekday() == day.weekday()]
+        if len(same) >= 2:
+            median = statistics.median(same)
+            return RowsReference(median, median, f"the median of the baseline's {len(same)} {day:%A}s")
+        low, high = min(self.day_rows.values()), max(self.day_rows.values())
+        if low == high:
+            return RowsReference(low, high, "the baseline's day" if len(self.day_rows) == 1 else "the baseline's days")
+        return RowsReference(low, high, f"the baseline's days ({low:,} to {high:,} rows)")
+
+
+@dataclass(frozen=True)
+class RowsReference:
+    """A day's rows are normal within ``[low / factor, high × factor]``."""
+
+    low: float
+    high: float
+    what: str
+
+    def ratio(self, rows: int) -> float:
+        """How far ``rows`` is outside ``[low, high]``, as a factor (1.0 inside; below 1 when fewer)."""
+        if rows < self.low:
+            return rows / self.low if self.low else 1.0
+        if rows > self.high:
+            return rows / self.high if self.high else math.inf
+        return 1.0
+
+    def describe(self, rows: int) -> str:
+        """``rows`` against this reference, in words: "500 rows = 0.5x the median of …"."""
+        ratio = float(f"{self.ratio(rows):.6g}")
+        if self.low == self.high:
+            return f"{rows:,} rows = {ratio:g}x {self.what}"
+        if ratio == 1.0:
+            return f"{rows:,} rows, within {self.what}"
+        side = "quietest" if rows < self.low else "busiest"
+        return f"{rows:,} rows = {ratio:g}x the {side} of {self.what}"
 
 
 @dataclass(frozen=True)
@@ -38,6 +112,7 @@ class ColumnDrift:
     null_fraction: float
     baseline_null_fraction: float
     unseen: tuple[str, ...] = ()  # categorical values the baseline never held (first few)
+    psi_noise: float = 0.0  # PSI two draws of one distribution may reach (``psi_noise``)
 
     @property
     def null_fraction_change(self) -> float:
@@ -47,13 +122,15 @@ class ColumnDrift:
 @dataclass(frozen=True)
 class DriftReport:
     baseline: str
-    row_ratio: float | None  # the day's rows over the baseline's daily rows
+    row_ratio: float | None  # how far the day's rows are outside the reference (1.0: inside)
     columns: dict[str, ColumnDrift] = field(default_factory=dict)
+    rows_reference: RowsReference | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "baseline": self.baseline,
             "row_ratio": self.row_ratio,
+            "rows_reference": self.rows_reference.what if self.rows_reference else None,
             "columns": {
                 name: {"psi": d.psi, "null_fraction_change": d.null_fraction_change, "unseen": list(d.unseen)}
                 for name, d in self.columns.items()
@@ -63,8 +140,6 @@ class DriftReport:
 
 def psi(day: Mapping[Any, int], base: Mapping[Any, int]) -> float | None:
     """PSI of two histograms over the same buckets (bucket → count); None when either is empty."""
-    import math
-
     day_total, base_total = sum(day.values()), sum(base.values())
     if not day_total or not base_total:
         return None
@@ -76,13 +151,49 @@ def psi(day: Mapping[Any, int], base: Mapping[Any, int]) -> float | None:
     return total
 
 
-def numeric_groups(base: ColumnProfile, groups: int = PSI_GROUPS) -> list[float]:
-    """The baseline's group edges (lower bounds, first one −inf) over its fine bins, by quantile."""
+def psi_noise(groups: int, day_values: int, base_values: int) -> float:
+    """The PSI two samples of one distribution reach: its mean plus five standard deviations.
+
+    Both are those of a χ² with ``groups − 1`` degrees of freedom scaled by ``1/day + 1/base``.
+    """
+    if groups < 2 or not day_values or not base_values:
+        return 0.0
+    scale = 1 / day_values + 1 / base_values
+    return scale * (groups - 1 + 5 * math.sqrt(2 * (groups - 1)))
+
+
+@dataclass(frozen=True)
+class NumericGroups:
+    """A baseline's coarse groups: start edges (bin lower bounds), and its lowest and highest bin."""
+
+    edges: list[float]
+
+    def of(self, key: float) -> int | str:
+        """The group of a fine bin with lower bound ``key``: an index, ``BELOW`` or ``ABOVE``."""
+        import bisect
+
+        if key < self.edges[0]:
+            return BELOW
+        if key > self.edges[-1]:
+            return ABOVE
+        return bisect.bisect_right(self.edges, key, hi=len(self.edges) - 1) - 1
+
+    @property
+    def quantile_groups(self) -> int:
+        """The groups inside the baseline's range (what its sampling noise depends on)."""
+        return len(self.edges) - 1
+
+
+def numeric_groups(base: ColumnProfile, groups: int = PSI_GROUPS) -> NumericGroups | None:
+    """The baseline's groups over its fine bins, by quantile; None when it holds no value.
+
+    ``edges`` are the groups' first bins, then the baseline's last bin (a bin past it is ``ABOVE``).
+    """
     import numpy as np
 
     bins = base.histogram()
     if not bins:
-        return []
+        return None
     keys = np.array([bin_lower_bound(code) for code in bins])
     counts = np.array(list(bins.values()), dtype=np.float64)
     order = np.argsort(keys, kind="stable")
@@ -90,52 +201,69 @@ def numeric_groups(base: ColumnProfile, groups: int = PSI_GROUPS) -> list[float]
     before = np.cumsum(counts) - counts
     group = np.minimum((before * groups / counts.sum()).astype(int), groups - 1)
     starts = np.flatnonzero(np.diff(group, prepend=-1))
-    edges = keys[starts].tolist()
-    edges[0] = float("-inf")
-    return edges
+    return NumericGroups(edges=[*keys[starts].tolist(), float(keys[-1])])
 
 
-def grouped(column: ColumnProfile, edges: list[float]) -> dict[int, int]:
+def grouped(column: ColumnProfile, groups: NumericGroups) -> dict[int | str, int]:
     """A numeric column's counts per baseline group."""
-    import bisect
-
-    counts: dict[int, int] = {}
+    counts: dict[int | str, int] = {}
     for code, n in column.histogram().items():
-        group = bisect.bisect_right(edges, bin_lower_bound(code)) - 1
+        group = groups.of(bin_lower_bound(code))
         counts[group] = counts.get(group, 0) + n
     return counts
+
+
+def category_groups(day: ColumnProfile, base: ColumnProfile) -> list[str]:
+    """The baseline's categories that are PSI buckets of their own against ``day``.
+
+    Each must be counted exactly on both sides (a stored day keeps only its top categories; a
+    category beyond them is in its ``other``) and be expected at least ``MIN_EXPECTED_PER_GROUP``
+    times in a day of this size.
+    """
+    if not base.count:
+        return []
+    share = day.count / base.count
+    return [c for c, n in base.categories.items()
+            if n * share >= MIN_EXPECTED_PER_GROUP and (c in day.categories or not day.other)]
 
 
 def column_drift(day: ColumnProfile, base: ColumnProfile) -> ColumnDrift:
     """PSI and NULL-fraction change of one column against its baseline."""
     unseen: tuple[str, ...] = ()
-    value = None
+    value, noise = None, 0.0
     if day.kind == NUMERIC:
-        edges = numeric_groups(base)
-        if edges:
-            value = psi(grouped(day, edges), grouped(base, edges))
+        groups = numeric_groups(base)
+        if groups is not None:
+            value = psi(grouped(day, groups), grouped(base, groups))
+            noise = psi_noise(groups.quantile_groups, day.count, base.count)
     elif day.kind == CATEGORICAL:
-        known = base.categories
-        other_key = object()
-        day_counts: dict[Any, int] = {other_key: day.other}
-        for category, n in day.categories.items():
-            key = category if category in known else other_key
-            day_counts[key] = day_counts.get(key, 0) + n
-        value = psi(day_counts, {**known, other_key: base.other})
+        kept = category_groups(day, base)
+        rest = object()
+        day_counts = {c: day.categories.get(c, 0) for c in kept}
+        base_counts = {c: base.categories[c] for c in kept}
+        day_counts[rest] = day.count - sum(day_counts.values())
+        base_counts[rest] = base.count - sum(base_counts.values())
+        value = psi(day_counts, base_counts)
+        noise = psi_noise(len(kept) + 1, day.count, base.count)
         if not base.other:
+            known = base.categories
             unseen = tuple(sorted((c for c in day.categories if c not in known), key=lambda c: -day.categories[c])[:5])
     return ColumnDrift(
         column=day.name, psi=value, null_fraction=day.null_fraction,
-        baseline_null_fraction=base.null_fraction, unseen=unseen,
+        baseline_null_fraction=base.null_fraction, unseen=unseen, psi_noise=noise,
     )
 
 
-def compare(day: DayProfile, baseline: Baseline) -> DriftReport:
-    """Drift of every column the baseline also profiled, and the day's rows against its typical day."""
+def compare(day: DayProfile, baseline: Baseline, target: dt.date | None = None) -> DriftReport:
+    """Drift of every column the baseline also profiled, and the day's rows against the baseline's days.
+
+    ``target`` is the day's date (its weekday picks the rows reference); None compares with the range.
+    """
     columns = {
         name: column_drift(column, baseline.profile.columns[name])
         for name, column in day.columns.items()
         if name in baseline.profile.columns and baseline.profile.columns[name].kind == column.kind
     }
-    ratio = day.rows / baseline.daily_rows if baseline.daily_rows else None
-    return DriftReport(baseline=baseline.source, row_ratio=ratio, columns=columns)
+    reference = baseline.rows_reference(target)
+    ratio = reference.ratio(day.rows) if reference is not None else None
+    return DriftReport(baseline=baseline.source, row_ratio=ratio, columns=columns, rows_reference=reference)

@@ -8,14 +8,17 @@ failed check with its column, figure and threshold, failures first.
 Checks (``quality_checks`` keys; a value of ``None`` turns a check off):
 
 ``max_null_fraction`` (default 0.1)
-    NULLs and NaNs over rows, per profiled column.
+    NULLs and NaNs over rows, per profiled column; ``max_null_fraction_per_column``
+    ({column: limit or None}) overrides it column by column (a feature that is often NULL).
 ``max_psi`` (default 0.25)
-    PSI against the baseline, for any column; ``max_psi_per_column`` ({column: limit})
-    overrides it column by column.
+    PSI against the baseline, for any column; ``max_psi_per_column`` ({column: limit or None})
+    overrides it column by column. A column whose PSI two draws of one distribution could
+    reach (``drift.psi_noise``: a small day, many categories) is not judged on it, and says so.
 ``prediction_range`` (default ``None``: any finite value)
     ``[low, high]`` for every prediction column; NaN or infinite predictions always fail it.
 ``row_count_factor`` (default 1.5)
-    The day's rows within ``[baseline / factor, baseline × factor]`` of the baseline's day.
+    The day's rows within ``[reference / factor, reference × factor]``: the median of the
+    baseline's days of the same weekday when it holds two or more, else the range of its days.
 
 The defaults catch an all-NULL column, a ×1000 unit change, 3 % of a day's volume, every row
 duplicated, NaN predictions and an unseen category without flagging a new draw of a normal day.
@@ -38,17 +41,15 @@ DEFAULT_CHECKS: dict[str, Any] = {
     "max_null_fraction": 0.1,
     "max_psi": 0.25,
     "max_psi_per_column": {},
+    "max_null_fraction_per_column": {},
     "prediction_range": None,
     "row_count_factor": 1.5,
 }
-# Below this many rows (the day's, or the baseline's day) PSI measures sampling noise, not
-# drift: over 10 groups its expected value on two draws of one distribution is about
-# 9 x (1/day rows + 1/baseline rows) -- 0.36 at 50 rows a day, above the default limit.
-MIN_ROWS_FOR_PSI = 500
+PER_COLUMN = ("max_psi_per_column", "max_null_fraction_per_column")
 ON_FAILURE_CHOICES = ("fail", "warn")
 DEFAULT_BASELINE = "previous_days:7"
 MAX_BASELINE_DAYS = 366
-_PREVIOUS_DAYS = re.compile(r"previous_days:(-?\d+)")
+_PREVIOUS_DAYS = re.compile(r"previous_days:(-?[0-9]{1,9})")
 
 
 def _error(message: str) -> Exception:
@@ -58,9 +59,22 @@ def _error(message: str) -> Exception:
 
 
 def _number(value: Any, name: str, *, low: float = 0.0, high: float = math.inf) -> float:
+    expected = f"quality_checks {name} must be a number from {low:g} to {high:g}, got"
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
-        raise _error(f"quality_checks {name} must be a number from {low:g} to {high:g}, got {value!r}")
-    return float(value)
+        raise _error(f"{expected} {value!r:.60}")
+    try:
+        return float(value)
+    except OverflowError:  # an int beyond a float: 10**400
+        raise _error(f"{expected} an integer of {len(str(abs(value)))} digits") from None
+
+
+def _per_column(value: Any, name: str, *, high: float) -> dict[str, float | None]:
+    """A ``{column: limit or None}`` mapping (None: that column is not checked)."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise _error(f"quality_checks {name} must map column names to limits (or None), got {value!r:.60}")
+    return {str(c): None if v is None else _number(v, f"{name}[{c!r}]", high=high) for c, v in value.items()}
 
 
 @dataclass(frozen=True)
@@ -69,7 +83,8 @@ class QualitySettings:
 
     max_null_fraction: float | None = 0.1
     max_psi: float | None = 0.25
-    max_psi_per_column: dict[str, float] = field(default_factory=dict)
+    max_psi_per_column: dict[str, float | None] = field(default_factory=dict)
+    max_null_fraction_per_column: dict[str, float | None] = field(default_factory=dict)
     prediction_range: tuple[float, float] | None = None
     row_count_factor: float | None = 1.5
     baseline: str = DEFAULT_BASELINE  # "previous_days:N", "training" or "none"
@@ -80,19 +95,22 @@ class QualitySettings:
         match = _PREVIOUS_DAYS.fullmatch(self.baseline)
         return int(match.group(1)) if match else None
 
-    def check_columns(self, columns: Collection[str], *, where: str) -> None:
-        """Refuse a per-column PSI limit on a column the run does not profile (before reading a row).
+    def check_columns(self, columns: Collection[str], *, where: str, predictions_known: bool = False) -> None:
+        """Refuse a per-column limit on a column the run does not profile (before reading a row).
 
         Prediction columns are named only once the model has answered, so ``prediction`` and
-        ``prediction_<name>`` are accepted for them.
+        ``prediction_<name>`` are accepted for them until then (``predictions_known``: they are
+        in ``columns``, and anything else is refused).
         """
-        unknown = [c for c in self.max_psi_per_column
-                   if c not in columns and c != "prediction" and not c.startswith("prediction_")]
-        if unknown:
-            raise _error(
-                f"quality_checks max_psi_per_column names column(s) {', '.join(map(repr, unknown))} that {where} "
-                f"does not profile; profiled columns: {', '.join(sorted(columns))} and the prediction column(s)"
-            )
+        for setting in PER_COLUMN:
+            unknown = [c for c in getattr(self, setting) if c not in columns and (
+                predictions_known or (c != "prediction" and not c.startswith("prediction_")))]
+            if unknown:
+                raise _error(
+                    f"quality_checks {setting} names column(s) {', '.join(map(repr, unknown))} that {where} does "
+                    f"not profile; profiled columns: {', '.join(sorted(columns))}"
+                    + ("" if predictions_known else " and the prediction column(s)")
+                )
 
 
 def parse_settings(quality_checks: Any = None, baseline: Any = DEFAULT_BASELINE, on_failure: Any = "fail") -> QualitySettings:
@@ -117,9 +135,6 @@ def parse_settings(quality_checks: Any = None, baseline: Any = DEFAULT_BASELINE,
     checks = {**DEFAULT_CHECKS, **quality_checks}
     null = checks["max_null_fraction"]
     psi = checks["max_psi"]
-    per_column = checks["max_psi_per_column"] or {}
-    if not isinstance(per_column, Mapping):
-        raise _error(f"quality_checks max_psi_per_column must map column names to limits, got {per_column!r}")
     span = checks["prediction_range"]
     if span is not None:
         if not isinstance(span, (list, tuple)) or len(span) != 2:
@@ -132,7 +147,9 @@ def parse_settings(quality_checks: Any = None, baseline: Any = DEFAULT_BASELINE,
     return QualitySettings(
         max_null_fraction=None if null is None else _number(null, "max_null_fraction", high=1.0),
         max_psi=None if psi is None else _number(psi, "max_psi"),
-        max_psi_per_column={str(c): _number(v, f"max_psi_per_column[{c!r}]") for c, v in per_column.items()},
+        max_psi_per_column=_per_column(checks["max_psi_per_column"], "max_psi_per_column", high=math.inf),
+        max_null_fraction_per_column=_per_column(
+            checks["max_null_fraction_per_column"], "max_null_fraction_per_column", high=1.0),
         prediction_range=span,
         row_count_factor=None if factor is None else _number(factor, "row_count_factor", low=1.0),
         baseline=baseline,
@@ -148,7 +165,7 @@ def parse_baseline(baseline: Any) -> str:
         return baseline
     match = _PREVIOUS_DAYS.fullmatch(baseline) if isinstance(baseline, str) else None
     if match is None:
-        raise _error(f"baseline must be 'previous_days:N', 'training' or 'none', got {baseline!r}")
+        raise _error(f"baseline must be 'previous_days:N', 'training' or 'none', got {baseline!r:.60}")
     days = int(match.group(1))
     if not 1 <= days <= MAX_BASELINE_DAYS:
         raise _error(f"baseline {baseline!r}: N must be a whole number of days from 1 to {MAX_BASELINE_DAYS}")
@@ -211,11 +228,12 @@ def evaluate(profile: DayProfile, drift: DriftReport | None, settings: QualitySe
 
     results: list[CheckResult] = []
     skipped: dict[str, str] = {}
-    if settings.max_null_fraction is not None:
-        for column in profile.columns.values():
+    settings.check_columns(profile.columns, where="this run", predictions_known=True)
+    for column in profile.columns.values():
+        limit = settings.max_null_fraction_per_column.get(column.name, settings.max_null_fraction)
+        if limit is not None:
             fraction = column.null_fraction
-            results.append(CheckResult("max_null_fraction", column.name, _round(fraction),
-                                       settings.max_null_fraction, fraction <= settings.max_null_fraction))
+            results.append(CheckResult("max_null_fraction", column.name, _round(fraction), limit, fraction <= limit))
     for column in (c for c in profile.columns.values() if c.role == PREDICTION and c.kind == "numeric"):
         low, high = settings.prediction_range or (-math.inf, math.inf)
         if column.nans:
@@ -235,28 +253,31 @@ def evaluate(profile: DayProfile, drift: DriftReport | None, settings: QualitySe
                 skipped[check] = why
         results.sort(key=lambda r: r.passed)
         return Verdict(results, skipped, settings.on_failure)
-    base_rows = profile.rows / drift.row_ratio if drift.row_ratio else None
-    small = min(profile.rows, base_rows if base_rows is not None else profile.rows)
-    if small < MIN_ROWS_FOR_PSI and (settings.max_psi is not None or settings.max_psi_per_column):
-        skipped["max_psi"] = (
-            f"{'the day' if profile.rows <= (base_rows or profile.rows) else 'the baseline day'} has "
-            f"{small:.0f} row(s), fewer than the {MIN_ROWS_FOR_PSI} a PSI needs to measure drift rather than noise"
-        )
-    for name, column in drift.columns.items() if small >= MIN_ROWS_FOR_PSI else ():
+    noisy = []
+    for name, column in drift.columns.items():
         limit = settings.max_psi_per_column.get(name, settings.max_psi)
         if limit is None or column.psi is None:
+            continue
+        if column.psi_noise >= limit:
+            noisy.append(f"{name!r} ({_round(column.psi_noise)})")
             continue
         figure: Any = _round(column.psi)
         if column.unseen:
             figure = f"{figure} (unseen: {', '.join(map(repr, column.unseen))})"
         results.append(CheckResult("max_psi", name, figure, limit, column.psi <= limit))
+    if noisy:
+        skipped["max_psi"] = (
+            f"the day has {profile.rows:,} row(s): too few for PSI to tell drift from sampling noise on "
+            f"{', '.join(noisy)} (the PSI two draws of one distribution may reach, at or above the limit)"
+        )
     if settings.row_count_factor is not None:
-        if drift.row_ratio is None:
+        reference = drift.rows_reference
+        if reference is None or drift.row_ratio is None:
             skipped["row_count_factor"] = f"the baseline ({drift.baseline}) has no daily row count"
         else:
             factor = settings.row_count_factor
             results.append(CheckResult(
-                "row_count_factor", None, f"{profile.rows} rows = {_round(drift.row_ratio)}x the baseline's day",
+                "row_count_factor", None, reference.describe(profile.rows),
                 f"[{_round(1 / factor)}x, {factor:g}x]", 1 / factor <= drift.row_ratio <= factor,
             ))
     results.sort(key=lambda r: r.passed)

@@ -8,12 +8,13 @@ this table, never the predictions.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_somlier.quality.profile import STORED_CATEGORIES, ColumnProfile, DayProfile
+from airflow_provider_somlier.quality.profile import CATEGORICAL, STORED_CATEGORIES, ColumnProfile, DayProfile
 
 if TYPE_CHECKING:
     from google.cloud import bigquery
@@ -148,11 +149,28 @@ def days_from_rows(rows: Sequence[Mapping[str, Any]]) -> dict[dt.date, DayProfil
 
 def merge_days(days: Sequence[DayProfile]) -> DayProfile:
     """Several days' profiles as one baseline, column by column (a column some days lack is merged
-    over the days that have it; a column whose kind changed keeps its latest days' kind)."""
+    over the days that have it; a column whose kind changed keeps its latest days' kind).
+
+    A stored day keeps only its top categories, the rest counted in ``other``: a category some
+    day left out would be undercounted by the sum (a baseline of 60 even stores, each day's
+    top 50 summed, made every normal day "drift"). The merged profile keeps the categories
+    counted exactly on every day and moves the rest to ``other``.
+    """
     merged = DayProfile()
     for profile in days:
         merged.rows += profile.rows
         for name, column in profile.columns.items():
             have = merged.columns.get(name)
             merged.columns[name] = column if have is None or have.kind != column.kind else have.merge(column)
+    for name, column in list(merged.columns.items()):
+        if column.kind != CATEGORICAL:
+            continue
+        partial = [p.columns[name].categories for p in days
+                   if name in p.columns and p.columns[name].kind == column.kind and p.columns[name].other]
+        inexact = {c for c in column.categories if any(c not in kept for kept in partial)}
+        if inexact:
+            merged.columns[name] = dataclasses.replace(
+                column, categories={c: n for c, n in column.categories.items() if c not in inexact},
+                other=column.other + sum(column.categories[c] for c in inexact),
+            )
     return merged

@@ -189,20 +189,39 @@ def timeline(destination: Destination, rows: Sequence[Mapping[str, Any]], first:
 
 # -- page (c): one day -------------------------------------------------------------------------
 def _numeric_buckets(day: ColumnProfile, base: ColumnProfile | None) -> list[dict[str, Any]]:
-    from airflow_provider_somlier.quality.drift import grouped, numeric_groups
+    """The PSI's groups of a numeric column: below the baseline, its deciles, above it."""
+    from airflow_provider_somlier.quality.drift import ABOVE, BELOW, grouped, numeric_groups
 
-    edges = numeric_groups(base if base is not None and base.count else day)
-    if not edges:
+    groups = numeric_groups(base if base is not None and base.count else day)
+    if groups is None:
         return []
-    day_counts = grouped(day, edges)
-    base_counts = grouped(base, edges) if base is not None else {}
+    day_counts = grouped(day, groups)
+    base_counts = grouped(base, groups) if base is not None else {}
     day_total, base_total = sum(day_counts.values()) or 1, sum(base_counts.values()) or 1
-    buckets = []
-    for index, edge in enumerate(edges):
-        label = f"< {edges[1]:.3g}" if index == 0 and len(edges) > 1 else f"≥ {edge:.3g}"
-        buckets.append({"bucket": label, "day": day_counts.get(index, 0) / day_total,
-                        "baseline": base_counts.get(index, 0) / base_total if base is not None else None})
-    return buckets
+    edges = groups.edges
+    labels: list[tuple[int | str, str]] = [(BELOW, f"< {edges[0]:.3g}")]
+    for index in range(groups.quantile_groups):
+        labels.append((index, f"< {edges[1]:.3g}" if index == 0 and groups.quantile_groups > 1 else f"≥ {edges[index]:.3g}"))
+    labels.append((ABOVE, f"past {edges[-1]:.3g}'s bin"))
+    return [{"bucket": label, "day": day_counts.get(key, 0) / day_total,
+             "baseline": base_counts.get(key, 0) / base_total if base is not None else None}
+            for key, label in labels if key not in (BELOW, ABOVE) or day_counts.get(key) or base_counts.get(key)]
+
+
+REST_BUCKET = "(every other value)"  # not "other": a real category may be called that
+
+
+# Characters that change how the text after them is laid out (bidirectional overrides, isolates, marks)
+BIDI_CONTROLS = frozenset("\u061c\u200e\u200f\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
+
+
+def visible(text: str) -> str:
+    """``text`` with control and bidirectional-control characters shown as escapes: a label holding
+    U+202E would otherwise reverse what follows it on the page, and ESC or NUL show as nothing."""
+    import unicodedata
+
+    return "".join(f"\\u{ord(c):04x}" if c in BIDI_CONTROLS or unicodedata.category(c) == "Cc" else c
+                   for c in text)
 
 
 def _category_buckets(day: ColumnProfile, base: ColumnProfile | None) -> list[dict[str, Any]]:
@@ -212,12 +231,12 @@ def _category_buckets(day: ColumnProfile, base: ColumnProfile | None) -> list[di
     shown = ranked[:MAX_CATEGORIES_SHOWN]
     day_total = (sum(day.categories.values()) + day.other) or 1
     base_total = ((sum(base_categories.values()) + base.other) or 1) if base is not None else 1
-    buckets = [{"bucket": c, "day": day.categories.get(c, 0) / day_total,
+    buckets = [{"bucket": visible(c), "day": day.categories.get(c, 0) / day_total,
                 "baseline": base_categories.get(c, 0) / base_total if base is not None else None} for c in shown]
     day_rest = day_total - sum(day.categories.get(c, 0) for c in shown)
     base_rest = base_total - sum(base_categories.get(c, 0) for c in shown) if base is not None else 0
     if day_rest > 0 or base_rest > 0:
-        buckets.append({"bucket": "other", "day": day_rest / day_total,
+        buckets.append({"bucket": REST_BUCKET, "day": day_rest / day_total,
                         "baseline": base_rest / base_total if base is not None else None})
     return buckets
 
@@ -229,9 +248,8 @@ def day_detail(destination: Destination, day: dt.date, rows: Sequence[Mapping[st
 
     ``rows`` hold the day and the baseline days before it; None when the day itself is absent.
     """
-    from airflow_provider_somlier.quality.drift import Baseline, column_drift
-    from airflow_provider_somlier.quality.gate import MIN_ROWS_FOR_PSI
-    from airflow_provider_somlier.quality.store import days_from_rows, merge_days
+    from airflow_provider_somlier.quality.drift import Baseline, compare
+    from airflow_provider_somlier.quality.store import days_from_rows
 
     grouped_rows = _by_day(rows)
     if day not in grouped_rows:
@@ -239,25 +257,27 @@ def day_detail(destination: Destination, day: dt.date, rows: Sequence[Mapping[st
     profiles = days_from_rows(rows)
     profile = profiles.pop(day)
     baseline_days = sorted(d for d in profiles if d < day)
-    baseline = None
+    baseline = report = None
     if baseline_days:
-        merged = merge_days([profiles[d] for d in baseline_days])
-        baseline = Baseline(profile=merged, daily_rows=merged.rows / len(baseline_days),
-                            source=f"previous {len(baseline_days)} profiled day(s), {baseline_days[0]} to {baseline_days[-1]}")
+        baseline = Baseline.of_days(
+            {d: profiles[d] for d in baseline_days},
+            f"previous {len(baseline_days)} profiled day(s), {baseline_days[0]} to {baseline_days[-1]}",
+        )
+        report = compare(profile, baseline, day)  # as the gate compares: same groups, same row reference
     summary = _day_summary(day, grouped_rows[day], run_dags, links, destination.table_id)
     failed_columns = {f.get("column") for f in summary["failures"]}
-    base_rows = baseline.daily_rows if baseline is not None else None
-    psi_note = None
-    if min(profile.rows, base_rows if base_rows is not None else profile.rows) < MIN_ROWS_FOR_PSI:
-        psi_note = f"fewer than {MIN_ROWS_FOR_PSI} rows: PSI measures noise, the gate skips it"
+    noisy = []
     columns = []
     for name, column in profile.columns.items():
         base = baseline.profile.columns.get(name) if baseline is not None else None
         if base is not None and base.kind != column.kind:
             base = None
-        drift = column_drift(column, base) if base is not None and column.kind in (NUMERIC, CATEGORICAL) else None
+        drift = report.columns.get(name) if report is not None and column.kind in (NUMERIC, CATEGORICAL) else None
         limit = settings.max_psi_per_column.get(name, settings.max_psi)
         psi = drift.psi if drift is not None else None
+        judged = drift is not None and limit is not None and drift.psi_noise < limit
+        if psi is not None and limit is not None and not judged:
+            noisy.append(name)
         buckets = (_numeric_buckets(column, base) if column.kind == NUMERIC
                    else _category_buckets(column, base) if column.kind == CATEGORICAL else [])
         columns.append({
@@ -268,8 +288,8 @@ def day_detail(destination: Destination, day: dt.date, rows: Sequence[Mapping[st
             "min": column.min, "max": column.max, "mean": column.mean if column.count and column.kind == NUMERIC else None,
             "std": column.std,
             "psi": psi, "psi_threshold": limit,
-            "psi_over": bool(psi is not None and limit is not None and psi > limit and psi_note is None),
-            "unseen": list(drift.unseen) if drift is not None else [],
+            "psi_over": bool(judged and psi is not None and psi > limit),
+            "unseen": [visible(value) for value in drift.unseen] if drift is not None else [],
             "failed": name in failed_columns,
             "histogram": buckets,
         })
@@ -279,14 +299,17 @@ def day_detail(destination: Destination, day: dt.date, rows: Sequence[Mapping[st
         **summary,
         "day_failures": [f for f in summary["failures"] if f.get("column") is None],
         "baseline": baseline.source if baseline is not None else None,
-        "baseline_rows_per_day": base_rows,
-        "row_ratio": profile.rows / base_rows if base_rows else None,
+        "baseline_rows_per_day": baseline.daily_rows if baseline is not None else None,
+        "row_ratio": report.row_ratio if report is not None else None,
+        "rows_against_baseline": (report.rows_reference.describe(profile.rows)
+                                  if report is not None and report.rows_reference is not None else None),
         "settings": {"source": settings_source, "max_null_fraction": settings.max_null_fraction,
                      "max_psi": settings.max_psi, "max_psi_per_column": dict(settings.max_psi_per_column),
                      "prediction_range": list(settings.prediction_range) if settings.prediction_range else None,
                      "row_count_factor": settings.row_count_factor, "baseline": settings.baseline,
                      "on_quality_failure": settings.on_failure},
-        "psi_note": psi_note,
+        "psi_note": (f"too few rows to tell drift from sampling noise on {', '.join(noisy)}; the gate skips it there"
+                     if noisy else None),
         "columns": columns,
         "destination_url": links.destination(destination.table_id),
     }

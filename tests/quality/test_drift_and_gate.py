@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -9,10 +11,16 @@ import pytest
 from airflow_provider_somlier.errors import QualitySettingError
 from airflow_provider_somlier.quality.drift import Baseline, compare, psi
 from airflow_provider_somlier.quality.gate import evaluate, parse_settings
-from airflow_provider_somlier.quality.profile import merge_all, profile_table
+from airflow_provider_somlier.quality.profile import profile_table
 
 ROLES = {"x": "feature", "amount": "feature", "region": "feature", "prediction": "prediction"}
 ROWS = 2_000
+MONDAY = dt.date(2026, 11, 16)
+
+
+def week(profiles) -> dict[dt.date, object]:
+    """Profiles as the baseline days before ``MONDAY`` + 7 (one per day, oldest first)."""
+    return {MONDAY + dt.timedelta(days=i): p for i, p in enumerate(profiles)}
 
 
 def day(seed: int, rows: int = ROWS, **change) -> pa.Table:
@@ -29,7 +37,7 @@ def day(seed: int, rows: int = ROWS, **change) -> pa.Table:
 @pytest.fixture(scope="module")
 def baseline() -> Baseline:
     days = [profile_table(day(seed), ROLES) for seed in range(7)]
-    return Baseline(profile=merge_all(days), source="previous_days:7", daily_rows=ROWS)
+    return Baseline.of_days(week(days), "previous_days:7")
 
 
 def verdict(table: pa.Table, baseline: Baseline | None, **checks):
@@ -81,8 +89,18 @@ def test_an_all_null_column_fails_the_null_fraction(baseline):
 def test_prediction_range_bounds_and_per_column_psi(baseline):
     v = verdict(day(13), baseline, prediction_range=[-1, 1])
     assert failed(v) == {("prediction_range", "prediction")}
-    v = verdict(day(14), baseline, max_psi_per_column={"x": 0.0})
-    assert failed(v) == {("max_psi", "x")}
+    shifted = day(14, x=lambda x: x + 0.3)  # PSI about 0.1: within the default 0.25
+    assert verdict(shifted, baseline).outcome == "pass"
+    assert failed(verdict(shifted, baseline, max_psi_per_column={"x": 0.05})) == {("max_psi", "x")}
+    unit = day(14, amount=lambda a: a * 1000)
+    v = verdict(unit, baseline, max_psi_per_column={"amount": None, "prediction": None})  # None: not judged
+    assert v.outcome == "pass", v.message()
+    assert "amount" not in {r.column for r in v.results if r.check == "max_psi"}
+
+
+def test_a_limit_too_tight_for_the_days_size_is_skipped_by_name_not_failed_on_noise(baseline):
+    v = verdict(day(14), baseline, max_psi_per_column={"x": 0.001})
+    assert v.outcome == "pass" and "too few for PSI to tell drift from sampling noise on 'x'" in v.skipped["max_psi"]
 
 
 def test_without_a_baseline_drift_checks_are_skipped_and_named():
@@ -123,11 +141,11 @@ def test_a_psi_limit_on_a_column_the_run_does_not_profile_is_refused():
 
 
 def test_psi_is_skipped_by_name_on_days_too_small_to_tell_drift_from_noise():
-    from airflow_provider_somlier.quality.gate import MIN_ROWS_FOR_PSI
-
     small = [day(seed, rows=50) for seed in range(1, 8)]
-    baseline = Baseline(profile=merge_all([profile_table(t, ROLES) for t in small]), source="previous_days:7", daily_rows=50)
+    baseline = Baseline.of_days(week([profile_table(t, ROLES) for t in small]), "previous_days:7")
     judged = verdict(day(99, rows=50), baseline)
 
     assert judged.outcome == "pass", judged.message()
-    assert f"fewer than the {MIN_ROWS_FOR_PSI}" in judged.skipped["max_psi"]
+    assert "the day has 50 row(s): too few for PSI to tell drift from sampling noise on 'x'" in judged.skipped["max_psi"]
+
+

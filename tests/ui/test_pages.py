@@ -76,7 +76,9 @@ def test_day_puts_failed_columns_first_with_psi_threshold_and_baseline_histogram
     amount = body["columns"][1]
     recorded = next(f for f in body["failures"] if f["column"] == "amount")
     assert amount["psi"] == pytest.approx(recorded["figure"], rel=1e-4) and amount["psi_threshold"] == 0.25
-    assert len(amount["histogram"]) == 10 and amount["histogram"][-1]["day"] == 1.0
+    # the baseline's deciles, then the values past its range: the x1000 day is all there
+    assert len(amount["histogram"]) == 11 and amount["histogram"][-1]["day"] == 1.0
+    assert amount["histogram"][-1]["bucket"].startswith("past ")
     assert sum(b["baseline"] for b in amount["histogram"]) == pytest.approx(1.0)
     assert body["baseline"].startswith("previous 7 profiled day(s)")
     segment = body["columns"][2]
