@@ -70,11 +70,15 @@ class OfflineRun:
         import time
 
         started = time.monotonic()
-        run = self.prepare(context, sweep=True)  # every check that can fail on input; nothing written yet
-        with tempfile.TemporaryDirectory(prefix="somlier-") as workdir:
-            staged = self.score(run, f"{workdir}/predictions.parquet")
-            verdict = self.judge(run, staged)  # a failing day stops here: nothing staged in BigQuery yet
-            result = self.replace(run, staged, verdict)
+        try:
+            run = self.prepare(context, sweep=True)  # every check that can fail on input; nothing written yet
+            with tempfile.TemporaryDirectory(prefix="somlier-") as workdir:
+                staged = self.score(run, f"{workdir}/predictions.parquet")
+                verdict = self.judge(run, staged)  # a failing day stops here: nothing staged in BigQuery yet
+                result = self.replace(run, staged, verdict)
+        except BaseException:  # a slow failed day is where a user most wants to see where the time went
+            self.log.info("SoMLier phases until the failure: %s", self.clock.line() or "none")
+            raise
         quality = None
         if run.gate is not None:
             from airflow_provider_somlier.quality.day_gate import quality_summary

@@ -97,6 +97,19 @@ def _is_transport_failure(error: BaseException | None) -> bool:
 # version's artifacts never change, so a second task in the same process skips the load.
 # Each entry keeps what holds the version's files on disk (the host cache's shared lock,
 # or a temporary folder) for as long as the process lives.
+@dataclass(frozen=True)
+class _CacheHold:
+    """A version in the host's model cache, kept (its use lock held) while this process keeps this."""
+
+    cache: Any  # model_cache.ModelCache
+    entry: str
+    version: Any  # model_cache.CachedVersion: holds the lock
+
+    @property
+    def downloaded(self) -> bool:
+        return self.version.downloaded
+
+
 _MODEL_CACHE: dict[tuple[str, str, str, str], tuple[PyFuncModel, Any]] = {}
 _MODEL_CACHE_LOCK = threading.Lock()
 
@@ -241,21 +254,17 @@ class MLflowHook(BaseHook):
             self.log.info("Using %s version %s, already loaded in this process", model.name, model.version)
             return cached[0]
 
-        import mlflow.pyfunc
-
         path, holder = self._local_copy(model)
-        if _saved_with_skops(path):
-            from airflow_provider_somlier.skops_import import import_skops_io
-
-            import_skops_io()
-        with warnings.catch_warnings():
-            # skops (MLflow's default sklearn format) looks up ufuncs by probing every
-            # loaded module's attributes; in a worker that includes Airflow's deprecated
-            # import shims, each of which would emit (and log) a warning.
-            warnings.simplefilter("ignore")
-            # MLflow's requirement-mismatch check walks every installed distribution
-            # (seconds in an Airflow image); the resolved version is logged instead.
-            loaded = mlflow.pyfunc.load_model(str(path), suppress_warnings=True)
+        try:
+            loaded = _load_files(path)
+        except Exception as exc:  # noqa: BLE001 - a damaged cached copy: any failure to read it
+            if getattr(holder, "downloaded", True):
+                raise  # just downloaded: the version itself does not load
+            self.log.warning("%s version %s did not load from the host's model cache (%s: %s); downloading it "
+                             "again", model.name, model.version, type(exc).__name__, exc)
+            holder.cache.discard(holder.entry)
+            path, holder = self._local_copy(model)
+            loaded = _load_files(path)
         with _MODEL_CACHE_LOCK:
             _MODEL_CACHE[key] = (loaded, holder)
         return loaded
@@ -266,7 +275,7 @@ class MLflowHook(BaseHook):
 
         import mlflow.artifacts
 
-        from airflow_provider_somlier.model_cache import ModelCache, cache_settings
+        from airflow_provider_somlier.model_cache import ModelCache, ModelCacheUnusableError, cache_settings
 
         def download(folder: Path) -> Path:
             uri = self.call(
@@ -285,21 +294,29 @@ class MLflowHook(BaseHook):
             except OSError as exc:
                 raise RegistryUnavailableError(f"could not download {model.uri} from {uri}: {exc}") from exc
 
-        root, max_bytes = cache_settings()
-        if max_bytes == 0:
+        def temporary() -> tuple[Path, Any]:
             folder = tempfile.TemporaryDirectory(prefix=f"somlier-model-{model.version}-")  # removed at exit
             return download(Path(folder.name)), folder
+
+        root, max_bytes = cache_settings()
+        if max_bytes == 0:
+            return temporary()
         cache = ModelCache(root, max_bytes)
         entry = cache.entry_name(
             registry_uri=self.registry_uri, name=model.name, version=model.version, source=model.source_uri
         )
-        version = cache.get(entry, download, wait_seconds=self.settings.download_timeout_seconds)
+        try:
+            version = cache.get(entry, download, wait_seconds=self.settings.download_timeout_seconds)
+        except ModelCacheUnusableError as exc:
+            self.log.warning("%s; downloading %s into a temporary folder instead ([somlier] model_cache_dir sets "
+                             "another folder)", exc.strerror, model.uri)
+            return temporary()
         self.log.info(
             "%s version %s %s %s", model.name, model.version,
             "downloaded into the host's model cache at" if version.downloaded else "found in the host's model cache at",
             version.path,
         )
-        return version.path, version
+        return version.path, _CacheHold(cache, entry, version)
 
     def load_run_json(self, run_id: str, artifact_path: str) -> Any | None:
         """A JSON artifact of a run (a training profile), or None when the run has no such artifact."""
@@ -325,6 +342,24 @@ class MLflowHook(BaseHook):
                 return None
             with open(path) as artifact:
                 return json.load(artifact)
+
+
+def _load_files(path: Path) -> PyFuncModel:
+    """The pyfunc model in ``path``."""
+    import mlflow.pyfunc
+
+    if _saved_with_skops(path):
+        from airflow_provider_somlier.skops_import import import_skops_io
+
+        import_skops_io()
+    with warnings.catch_warnings():
+        # skops (MLflow's default sklearn format) looks up ufuncs by probing every
+        # loaded module's attributes; in a worker that includes Airflow's deprecated
+        # import shims, each of which would emit (and log) a warning.
+        warnings.simplefilter("ignore")
+        # MLflow's requirement-mismatch check walks every installed distribution
+        # (seconds in an Airflow image); the resolved version is logged instead.
+        return mlflow.pyfunc.load_model(str(path), suppress_warnings=True)
 
 
 def _saved_with_skops(path: Path) -> bool:

@@ -73,3 +73,22 @@ def test_a_version_is_downloaded_once_per_host_and_found_there_by_the_next_task(
     versions = [p for p in (tmp_path / "models").iterdir() if p.is_dir()]
     assert len(versions) == 1 and (versions[0] / ".complete").exists()
     assert list((tmp_path / "tmp").iterdir()) == []  # nothing left in the temporary folder
+
+    # the cached copy damaged in place (same size: only loading it can tell): the next task
+    # downloads it again instead of failing on it, as every retry would
+    weights = [f for f in versions[0].rglob("*") if f.is_file() and f.suffix in (".skops", ".pkl")]
+    assert weights
+    for file in weights:
+        file.write_bytes(b"\0" * file.stat().st_size)
+    damaged = subprocess.run([sys.executable, "-c", task], env=env, capture_output=True, text=True, timeout=300)
+    assert damaged.returncode == 0, damaged.stderr[-2000:]
+    assert damaged.stdout.split()[-2:] == ["1", first_prediction]
+    assert "did not load from the host's model cache" in damaged.stdout + damaged.stderr
+
+    # a cache folder this process cannot use: a warning, and a temporary download
+    (tmp_path / "not-a-folder").write_text("")
+    unusable = subprocess.run([sys.executable, "-c", task], env=env | {
+        "AIRFLOW__SOMLIER__MODEL_CACHE_DIR": str(tmp_path / "not-a-folder")}, capture_output=True, text=True, timeout=300)
+    assert unusable.returncode == 0, unusable.stderr[-2000:]
+    assert unusable.stdout.split()[-2:] == ["1", first_prediction]
+    assert "cannot be used by this process" in unusable.stdout + unusable.stderr

@@ -31,6 +31,20 @@ def test_the_summary_and_the_log_carry_the_seconds_of_every_phase(registry, feat
     assert len(logged) == 1 and all(f"{phase} " in logged[0] for phase in PHASES)
 
 
+def test_a_failed_run_logs_the_phases_it_went_through(registry, features_table, destination, capfd):
+    from airflow_provider_somlier.errors import QualityCheckError
+
+    op = MLOpsOfflineOperator(
+        task_id="predict", model_ref="diabetes-ridge/1", dataset_ref=features_table,
+        dataset_load_column="load_date", destination_table_ref=destination, passthrough_columns=["row_id"],
+        quality_checks={"prediction_range": [0, 1]},  # the sample model answers beyond it: refused at the gate
+    )
+    with pytest.raises(QualityCheckError):
+        op.execute(run_context(dt.datetime(2026, 11, 21, tzinfo=UTC)))
+    logged = [line for line in "".join(capfd.readouterr()).splitlines() if "SoMLier phases until the failure: " in line]
+    assert len(logged) == 1 and all(f"{phase} " in logged[0] for phase in ("checks", "registry", "read", "predict"))
+
+
 def test_a_phase_clock_adds_up_and_refuses_unknown_phases():
     clock = PhaseClock()
     clock.add("read", 0.25)
