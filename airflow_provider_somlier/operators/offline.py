@@ -79,8 +79,9 @@ class MLOpsOfflineOperator(BaseOperator):
     :param quality_profile: profile every feature and prediction column while scoring and keep
         the profile in ``<destination>__profile``, replaced with the day; the gate below needs it.
     :param quality_checks: thresholds of the quality gate, by check name (``max_null_fraction``,
-        ``max_psi``, ``max_psi_per_column``, ``prediction_range``, ``row_count_factor``; see
-        ``quality/gate.py``); omitted checks keep their defaults, ``None`` turns one off.
+        ``max_psi``, ``max_mean_shift``, each with a ``..._per_column`` mapping, ``prediction_range``,
+        ``row_count_factor``; see ``quality/gate.py``); omitted checks keep their defaults, ``None``
+        turns one off.
     :param baseline: what drift is measured against: ``previous_days:N`` (the profiles of the
         destination's latest N earlier days), ``training`` (the profile logged with the model
         version's run by ``log_training_profile``) or ``none``.

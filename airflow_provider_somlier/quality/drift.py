@@ -4,9 +4,9 @@ The population stability index compares two distributions over the same bins:
 ``PSI = Σ (day_i − base_i) · ln(day_i / base_i)`` over bin fractions. The bins come from the
 baseline: numeric columns group the profile's fixed fine bins into ``PSI_GROUPS`` coarse ones
 at the baseline's quantiles (so each holds about a tenth of the baseline's values), plus one
-group below and one above every value the baseline held -- a ×1000 unit change, a column
-gone to 0 or a shift past the baseline's range lands there, however narrow the baseline (a
-latitude, a year: all in one fine bin). Categorical columns use the baseline's categories
+group below and one above the baseline's range widened by its width on each side -- a ×1000
+unit change, a column gone to 0 or a shift far past the baseline's range lands there,
+however narrow the baseline (a latitude, a year: all in one fine bin). Categorical columns use the baseline's categories
 that a day of this size is expected to hold at least ``MIN_EXPECTED_PER_GROUP`` times, plus
 one bucket for every other value (an unseen category lands there): more, rarer buckets would
 measure sampling noise. Empty bins are floored at ``PSI_FLOOR`` so one new bucket gives a
@@ -27,7 +27,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from airflow_provider_somlier.quality.profile import CATEGORICAL, NUMERIC, ColumnProfile, DayProfile, bin_lower_bound
+from airflow_provider_somlier.quality.profile import (
+    CATEGORICAL,
+    NUMERIC,
+    ColumnProfile,
+    DayProfile,
+    bin_lower_bound,
+    bin_of,
+)
 
 PSI_GROUPS = 10
 PSI_FLOOR = 1e-4
@@ -113,6 +120,7 @@ class ColumnDrift:
     baseline_null_fraction: float
     unseen: tuple[str, ...] = ()  # categorical values the baseline never held (first few)
     psi_noise: float = 0.0  # PSI two draws of one distribution may reach (``psi_noise``)
+    mean_shift: float | None = None  # (day mean − baseline mean) / baseline std; None: not numeric, or a constant baseline
 
     @property
     def null_fraction_change(self) -> float:
@@ -132,7 +140,8 @@ class DriftReport:
             "row_ratio": self.row_ratio,
             "rows_reference": self.rows_reference.what if self.rows_reference else None,
             "columns": {
-                name: {"psi": d.psi, "null_fraction_change": d.null_fraction_change, "unseen": list(d.unseen)}
+                name: {"psi": d.psi, "null_fraction_change": d.null_fraction_change, "unseen": list(d.unseen),
+                       "mean_shift": d.mean_shift}
                 for name, d in self.columns.items()
             },
         }
@@ -164,35 +173,41 @@ def psi_noise(groups: int, day_values: int, base_values: int) -> float:
 
 @dataclass(frozen=True)
 class NumericGroups:
-    """A baseline's coarse groups: start edges (bin lower bounds), and its lowest and highest bin."""
+    """A baseline's coarse groups over the fine bins: its deciles, and the bins far outside its range.
+
+    ``edges`` are the deciles' first bins (a bin below the first is in the first decile, one
+    past the last in the last: a moderate excursion reads as the shift it is). ``below`` and
+    ``above`` are the bins beyond the baseline's range by more than its own width (``min −
+    (max − min)``, ``max + (max − min)``): a ×1000 unit change, a column gone to 0, a latitude
+    moved a degree, all far outside however narrow the baseline, land there.
+    """
 
     edges: list[float]
+    below: float  # lower bound of the first bin that is not BELOW
+    above: float  # lower bound of the last bin that is not ABOVE
 
     def of(self, key: float) -> int | str:
         """The group of a fine bin with lower bound ``key``: an index, ``BELOW`` or ``ABOVE``."""
         import bisect
 
-        if key < self.edges[0]:
+        if key < self.below:
             return BELOW
-        if key > self.edges[-1]:
+        if key > self.above:
             return ABOVE
-        return bisect.bisect_right(self.edges, key, hi=len(self.edges) - 1) - 1
+        return max(bisect.bisect_right(self.edges, key) - 1, 0)
 
     @property
     def quantile_groups(self) -> int:
         """The groups inside the baseline's range (what its sampling noise depends on)."""
-        return len(self.edges) - 1
+        return len(self.edges)
 
 
 def numeric_groups(base: ColumnProfile, groups: int = PSI_GROUPS) -> NumericGroups | None:
-    """The baseline's groups over its fine bins, by quantile; None when it holds no value.
-
-    ``edges`` are the groups' first bins, then the baseline's last bin (a bin past it is ``ABOVE``).
-    """
+    """The baseline's groups over its fine bins, by quantile; None when it holds no value."""
     import numpy as np
 
     bins = base.histogram()
-    if not bins:
+    if not bins or base.min is None or base.max is None:
         return None
     keys = np.array([bin_lower_bound(code) for code in bins])
     counts = np.array(list(bins.values()), dtype=np.float64)
@@ -201,7 +216,17 @@ def numeric_groups(base: ColumnProfile, groups: int = PSI_GROUPS) -> NumericGrou
     before = np.cumsum(counts) - counts
     group = np.minimum((before * groups / counts.sum()).astype(int), groups - 1)
     starts = np.flatnonzero(np.diff(group, prepend=-1))
-    return NumericGroups(edges=[*keys[starts].tolist(), float(keys[-1])])
+    low, high = _far_outside(base.min, base.max)
+    return NumericGroups(edges=keys[starts].tolist(), below=low, above=high)
+
+
+def _far_outside(low: float, high: float) -> tuple[float, float]:
+    """The lower bounds of the bins that end the baseline's range widened by its width on each side."""
+    span = high - low
+    widened_low, widened_high = low - span, high + span
+    if not (math.isfinite(widened_low) and math.isfinite(widened_high)):
+        return -math.inf, math.inf
+    return bin_lower_bound(bin_of(widened_low)), bin_lower_bound(bin_of(widened_high))
 
 
 def grouped(column: ColumnProfile, groups: NumericGroups) -> dict[int | str, int]:
@@ -231,11 +256,14 @@ def column_drift(day: ColumnProfile, base: ColumnProfile) -> ColumnDrift:
     """PSI and NULL-fraction change of one column against its baseline."""
     unseen: tuple[str, ...] = ()
     value, noise = None, 0.0
+    shift = None
     if day.kind == NUMERIC:
         groups = numeric_groups(base)
         if groups is not None:
             value = psi(grouped(day, groups), grouped(base, groups))
             noise = psi_noise(groups.quantile_groups, day.count, base.count)
+        if day.count and base.count and base.std:
+            shift = (day.mean - base.mean) / base.std
     elif day.kind == CATEGORICAL:
         kept = category_groups(day, base)
         rest = object()
@@ -250,7 +278,7 @@ def column_drift(day: ColumnProfile, base: ColumnProfile) -> ColumnDrift:
             unseen = tuple(sorted((c for c in day.categories if c not in known), key=lambda c: -day.categories[c])[:5])
     return ColumnDrift(
         column=day.name, psi=value, null_fraction=day.null_fraction,
-        baseline_null_fraction=base.null_fraction, unseen=unseen, psi_noise=noise,
+        baseline_null_fraction=base.null_fraction, unseen=unseen, psi_noise=noise, mean_shift=shift,
     )
 
 

@@ -14,6 +14,11 @@ Checks (``quality_checks`` keys; a value of ``None`` turns a check off):
     PSI against the baseline, for any column; ``max_psi_per_column`` ({column: limit or None})
     overrides it column by column. A column whose PSI two draws of one distribution could
     reach (``drift.psi_noise``: a small day, many categories) is not judged on it, and says so.
+``max_mean_shift`` (default 3)
+    How far a numeric column's mean moved from the baseline's, in the baseline's standard
+    deviations (``max_mean_shift_per_column`` overrides it). Two draws of one distribution
+    differ by about ``sqrt(1/day + 1/baseline)`` of them; a feature whose values all share one
+    histogram bin (a latitude moved by a degree, 20 of its standard deviations) is seen here.
 ``prediction_range`` (default ``None``: any finite value)
     ``[low, high]`` for every prediction column; NaN or infinite predictions always fail it.
 ``row_count_factor`` (default 1.5)
@@ -42,10 +47,12 @@ DEFAULT_CHECKS: dict[str, Any] = {
     "max_psi": 0.25,
     "max_psi_per_column": {},
     "max_null_fraction_per_column": {},
+    "max_mean_shift": 3.0,
+    "max_mean_shift_per_column": {},
     "prediction_range": None,
     "row_count_factor": 1.5,
 }
-PER_COLUMN = ("max_psi_per_column", "max_null_fraction_per_column")
+PER_COLUMN = ("max_psi_per_column", "max_null_fraction_per_column", "max_mean_shift_per_column")
 ON_FAILURE_CHOICES = ("fail", "warn")
 DEFAULT_BASELINE = "previous_days:7"
 MAX_BASELINE_DAYS = 366
@@ -85,6 +92,8 @@ class QualitySettings:
     max_psi: float | None = 0.25
     max_psi_per_column: dict[str, float | None] = field(default_factory=dict)
     max_null_fraction_per_column: dict[str, float | None] = field(default_factory=dict)
+    max_mean_shift: float | None = 3.0
+    max_mean_shift_per_column: dict[str, float | None] = field(default_factory=dict)
     prediction_range: tuple[float, float] | None = None
     row_count_factor: float | None = 1.5
     baseline: str = DEFAULT_BASELINE  # "previous_days:N", "training" or "none"
@@ -150,6 +159,9 @@ def parse_settings(quality_checks: Any = None, baseline: Any = DEFAULT_BASELINE,
         max_psi_per_column=_per_column(checks["max_psi_per_column"], "max_psi_per_column", high=math.inf),
         max_null_fraction_per_column=_per_column(
             checks["max_null_fraction_per_column"], "max_null_fraction_per_column", high=1.0),
+        max_mean_shift=None if checks["max_mean_shift"] is None else _number(checks["max_mean_shift"], "max_mean_shift"),
+        max_mean_shift_per_column=_per_column(checks["max_mean_shift_per_column"], "max_mean_shift_per_column",
+                                              high=math.inf),
         prediction_range=span,
         row_count_factor=None if factor is None else _number(factor, "row_count_factor", low=1.0),
         baseline=baseline,
@@ -244,12 +256,13 @@ def evaluate(profile: DayProfile, drift: DriftReport | None, settings: QualitySe
             inside = finite and low <= column.min and column.max <= high
             results.append(CheckResult("prediction_range", column.name, [column.min, column.max],
                                        [low, high] if settings.prediction_range else "finite values", inside))
-    wants_drift = settings.max_psi is not None or settings.max_psi_per_column or settings.row_count_factor is not None
+    wants_drift = (settings.max_psi is not None or settings.max_psi_per_column or settings.row_count_factor is not None
+                   or settings.max_mean_shift is not None or settings.max_mean_shift_per_column)
     if drift is None:
         if wants_drift:
             why = ("no baseline yet (no earlier day of this destination, or no training profile)"
                    if settings.baseline != "none" else "baseline='none'")
-            for check in ("max_psi", "row_count_factor"):
+            for check in ("max_psi", "max_mean_shift", "row_count_factor"):
                 skipped[check] = why
         results.sort(key=lambda r: r.passed)
         return Verdict(results, skipped, settings.on_failure)
@@ -265,6 +278,11 @@ def evaluate(profile: DayProfile, drift: DriftReport | None, settings: QualitySe
         if column.unseen:
             figure = f"{figure} (unseen: {', '.join(map(repr, column.unseen))})"
         results.append(CheckResult("max_psi", name, figure, limit, column.psi <= limit))
+    for name, column in drift.columns.items():
+        limit = settings.max_mean_shift_per_column.get(name, settings.max_mean_shift)
+        if limit is not None and column.mean_shift is not None:
+            results.append(CheckResult("max_mean_shift", name, f"{_round(column.mean_shift)} standard deviations",
+                                       limit, abs(column.mean_shift) <= limit))
     if noisy:
         skipped["max_psi"] = (
             f"the day has {profile.rows:,} row(s): too few for PSI to tell drift from sampling noise on "

@@ -61,6 +61,13 @@ def column_kind(arrow_type: pa.DataType) -> str:
     return OTHER
 
 
+def bin_of(value: float) -> int:
+    """The fine bin holding ``value`` (as the profile computes it for every row)."""
+    import struct
+
+    return (struct.unpack("<q", struct.pack("<d", value))[0] >> BIN_SHIFT) + BIN_OFFSET
+
+
 def bin_lower_bound(code: int) -> float:
     """The value whose bits start bin ``code``: its lower edge for positive values, its edge
     nearest zero for negative ones. Sorting bins by it sorts them by value."""

@@ -199,10 +199,10 @@ def _numeric_buckets(day: ColumnProfile, base: ColumnProfile | None) -> list[dic
     base_counts = grouped(base, groups) if base is not None else {}
     day_total, base_total = sum(day_counts.values()) or 1, sum(base_counts.values()) or 1
     edges = groups.edges
-    labels: list[tuple[int | str, str]] = [(BELOW, f"< {edges[0]:.3g}")]
+    labels: list[tuple[int | str, str]] = [(BELOW, f"far below, < {groups.below:.3g}")]
     for index in range(groups.quantile_groups):
         labels.append((index, f"< {edges[1]:.3g}" if index == 0 and groups.quantile_groups > 1 else f"≥ {edges[index]:.3g}"))
-    labels.append((ABOVE, f"past {edges[-1]:.3g}'s bin"))
+    labels.append((ABOVE, f"far past, > {groups.above:.3g}"))
     return [{"bucket": label, "day": day_counts.get(key, 0) / day_total,
              "baseline": base_counts.get(key, 0) / base_total if base is not None else None}
             for key, label in labels if key not in (BELOW, ABOVE) or day_counts.get(key) or base_counts.get(key)]

@@ -54,7 +54,8 @@ def test_a_normal_day_passes_every_default_check(baseline):
     for seed in (100, 101, 102):
         v = verdict(day(seed, rows=int(ROWS * 1.1)), baseline)
         assert v.outcome == "pass", v.message()
-        assert {r.check for r in v.results} == {"max_null_fraction", "max_psi", "prediction_range", "row_count_factor"}
+        assert {r.check for r in v.results} == {
+            "max_null_fraction", "max_psi", "max_mean_shift", "prediction_range", "row_count_factor"}
 
 
 def test_a_unit_change_is_caught_by_psi(baseline):
@@ -93,7 +94,8 @@ def test_prediction_range_bounds_and_per_column_psi(baseline):
     assert verdict(shifted, baseline).outcome == "pass"
     assert failed(verdict(shifted, baseline, max_psi_per_column={"x": 0.05})) == {("max_psi", "x")}
     unit = day(14, amount=lambda a: a * 1000)
-    v = verdict(unit, baseline, max_psi_per_column={"amount": None, "prediction": None})  # None: not judged
+    v = verdict(unit, baseline, max_psi_per_column={"amount": None, "prediction": None},  # None: not judged
+                max_mean_shift=None)
     assert v.outcome == "pass", v.message()
     assert "amount" not in {r.column for r in v.results if r.check == "max_psi"}
 
@@ -106,7 +108,7 @@ def test_a_limit_too_tight_for_the_days_size_is_skipped_by_name_not_failed_on_no
 def test_without_a_baseline_drift_checks_are_skipped_and_named():
     v = verdict(day(15), None)
     assert v.outcome == "pass"
-    assert set(v.skipped) == {"max_psi", "row_count_factor"}
+    assert set(v.skipped) == {"max_psi", "max_mean_shift", "row_count_factor"}
     assert "no baseline" in v.skipped["max_psi"]
 
 

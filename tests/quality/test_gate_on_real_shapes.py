@@ -85,9 +85,18 @@ def test_a_normal_day_passes_with_narrow_features_and_sixty_stores(week):
     pytest.param(lambda lat: np.full_like(lat, 127.0), id="longitude-instead"),
 ])
 def test_a_feature_narrower_than_one_bin_is_still_judged(week, change):
-    """All the baseline's latitudes share one fine bin; values outside it are their own PSI groups."""
+    """All the baseline's latitudes share one fine bin: values far outside its range are PSI groups of
+    their own, and the mean moved by more than 3 of its standard deviations fails on its own."""
     baseline, day = week
     verdict = judge(frame(7, 3000, lat=change), baseline, day)
+    assert ("max_mean_shift", "lat") in failed(verdict) and {c for _, c in failed(verdict)} == {"lat"}, verdict.message()
+    without_shift = judge(frame(7, 3000, lat=change), baseline, day, max_mean_shift=None)
+    assert failed(without_shift) <= {("max_psi", "lat")}
+
+
+def test_far_outside_the_range_is_a_psi_group_of_its_own(week):
+    baseline, day = week
+    verdict = judge(frame(7, 3000, lat=lambda lat: lat * 1000), baseline, day, max_mean_shift=None)
     assert failed(verdict) == {("max_psi", "lat")}, verdict.message()
 
 

@@ -157,7 +157,7 @@ def failed(error: errors.QualityCheckError) -> set[tuple[str, str | None]]:
 def test_the_first_run_writes_its_profile_and_says_drift_checks_were_skipped(won, bq_client):
     quality = won["first"]["quality"]
     assert quality["verdict"] == "pass" and quality["baseline"] is None
-    assert set(quality["skipped"]) == {"max_psi", "row_count_factor"}
+    assert set(quality["skipped"]) == {"max_psi", "max_mean_shift", "row_count_factor"}
     assert "no baseline" in quality["skipped"]["max_psi"]
     counts, profile, _ = day_state(bq_client, won["destination"], BASELINE_DAYS[0])
     assert [name for name, *_ in profile] == ["amount", "prediction", "region", "x"]
@@ -168,7 +168,8 @@ def test_a_normal_day_passes_every_default_check(won, bq_client):
     summary = run(won["base"], NORMAL_DAY)
     quality = summary["quality"]
     assert quality["verdict"] == "pass", quality
-    assert quality["skipped"] == {} and quality["checks_passed"] == 4 + 4 + 1 + 1
+    # NULLs and PSI on 4 columns, the mean of 3 numeric ones, the range, the rows
+    assert quality["skipped"] == {} and quality["checks_passed"] == 4 + 4 + 3 + 1 + 1
     assert quality["baseline"].startswith("previous_days:7 (7 day(s), 2026-10-01 to 2026-10-07)")
     assert summary["rows_written"] == ROWS + 60
     assert quality["nulls"] == {"x": 0, "amount": 0, "region": 0, "prediction": 0}
@@ -234,7 +235,7 @@ def test_warn_writes_the_day_and_records_the_failures(won, bq_client):
         f"SELECT column_name, verdict, failures FROM `{won['destination']}__profile` WHERE target_date = '{day}'"
     ).result()}
     assert {r.verdict for r in rows.values()} == {"warn"}
-    assert [f["check"] for f in json.loads(rows["amount"].failures)] == ["max_psi"]
+    assert {f["check"] for f in json.loads(rows["amount"].failures)} == {"max_psi", "max_mean_shift"}
     assert json.loads(rows["x"].failures) == []
 
 

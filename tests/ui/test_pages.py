@@ -58,7 +58,8 @@ def test_timeline_holds_every_day_its_versions_and_the_failed_checks(as_user, se
     assert body["model_versions"] == [{"model_name": "churn", "model_version": 1}, {"model_name": "churn", "model_version": 2}]
     bad = body["days"][0]
     assert bad["target_date"] == BAD_DAY.isoformat() and bad["verdict"] == "warn"
-    assert {(f["check"], f["column"]) for f in bad["failures"]} == {("max_psi", "amount"), ("max_psi", "prediction")}
+    assert {(f["check"], f["column"]) for f in bad["failures"]} == {
+        ("max_psi", "amount"), ("max_psi", "prediction"), ("max_mean_shift", "amount"), ("max_mean_shift", "prediction")}
     normal = body["days"][1]
     assert normal["failures"] == [] and normal["verdict"] == "pass"
     quantiles = normal["predictions"]["prediction"]
@@ -74,11 +75,11 @@ def test_day_puts_failed_columns_first_with_psi_threshold_and_baseline_histogram
     assert [c["column"] for c in body["columns"]][:2] == ["prediction", "amount"]
     assert [c["failed"] for c in body["columns"]] == [True, True, False]
     amount = body["columns"][1]
-    recorded = next(f for f in body["failures"] if f["column"] == "amount")
+    recorded = next(f for f in body["failures"] if f["column"] == "amount" and f["check"] == "max_psi")
     assert amount["psi"] == pytest.approx(recorded["figure"], rel=1e-4) and amount["psi_threshold"] == 0.25
     # the baseline's deciles, then the values past its range: the x1000 day is all there
     assert len(amount["histogram"]) == 11 and amount["histogram"][-1]["day"] == 1.0
-    assert amount["histogram"][-1]["bucket"].startswith("past ")
+    assert amount["histogram"][-1]["bucket"].startswith("far past, > ")
     assert sum(b["baseline"] for b in amount["histogram"]) == pytest.approx(1.0)
     assert body["baseline"].startswith("previous 7 profiled day(s)")
     segment = body["columns"][2]
