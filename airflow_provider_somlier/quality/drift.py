@@ -6,9 +6,9 @@ baseline: numeric columns group the profile's fixed fine bins into ``PSI_GROUPS`
 at the baseline's quantiles (so each holds about a tenth of the baseline's values), plus one
 group below and one above the baseline's range widened by its width on each side -- a ×1000
 unit change, a column gone to 0 or a shift far past the baseline's range lands there,
-however narrow the baseline (a latitude, a year: all in one fine bin). Categorical columns use the baseline's categories
-that a day of this size is expected to hold at least ``MIN_EXPECTED_PER_GROUP`` times, plus
-one bucket for every other value (an unseen category lands there): more, rarer buckets would
+however narrow the baseline (a latitude, a year: all in one fine bin). Categorical columns
+use the baseline's categories that a day of this size is expected to hold at least
+``MIN_EXPECTED_PER_GROUP`` times, plus one bucket for every other value (an unseen category lands there): more, rarer buckets would
 measure sampling noise. Empty bins are floored at ``PSI_FLOOR`` so one new bucket gives a
 large, finite PSI. Conventional reading: below 0.1 stable, 0.1–0.25 a shift worth a look,
 above 0.25 a change.
@@ -41,7 +41,7 @@ PSI_FLOOR = 1e-4
 # A category is its own PSI bucket when the day is expected to hold it at least this often
 # (the χ² rule of thumb is 5); rarer ones share the "other" bucket.
 MIN_EXPECTED_PER_GROUP = 10
-BELOW, ABOVE = "below", "above"  # numeric groups beyond every value of the baseline
+BELOW, ABOVE = "below", "above"  # numeric groups far outside the baseline's range
 
 
 @dataclass(frozen=True)
@@ -120,7 +120,8 @@ class ColumnDrift:
     baseline_null_fraction: float
     unseen: tuple[str, ...] = ()  # categorical values the baseline never held (first few)
     psi_noise: float = 0.0  # PSI two draws of one distribution may reach (``psi_noise``)
-    mean_shift: float | None = None  # (day mean − baseline mean) / baseline std; None: not numeric, or a constant baseline
+    # (day mean − baseline mean) / baseline std; None: not numeric, or a constant baseline
+    mean_shift: float | None = None
 
     @property
     def null_fraction_change(self) -> float:
