@@ -122,6 +122,8 @@ class ColumnDrift:
     psi_noise: float = 0.0  # PSI two draws of one distribution may reach (``psi_noise``)
     # (day mean − baseline mean) / baseline std; None: not numeric, or a constant baseline
     mean_shift: float | None = None
+    # the standard deviation of that shift between two draws of one distribution: sqrt(1/day + 1/baseline)
+    mean_shift_noise: float = 0.0
 
     @property
     def null_fraction_change(self) -> float:
@@ -257,7 +259,7 @@ def column_drift(day: ColumnProfile, base: ColumnProfile) -> ColumnDrift:
     """PSI and NULL-fraction change of one column against its baseline."""
     unseen: tuple[str, ...] = ()
     value, noise = None, 0.0
-    shift = None
+    shift, shift_noise = None, 0.0
     if day.kind == NUMERIC:
         groups = numeric_groups(base)
         if groups is not None:
@@ -265,6 +267,7 @@ def column_drift(day: ColumnProfile, base: ColumnProfile) -> ColumnDrift:
             noise = psi_noise(groups.quantile_groups, day.count, base.count)
         if day.count and base.count and base.std:
             shift = (day.mean - base.mean) / base.std
+            shift_noise = math.sqrt(1 / day.count + 1 / base.count)
     elif day.kind == CATEGORICAL:
         kept = category_groups(day, base)
         rest = object()
@@ -280,6 +283,7 @@ def column_drift(day: ColumnProfile, base: ColumnProfile) -> ColumnDrift:
     return ColumnDrift(
         column=day.name, psi=value, null_fraction=day.null_fraction,
         baseline_null_fraction=base.null_fraction, unseen=unseen, psi_noise=noise, mean_shift=shift,
+        mean_shift_noise=shift_noise,
     )
 
 

@@ -53,6 +53,9 @@ DEFAULT_CHECKS: dict[str, Any] = {
     "row_count_factor": 1.5,
 }
 PER_COLUMN = ("max_psi_per_column", "max_null_fraction_per_column", "max_mean_shift_per_column")
+# A mean shift is judged where two draws of one distribution stay this many of their own
+# standard deviations (sqrt(1/day + 1/baseline) baseline sds) below the limit: not on 1-row days.
+MEAN_SHIFT_NOISE_SIGMAS = 6
 ON_FAILURE_CHOICES = ("fail", "warn")
 DEFAULT_BASELINE = "previous_days:7"
 MAX_BASELINE_DAYS = 366
@@ -278,11 +281,21 @@ def evaluate(profile: DayProfile, drift: DriftReport | None, settings: QualitySe
         if column.unseen:
             figure = f"{figure} (unseen: {', '.join(map(repr, column.unseen))})"
         results.append(CheckResult("max_psi", name, figure, limit, column.psi <= limit))
+    too_few = []
     for name, column in drift.columns.items():
         limit = settings.max_mean_shift_per_column.get(name, settings.max_mean_shift)
-        if limit is not None and column.mean_shift is not None:
-            results.append(CheckResult("max_mean_shift", name, f"{_round(column.mean_shift)} standard deviations",
-                                       limit, abs(column.mean_shift) <= limit))
+        if limit is None or column.mean_shift is None:
+            continue
+        if MEAN_SHIFT_NOISE_SIGMAS * column.mean_shift_noise >= limit:  # a day of a few values
+            too_few.append(repr(name))
+            continue
+        results.append(CheckResult("max_mean_shift", name, f"{_round(column.mean_shift)} standard deviations",
+                                   limit, abs(column.mean_shift) <= limit))
+    if too_few:
+        skipped["max_mean_shift"] = (
+            f"the day has {profile.rows:,} row(s): too few for a mean to tell a shift from sampling noise on "
+            f"{', '.join(too_few)}"
+        )
     if noisy:
         skipped["max_psi"] = (
             f"the day has {profile.rows:,} row(s): too few for PSI to tell drift from sampling noise on "

@@ -198,3 +198,10 @@ def test_a_limit_on_a_prediction_column_the_model_does_not_answer_is_refused_bef
     baseline, day = week
     with pytest.raises(QualitySettingError, match="'prediction_typo'.*this run does not profile"):
         judge(frame(80, 3000), baseline, day, max_psi_per_column={"prediction_typo": 0.1})
+
+
+def test_a_day_of_a_few_rows_is_not_judged_on_its_mean(week):
+    baseline, day = week
+    verdict = judge(frame(90, 1, lat=lambda lat: lat + 0.2), baseline, day)  # one row, 4 sd off: could be normal
+    assert "max_mean_shift" not in {f.check for f in verdict.failures}
+    assert "too few for a mean to tell a shift from sampling noise on 'lat'" in verdict.skipped["max_mean_shift"]
