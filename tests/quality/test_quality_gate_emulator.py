@@ -257,6 +257,16 @@ def test_bad_settings_are_refused_by_name_before_a_row_is_read(won, bq_client):
     assert day_state(bq_client, won["destination"], NORMAL_DAY) == before
 
 
+def test_a_training_baseline_the_run_never_logged_is_a_warning_naming_it(won, registry, bq_client, capfd):
+    """baseline='training' asked for by name, and the model's run has none: said at WARNING, not buried."""
+    bare = register_won_model(registry["uri"], "won-model")
+    refused(won, bq_client, NORMAL_DAY, model_ref=f"won-model/{bare.version}", baseline="training",
+            quality_checks={"prediction_range": [0, 0.001]})  # refused, so the day stays as it was
+    logged = "".join(capfd.readouterr())
+    assert "baseline='training', but the model's run logged no training profile" in logged
+    assert "log_training_profile or register with --training_data" in logged
+
+
 def test_a_training_profile_is_a_baseline_and_another_models_is_refused(won, registry, bq_client):
     from airflow_provider_somlier.quality import log_training_profile
 
