@@ -196,9 +196,9 @@ class ModelCache:
         """The folder is whole: its marker is there and its files add up to the size it records."""
         try:
             recorded = int((final / _COMPLETE).read_text() or -1)
-        except (OSError, ValueError):
+            return _folder_bytes(final) == recorded
+        except (OSError, ValueError):  # no marker, or the folder taken away while it was counted
             return False
-        return _folder_bytes(final) == recorded
 
     def _download(self, final: Path, download: Callable[[Path], Path]) -> None:
         temp = self.root / f"{_TEMP_PREFIX}{final.name}-{uuid.uuid4().hex[:8]}"
