@@ -93,10 +93,6 @@ def _is_transport_failure(error: BaseException | None) -> bool:
     return False
 
 
-# Loaded models, per process, keyed by (registry, name, version, source): a resolved
-# version's artifacts never change, so a second task in the same process skips the load.
-# Each entry keeps what holds the version's files on disk (the host cache's shared lock,
-# or a temporary folder) for as long as the process lives.
 @dataclass(frozen=True)
 class _CacheHold:
     """A version in the host's model cache, kept (its use lock held) while this process keeps this."""
@@ -110,6 +106,10 @@ class _CacheHold:
         return self.version.downloaded
 
 
+# Loaded models, per process, keyed by (registry, name, version, source): a resolved
+# version's artifacts never change, so a second task in the same process skips the load.
+# Each entry keeps what holds the version's files on disk (the host cache's shared lock,
+# or a temporary folder) for as long as the process lives.
 _MODEL_CACHE: dict[tuple[str, str, str, str], tuple[PyFuncModel, Any]] = {}
 _MODEL_CACHE_LOCK = threading.Lock()
 
