@@ -147,3 +147,16 @@ def test_a_task_instance_view_leads_to_the_day_it_wrote(as_user, seeded):
     assert page.status_code == 303 and page.headers["location"] == found["url"]
     other = client.get(f"/somlier/task/ml_churn/{run_id}/some_other_task")
     assert other.status_code == 200 and "wrote no day through SoMLier" in other.text
+
+
+def test_category_labels_show_control_and_bidi_characters_as_escapes_and_the_rest_bucket_by_its_own_name():
+    from airflow_provider_somlier.quality.profile import profile_table
+    from airflow_provider_somlier.ui.views import REST_BUCKET, _category_buckets, visible
+
+    assert visible("a\u202eb\x1bc\x00 한 👨‍👩‍👧") == "a\\u202eb\\u001bc\\u0000 한 👨‍👩‍👧"
+    import pyarrow as pa
+
+    values = ["other"] * 5 + [f"c{i}" for i in range(30)]  # a real category called "other", and a long tail
+    column = profile_table(pa.table({"s": values}), {"s": "feature"}).columns["s"]
+    labels = [b["bucket"] for b in _category_buckets(column, None)]
+    assert labels.count("other") == 1 and labels[-1] == REST_BUCKET
