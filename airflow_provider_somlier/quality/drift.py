@@ -137,18 +137,6 @@ class DriftReport:
     columns: dict[str, ColumnDrift] = field(default_factory=dict)
     rows_reference: RowsReference | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "baseline": self.baseline,
-            "row_ratio": self.row_ratio,
-            "rows_reference": self.rows_reference.what if self.rows_reference else None,
-            "columns": {
-                name: {"psi": d.psi, "null_fraction_change": d.null_fraction_change, "unseen": list(d.unseen),
-                       "mean_shift": d.mean_shift}
-                for name, d in self.columns.items()
-            },
-        }
-
 
 def psi(day: Mapping[Any, int], base: Mapping[Any, int]) -> float | None:
     """PSI of two histograms over the same buckets (bucket → count); None when either is empty."""
