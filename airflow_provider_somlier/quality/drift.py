@@ -133,9 +133,8 @@ class ColumnDrift:
 @dataclass(frozen=True)
 class DriftReport:
     baseline: str
-    row_ratio: float | None  # how far the day's rows are outside the reference (1.0: inside)
     columns: dict[str, ColumnDrift] = field(default_factory=dict)
-    rows_reference: RowsReference | None = None
+    rows_reference: RowsReference | None = None  # what the day's rows are judged against; None: no day rows
 
 
 def psi(day: Mapping[Any, int], base: Mapping[Any, int]) -> float | None:
@@ -285,6 +284,4 @@ def compare(day: DayProfile, baseline: Baseline, target: dt.date | None = None) 
         for name, column in day.columns.items()
         if name in baseline.profile.columns and baseline.profile.columns[name].kind == column.kind
     }
-    reference = baseline.rows_reference(target)
-    ratio = reference.ratio(day.rows) if reference is not None else None
-    return DriftReport(baseline=baseline.source, row_ratio=ratio, columns=columns, rows_reference=reference)
+    return DriftReport(baseline=baseline.source, columns=columns, rows_reference=baseline.rows_reference(target))

@@ -303,13 +303,13 @@ def evaluate(profile: DayProfile, drift: DriftReport | None, settings: QualitySe
         )
     if settings.row_count_factor is not None:
         reference = drift.rows_reference
-        if reference is None or drift.row_ratio is None:
+        if reference is None:
             skipped["row_count_factor"] = f"the baseline ({drift.baseline}) has no daily row count"
         else:
             factor = settings.row_count_factor
             results.append(CheckResult(
                 "row_count_factor", None, reference.describe(profile.rows),
-                f"[{_round(1 / factor)}x, {factor:g}x]", 1 / factor <= drift.row_ratio <= factor,
+                f"[{_round(1 / factor)}x, {factor:g}x]", 1 / factor <= reference.ratio(profile.rows) <= factor,
             ))
     results.sort(key=lambda r: r.passed)
     return Verdict(results, skipped, settings.on_failure)

@@ -266,6 +266,7 @@ def day_detail(destination: Destination, day: dt.date, rows: Sequence[Mapping[st
         report = compare(profile, baseline, day)  # as the gate compares: same groups, same row reference
     summary = _day_summary(day, grouped_rows[day], run_dags, links, destination.table_id)
     failed_columns = {f.get("column") for f in summary["failures"]}
+    reference = report.rows_reference if report is not None else None
     noisy = []
     columns = []
     for name, column in profile.columns.items():
@@ -300,9 +301,8 @@ def day_detail(destination: Destination, day: dt.date, rows: Sequence[Mapping[st
         "day_failures": [f for f in summary["failures"] if f.get("column") is None],
         "baseline": baseline.source if baseline is not None else None,
         "baseline_rows_per_day": baseline.daily_rows if baseline is not None else None,
-        "row_ratio": report.row_ratio if report is not None else None,
-        "rows_against_baseline": (report.rows_reference.describe(profile.rows)
-                                  if report is not None and report.rows_reference is not None else None),
+        "row_ratio": reference.ratio(profile.rows) if reference is not None else None,
+        "rows_against_baseline": reference.describe(profile.rows) if reference is not None else None,
         "settings": {"source": settings_source, "max_null_fraction": settings.max_null_fraction,
                      "max_psi": settings.max_psi, "max_psi_per_column": dict(settings.max_psi_per_column),
                      "prediction_range": list(settings.prediction_range) if settings.prediction_range else None,
